@@ -1,0 +1,83 @@
+"""One error type for every mistake in a spec, displayed once: file:line:col, source line, caret."""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Iterable
+
+
+@dataclass(frozen=True)
+class Span:
+    """A region of a source file: 1-based line and column, end exclusive."""
+
+    file: str
+    line: int
+    column: int
+    end_line: int = 0
+    end_column: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+# Source texts by file name, so an error found late can still show its line.
+_SOURCES: dict[str, str] = {}
+
+
+def remember_source(file: str, text: str) -> None:
+    _SOURCES[file] = text
+
+
+@dataclass
+class SpecError(Exception):
+    """A mistake in a spec (or its parameters), with where it is and what would fix it."""
+
+    message: str
+    span: Span | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+    def with_note(self, note: str) -> "SpecError":
+        self.notes.append(note)
+        return self
+
+    def render(self) -> str:
+        """`file:line:col: error: msg`, the source line, a caret under the span, then notes."""
+        head = f"{self.span}: error: {self.message}" if self.span else f"error: {self.message}"
+        lines = [head]
+        text = _SOURCES.get(self.span.file) if self.span else None
+        if text is not None and self.span.line >= 1:
+            src_lines = text.splitlines()
+            if self.span.line <= len(src_lines):
+                src = src_lines[self.span.line - 1].expandtabs(1)
+                width = 1
+                if self.span.end_line == self.span.line and self.span.end_column > self.span.column:
+                    width = self.span.end_column - self.span.column
+                lineno = str(self.span.line)
+                lines.append(f" {lineno} | {src}")
+                lines.append(f" {' ' * len(lineno)} | {' ' * (self.span.column - 1)}{'^' * width}")
+        lines.extend(f"note: {n}" for n in self.notes)
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
+    """A "did you mean 'x'?" note for a misspelt name, or None when nothing is close."""
+    close = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else None
+
+
+def unknown(what: str, word: str, candidates: Iterable[str], span: Span | None) -> SpecError:
+    """Error for an unknown name, with a suggestion and the list of valid names when short."""
+    candidates = sorted(set(candidates))
+    err = SpecError(f"unknown {what} '{word}'", span)
+    hint = did_you_mean(word, candidates)
+    if hint:
+        err.with_note(hint)
+    elif 0 < len(candidates) <= 12:
+        err.with_note("expected one of: " + ", ".join(candidates))
+    return err

@@ -1,0 +1,218 @@
+"""The syntax tree of a `.res` file: frozen pydantic models, one per grammar rule (same names)."""
+from __future__ import annotations
+
+from typing import Literal, Union
+
+from pydantic import BaseModel, ConfigDict
+
+from ..errors import Span
+
+
+class Node(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    span: Span
+
+
+# ---- expressions ----
+
+class int_lit(Node):
+    value: int
+
+
+class float_lit(Node):
+    value: float
+
+
+class str_lit(Node):
+    value: str
+
+
+class bool_lit(Node):
+    value: bool
+
+
+class name(Node):
+    id: str
+
+
+class binop(Node):
+    op: str
+    left: "Expr"
+    right: "Expr"
+
+
+class neg(Node):
+    operand: "Expr"
+
+
+class not_op(Node):
+    operand: "Expr"
+
+
+class and_op(Node):
+    left: "Expr"
+    right: "Expr"
+
+
+class or_op(Node):
+    left: "Expr"
+    right: "Expr"
+
+
+class cond(Node):
+    test: "Expr"
+    then: "Expr"
+    orelse: "Expr"
+
+
+class index(Node):
+    target: "Expr"
+    key: "Expr"
+
+
+class arg(Node):
+    name: str | None
+    value: "Expr"
+
+
+class call(Node):
+    func: "Expr"
+    args: tuple[arg, ...]
+
+
+class list_lit(Node):
+    items: tuple["Expr", ...]
+
+
+class map_item(Node):
+    key: "Expr"
+    value: "Expr"
+
+
+class map_lit(Node):
+    items: tuple[map_item, ...]
+
+
+Expr = Union[int_lit, float_lit, str_lit, bool_lit, name, binop, neg, not_op, and_op, or_op,
+             cond, index, call, list_lit, map_lit]
+
+
+# ---- sequences of layers ----
+
+class clause(Node):
+    """`conv 64 k3 s2`: a keyword and its arguments (positional values and attributes)."""
+    keyword: str
+    keyword_span: Span
+    args: tuple[Expr, ...]
+
+
+class let_stmt(Node):
+    name: str
+    value: Expr
+
+
+class branch(Node):
+    body: "seq"
+
+
+class parallel(Node):
+    mode: str
+    mode_span: Span
+    branches: tuple[branch, ...]
+
+
+class seq(Node):
+    stmts: tuple[Union[clause, let_stmt, parallel], ...]
+
+
+# ---- blocks ----
+
+class pre(Node):
+    body: seq
+
+
+class residual(Node):
+    body: seq
+
+
+class shortcut(Node):
+    body: seq | None
+    args: tuple[Expr, ...]
+
+
+class post(Node):
+    body: seq
+
+
+class scale_stmt(Node):
+    value: Expr
+
+
+class combine_stmt(Node):
+    args: tuple[Expr, ...]
+
+
+class param(Node):
+    name: str
+    default: Expr | None
+
+
+class block_def(Node):
+    name: str
+    params: tuple[param, ...]
+    body: tuple[Union[let_stmt, pre, residual, shortcut, post, scale_stmt, combine_stmt], ...]
+
+
+# ---- networks ----
+
+class input_stmt(Node):
+    shape: tuple[int, ...] | None
+    value: Expr | None
+
+
+class stem(Node):
+    body: seq
+
+
+class stage(Node):
+    args: tuple[Expr, ...]
+
+
+class transition(Node):
+    body: seq
+
+
+class head(Node):
+    body: seq
+
+
+class init_stmt(Node):
+    args: tuple[Expr, ...]
+
+
+class drop_path_stmt(Node):
+    args: tuple[Expr, ...]
+
+
+NetStmt = Union[input_stmt, let_stmt, stem, stage, transition, head, init_stmt, drop_path_stmt]
+
+
+class network(Node):
+    name: str
+    params: tuple[param, ...]
+    body: tuple[NetStmt, ...]
+
+
+class import_stmt(Node):
+    path: str
+
+
+class module(Node):
+    items: tuple[Union[import_stmt, network, block_def], ...]
+
+
+for _cls in list(globals().values()):
+    if isinstance(_cls, type) and issubclass(_cls, Node):
+        _cls.model_rebuild()
+
+Kind = Literal["network", "block"]

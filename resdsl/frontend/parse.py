@@ -1,0 +1,268 @@
+"""parse(text) -> ast.module: Lark LALR with positions, then a transformer to frozen models."""
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from pathlib import Path
+
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from ..errors import Span, SpecError, remember_source
+from . import ast
+
+
+def grammar_text() -> str:
+    """The grammar: shipped inside the package, or read from the repository's grammars/."""
+    packaged = resources.files("resdsl").joinpath("grammars/resdsl.lark")
+    if packaged.is_file():
+        return packaged.read_text()
+    return (Path(__file__).resolve().parents[2] / "grammars" / "resdsl.lark").read_text()
+
+
+class Separators:
+    """Post-lexer: drop newlines inside (...) and [...], and collapse runs of separators."""
+
+    always_accept = ("_SEP",)
+
+    def process(self, stream):
+        depth = 0
+        previous = None
+        for tok in stream:
+            if tok.type == "_SEP":
+                if depth > 0 or previous in (None, "_SEP", "LBRACE", "COMMA"):
+                    continue
+            elif tok.type in ("LPAR", "LSQB"):
+                depth += 1
+            elif tok.type in ("RPAR", "RSQB"):
+                depth = max(0, depth - 1)
+            previous = tok.type
+            yield tok
+
+
+@functools.lru_cache(maxsize=1)
+def parser() -> Lark:
+    return Lark(grammar_text(), parser="lalr", start="module", propagate_positions=True,
+                postlex=Separators(), maybe_placeholders=True, cache=False)
+
+
+def _span(meta_or_tok, file: str) -> Span:
+    m = meta_or_tok
+    if isinstance(m, Token):
+        return Span(file, m.line, m.column, m.end_line or m.line, m.end_column or m.column + len(m))
+    if getattr(m, "empty", False):
+        return Span(file, 1, 1, 1, 1)
+    return Span(file, m.line, m.column, m.end_line, m.end_column)
+
+
+# Token names as a person would write them, for "expected ..." notes.
+_TOKEN_WORDS = {
+    "NAME": "a name", "INT": "an integer", "FLOAT": "a number", "STRING": "a string",
+    "SHAPE": "a shape like 3x224x224", "_SEP": "a newline or ';'", "LBRACE": "'{'",
+    "RBRACE": "'}'", "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'",
+    "COMMA": "','", "COLON": "':'", "EQUAL": "'='", "SEMICOLON": "';'", "QMARK": "'?'",
+    "$END": "end of file", "ADD_OP": "'+' or '-'", "MUL_OP": "an operator",
+    "COMPARE_OP": "a comparison", "POW_OP": "'**'", "MINUS": "'-'",
+}
+
+
+def _words(expected) -> list[str]:
+    out = set()
+    for name in expected:
+        if name in _TOKEN_WORDS:
+            out.add(_TOKEN_WORDS[name])
+        elif name.isupper():
+            term = next((t for t in parser().terminals if t.name == name), None)
+            pattern = getattr(term, "pattern", None)
+            out.add(f"'{pattern.value}'" if pattern is not None and pattern.type == "str" else name.lower())
+        else:
+            out.add(name)
+    return sorted(out)
+
+
+def _syntax_error(e: UnexpectedInput, file: str, text: str) -> SpecError:
+    line, col = getattr(e, "line", 1) or 1, getattr(e, "column", 1) or 1
+    if isinstance(e, UnexpectedCharacters):
+        ch = text[e.pos_in_stream] if e.pos_in_stream < len(text) else "?"
+        err = SpecError(f"unexpected character {ch!r}", Span(file, line, col, line, col + 1))
+        allowed = _words(e.allowed or ())
+    elif isinstance(e, UnexpectedEOF) or (isinstance(e, UnexpectedToken) and e.token.type == "$END"):
+        last = text.rstrip().splitlines() or [""]
+        line, col = max(1, len(last)), len(last[-1]) + 1
+        err = SpecError("unexpected end of file", Span(file, line, col, line, col + 1))
+        allowed = _words(e.expected)
+    else:
+        tok = e.token
+        shown = "a newline" if tok.type == "_SEP" and tok.value != ";" else repr(str(tok))
+        err = SpecError(f"unexpected {shown}", _span(tok, file))
+        allowed = _words(e.accepts or e.expected)
+    if allowed:
+        err.with_note("expected " + (", ".join(allowed[:-1]) + " or " + allowed[-1] if len(allowed) > 1 else allowed[0]))
+    return err
+
+
+def parse(text: str, file: str = "<spec>") -> ast.module:
+    """Parse a .res text into its syntax tree; syntax errors become SpecError with a span."""
+    remember_source(file, text)
+    try:
+        tree = parser().parse(text)
+    except UnexpectedInput as e:
+        raise _syntax_error(e, file, text) from None
+    return ToAst(file).transform(tree)
+
+
+@v_args(meta=True)
+class ToAst(Transformer):
+    """One method per grammar rule, named as the rule and its AST class."""
+
+    def __init__(self, file: str):
+        super().__init__()
+        self.file = file
+
+    def _s(self, meta) -> Span:
+        return _span(meta, self.file)
+
+    # -- literals and names --
+    def int_lit(self, meta, c):
+        return ast.int_lit(span=_span(c[0], self.file), value=int(c[0]))
+
+    def float_lit(self, meta, c):
+        return ast.float_lit(span=_span(c[0], self.file), value=float(c[0]))
+
+    def str_lit(self, meta, c):
+        return ast.str_lit(span=_span(c[0], self.file), value=str(c[0])[1:-1])
+
+    def true_lit(self, meta, c):
+        return ast.bool_lit(span=self._s(meta), value=True)
+
+    def false_lit(self, meta, c):
+        return ast.bool_lit(span=self._s(meta), value=False)
+
+    def name(self, meta, c):
+        return ast.name(span=_span(c[0], self.file), id=str(c[0]))
+
+    # -- operators --
+    def binop(self, meta, c):
+        return ast.binop(span=_span(c[1], self.file), op=str(c[1]), left=c[0], right=c[2])
+
+    def neg(self, meta, c):
+        return ast.neg(span=self._s(meta), operand=c[0])
+
+    def not_op(self, meta, c):
+        return ast.not_op(span=self._s(meta), operand=c[0])
+
+    def and_op(self, meta, c):
+        return ast.and_op(span=self._s(meta), left=c[0], right=c[1])
+
+    def or_op(self, meta, c):
+        return ast.or_op(span=self._s(meta), left=c[0], right=c[1])
+
+    def cond(self, meta, c):
+        return ast.cond(span=self._s(meta), test=c[0], then=c[1], orelse=c[2])
+
+    def index(self, meta, c):
+        return ast.index(span=self._s(meta), target=c[0], key=c[1])
+
+    def call(self, meta, c):
+        args = tuple(c[1]) if c[1] is not None else ()
+        return ast.call(span=self._s(meta), func=c[0], args=args)
+
+    def args(self, meta, c):
+        return c
+
+    def arg(self, meta, c):
+        return ast.arg(span=self._s(meta), name=str(c[0]) if c[0] is not None else None, value=c[1])
+
+    def list_lit(self, meta, c):
+        return ast.list_lit(span=self._s(meta), items=tuple(x for x in c if x is not None))
+
+    def map_item(self, meta, c):
+        return ast.map_item(span=self._s(meta), key=c[0], value=c[1])
+
+    def map_lit(self, meta, c):
+        return ast.map_lit(span=self._s(meta), items=tuple(x for x in c if x is not None))
+
+    # -- sequences --
+    def clause(self, meta, c):
+        return ast.clause(span=self._s(meta), keyword=str(c[0]), keyword_span=_span(c[0], self.file),
+                          args=tuple(c[1:]))
+
+    def let_stmt(self, meta, c):
+        return ast.let_stmt(span=self._s(meta), name=str(c[0]), value=c[1])
+
+    def seq(self, meta, c):
+        return ast.seq(span=self._s(meta), stmts=tuple(c))
+
+    def branch(self, meta, c):
+        return ast.branch(span=self._s(meta), body=c[0])
+
+    def parallel(self, meta, c):
+        return ast.parallel(span=self._s(meta), mode=str(c[0]), mode_span=_span(c[0], self.file),
+                            branches=tuple(c[1:]))
+
+    # -- blocks --
+    def pre(self, meta, c):
+        return ast.pre(span=self._s(meta), body=c[0])
+
+    def residual(self, meta, c):
+        return ast.residual(span=self._s(meta), body=c[0])
+
+    def shortcut(self, meta, c):
+        if c and isinstance(c[0], ast.seq):
+            return ast.shortcut(span=self._s(meta), body=c[0], args=())
+        return ast.shortcut(span=self._s(meta), body=None, args=tuple(c))
+
+    def post(self, meta, c):
+        body = c[0]
+        if isinstance(body, ast.clause):
+            body = ast.seq(span=body.span, stmts=(body,))
+        return ast.post(span=self._s(meta), body=body)
+
+    def scale_stmt(self, meta, c):
+        return ast.scale_stmt(span=self._s(meta), value=c[0])
+
+    def combine_stmt(self, meta, c):
+        return ast.combine_stmt(span=self._s(meta), args=tuple(c))
+
+    def params(self, meta, c):
+        return tuple(c)
+
+    def param(self, meta, c):
+        return ast.param(span=_span(c[0], self.file), name=str(c[0]), default=c[1])
+
+    def block_def(self, meta, c):
+        return ast.block_def(span=_span(c[0], self.file), name=str(c[0]), params=c[1] or (), body=tuple(c[2:]))
+
+    # -- networks --
+    def input_stmt(self, meta, c):
+        v = c[0]
+        if isinstance(v, Token):
+            return ast.input_stmt(span=self._s(meta), shape=tuple(int(p) for p in str(v).split("x")), value=None)
+        return ast.input_stmt(span=self._s(meta), shape=None, value=v)
+
+    def stem(self, meta, c):
+        return ast.stem(span=self._s(meta), body=c[0])
+
+    def stage(self, meta, c):
+        return ast.stage(span=self._s(meta), args=tuple(c))
+
+    def transition(self, meta, c):
+        return ast.transition(span=self._s(meta), body=c[0])
+
+    def head(self, meta, c):
+        return ast.head(span=self._s(meta), body=c[0])
+
+    def init_stmt(self, meta, c):
+        return ast.init_stmt(span=self._s(meta), args=tuple(c))
+
+    def drop_path_stmt(self, meta, c):
+        return ast.drop_path_stmt(span=self._s(meta), args=tuple(c))
+
+    def network(self, meta, c):
+        return ast.network(span=_span(c[0], self.file), name=str(c[0]), params=c[1] or (), body=tuple(c[2:]))
+
+    def import_stmt(self, meta, c):
+        return ast.import_stmt(span=self._s(meta), path=str(c[0])[1:-1])
+
+    def module(self, meta, c):
+        return ast.module(span=self._s(meta), items=tuple(c))
