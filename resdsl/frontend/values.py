@@ -1,0 +1,240 @@
+"""Values of the language and the expression evaluator: eval_expr(expr, env) -> value.
+
+Values are Python ints, floats, bools, strings, lists and dicts, plus BlockRef (a block
+definition with some arguments bound, e.g. `bottleneck(64)`) and Symbol (a bare word with
+a meaning to the compiler, e.g. `projection` or `zeropad`).
+"""
+from __future__ import annotations
+
+import math
+import operator
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from ..errors import SpecError, unknown
+from . import ast
+
+SYMBOLS = frozenset({"identity", "zeropad", "projection", "projection_all", "none",
+                     "linear", "constant", "concat", "sum"})
+MAX_INT = 2 ** 62
+
+
+@dataclass(frozen=True)
+class Symbol:
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class BlockRef:
+    """A block definition with arguments bound so far (positional list, named dict)."""
+    defn: ast.block_def
+    positional: tuple = ()
+    named: tuple = ()             # tuple of (name, value) pairs, kept hashable
+    spans: Mapping = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def name(self) -> str:
+        return self.defn.name
+
+    def __str__(self) -> str:
+        parts = [show(v) for v in self.positional] + [f"{k}={show(v)}" for k, v in self.named]
+        return f"{self.name}({', '.join(parts)})"
+
+
+def show(v: Any) -> str:
+    """A value as it would be written in a spec."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, list):
+        return "[" + ", ".join(show(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{show(k)}: {show(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, str):
+        return f'"{v}"'
+    return str(v)
+
+
+def type_name(v: Any) -> str:
+    return {bool: "bool", int: "integer", float: "number", str: "string", list: "list",
+            dict: "map", Symbol: "word", BlockRef: "block"}.get(type(v), type(v).__name__)
+
+
+def is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _builtin_len(x):
+    if not isinstance(x, (list, dict, str)):
+        raise TypeError(f"len() needs a list, map or string, got {type_name(x)}")
+    return len(x)
+
+
+def _numeric(fn, name):
+    def call(*xs):
+        if not xs or not all(is_num(x) for x in xs):
+            raise TypeError(f"{name}() needs numbers")
+        return fn(*xs)
+    return call
+
+
+BUILTINS = {
+    "min": _numeric(min, "min"), "max": _numeric(max, "max"),
+    "int": _numeric(int, "int"), "float": _numeric(float, "float"),
+    "round": _numeric(round, "round"), "ceil": _numeric(math.ceil, "ceil"),
+    "floor": _numeric(math.floor, "floor"), "len": _builtin_len,
+    "sum": lambda xs: _numeric(lambda *a: sum(a), "sum")(*xs) if isinstance(xs, list) else _numeric(sum, "sum")(xs),
+}
+
+_ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+          "//": operator.floordiv, "%": operator.mod, "**": operator.pow}
+_COMPARE = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
+            ">": operator.gt, ">=": operator.ge}
+
+
+class Evaluator:
+    """Evaluates expressions against a name lookup (locals, then block definitions)."""
+
+    def __init__(self, blocks: Mapping[str, ast.block_def]):
+        self.blocks = blocks
+
+    def lookup(self, node: ast.name, env: Mapping[str, Any]) -> Any:
+        if node.id in env:
+            return env[node.id]
+        if node.id in self.blocks:
+            return BlockRef(self.blocks[node.id])
+        if node.id in SYMBOLS:
+            return Symbol(node.id)
+        if node.id in ("true", "false"):
+            return node.id == "true"
+        raise unknown("name", node.id, [*env, *self.blocks, *SYMBOLS, *BUILTINS], node.span)
+
+    def __call__(self, e: ast.Expr, env: Mapping[str, Any]) -> Any:
+        return getattr(self, "e_" + type(e).__name__)(e, env)
+
+    def e_int_lit(self, e, env):
+        return e.value
+
+    e_float_lit = e_str_lit = e_bool_lit = e_int_lit
+
+    def e_name(self, e, env):
+        return self.lookup(e, env)
+
+    def e_neg(self, e, env):
+        v = self(e.operand, env)
+        if not is_num(v):
+            raise SpecError(f"cannot negate a {type_name(v)}", e.span)
+        return -v
+
+    def e_not_op(self, e, env):
+        return not self.truth(e.operand, env)
+
+    def e_and_op(self, e, env):
+        return self.truth(e.left, env) and self.truth(e.right, env)
+
+    def e_or_op(self, e, env):
+        return self.truth(e.left, env) or self.truth(e.right, env)
+
+    def truth(self, e, env) -> bool:
+        v = self(e, env)
+        if not isinstance(v, bool):
+            raise SpecError(f"expected true or false, got {type_name(v)} {show(v)}", e.span)
+        return v
+
+    def e_cond(self, e, env):
+        return self(e.then, env) if self.truth(e.test, env) else self(e.orelse, env)
+
+    def e_binop(self, e, env):
+        a, b = self(e.left, env), self(e.right, env)
+        if e.op in _COMPARE:
+            if e.op not in ("==", "!=") and not (is_num(a) and is_num(b)):
+                raise SpecError(f"cannot compare {type_name(a)} with {type_name(b)} using '{e.op}'", e.span)
+            return _COMPARE[e.op](a, b)
+        if e.op == "+" and isinstance(a, list) and isinstance(b, list):
+            return a + b
+        if e.op == "*" and isinstance(a, list) and is_int(b) and 0 <= b <= 10_000:
+            return a * b
+        if not (is_num(a) and is_num(b)):
+            raise SpecError(f"cannot apply '{e.op}' to {type_name(a)} and {type_name(b)}", e.span)
+        if e.op in ("/", "//", "%") and b == 0:
+            raise SpecError("division by zero", e.span)
+        if e.op == "**" and (abs(b) > 64 or (abs(a) > 1 and b > 0 and b * math.log2(abs(a)) > 62)):
+            raise SpecError(f"number too large: {show(a)} ** {show(b)}", e.span)
+        out = _ARITH[e.op](a, b)
+        if isinstance(out, complex) or (is_num(out) and abs(out) > MAX_INT) or (isinstance(out, float) and not math.isfinite(out)):
+            raise SpecError(f"number out of range in '{e.op}'", e.span)
+        return out
+
+    def e_index(self, e, env):
+        target, key = self(e.target, env), self(e.key, env)
+        if isinstance(target, dict):
+            if key not in target or isinstance(key, bool) != any(isinstance(k, bool) for k in target):
+                err = SpecError(f"{show(key)} is not one of the supported values", e.key.span)
+                err.with_note("supported: " + ", ".join(show(k) for k in target))
+                if isinstance(e.key, ast.name):
+                    err.with_note(f"{e.key.id} = {show(key)}")
+                raise err
+            return target[key]
+        if isinstance(target, list):
+            if not is_int(key):
+                raise SpecError(f"list index must be an integer, got {type_name(key)}", e.key.span)
+            if not -len(target) <= key < len(target):
+                raise SpecError(f"index {key} out of range for a list of length {len(target)}", e.key.span)
+            return target[key]
+        raise SpecError(f"cannot index a {type_name(target)}", e.span)
+
+    def e_list_lit(self, e, env):
+        return [self(x, env) for x in e.items]
+
+    def e_map_lit(self, e, env):
+        out = {}
+        for it in e.items:
+            k = self(it.key, env)
+            if isinstance(k, (list, dict)):
+                raise SpecError("map keys must be numbers, strings or words", it.key.span)
+            out[k] = self(it.value, env)
+        return out
+
+    def e_call(self, e, env):
+        if isinstance(e.func, ast.name) and e.func.id in BUILTINS and e.func.id not in env:
+            if any(a.name for a in e.args):
+                raise SpecError(f"{e.func.id}() takes no named arguments", e.span)
+            try:
+                return BUILTINS[e.func.id](*[self(a.value, env) for a in e.args])
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise SpecError(str(exc), e.span) from None
+        f = self(e.func, env)
+        if not isinstance(f, BlockRef):
+            raise SpecError(f"a {type_name(f)} cannot be called", e.func.span)
+        return bind_call(f, [(a.name, self(a.value, env), a.span) for a in e.args], e.span)
+
+
+def bind_call(ref: BlockRef, args: list[tuple[str | None, Any, Any]], span) -> BlockRef:
+    """Add arguments to a block reference, checking count and names against its parameters."""
+    params = [p.name for p in ref.defn.params]
+    positional, named = list(ref.positional), dict(ref.named)
+    spans = dict(ref.spans)
+    for name, value, aspan in args:
+        if name is None:
+            if named:
+                raise SpecError("positional argument after a named one", aspan)
+            if len(positional) >= len(params):
+                raise SpecError(f"{ref.name}() takes {len(params)} argument{'s' * (len(params) != 1)}, "
+                                f"got {len(positional) + 1}", aspan).with_note(
+                                    f"parameters: {', '.join(params) or '(none)'}")
+            positional.append(value)
+            spans[params[len(positional) - 1]] = aspan
+        else:
+            if name not in params:
+                raise unknown(f"parameter of block {ref.name}", name, params, aspan)
+            if name in named or params.index(name) < len(positional):
+                raise SpecError(f"argument '{name}' given twice", aspan)
+            named[name] = value
+            spans[name] = aspan
+    return BlockRef(ref.defn, tuple(positional), tuple(named.items()), spans)

@@ -1,0 +1,73 @@
+"""build(net) -> networkx.DiGraph of primitive ops, one node per op, named by module path.
+
+Node attributes: kind, attrs, scope (section, block, role), span; infer_shapes adds
+in_shapes, out_shape, params, macs. Edge attributes: kind ("main" or "shortcut"),
+shortcut (the shortcut kind, on shortcut edges), port (input position, for concat).
+Graph attributes: name, input_shape, params (network parameters), output (last node),
+stages (name, block, blocks), blocks (name -> block, stage, shortcut kind, span).
+"""
+from __future__ import annotations
+
+import networkx as nx
+
+from .net import Block, Item, Layer, Net, Parallel, Section, Stage
+
+
+class GraphBuilder:
+    def __init__(self, net: Net):
+        self.g = nx.DiGraph(name=net.name, input_shape=net.input_shape, params=dict(net.params),
+                            stages=[], blocks={})
+        self.g.add_node("input", kind="input", attrs={}, scope={"section": "input", "block": None, "role": "input"},
+                        span=net.span)
+
+    def node(self, name: str, kind: str, attrs: dict, span, scope: dict, *inputs: str, edge: dict | None = None) -> str:
+        self.g.add_node(name, kind=kind, attrs=attrs, scope=scope, span=span)
+        for port, src in enumerate(inputs):
+            self.g.add_edge(src, name, port=port, **(edge or {"kind": "main"}))
+        return name
+
+    def items(self, items: tuple[Item, ...], x: str, scope: dict) -> str:
+        for it in items:
+            if isinstance(it, Layer):
+                x = self.node(it.name, it.kind, it.attrs, it.span, scope, x)
+            elif isinstance(it, Parallel):
+                outs = [self.items(br, x, scope) for br in it.branches]
+                x = self.node(f"{it.name}.merge", "concat" if it.mode == "concat" else "add",
+                              {} if it.mode == "concat" else {"scale": 1.0}, it.span, scope, *outs)
+            else:
+                x = self.block(it, x, scope["section"])
+        return x
+
+    def block(self, b: Block, x: str, section: str) -> str:
+        """Residual unit: y = post(scale * sum_k residual_k(pre(x)) + shortcut(x))."""
+        scope = lambda role: {"section": section, "block": b.name, "role": role}  # noqa: E731
+        self.g.graph["blocks"][b.name] = {"block": b.block, "section": section, "shortcut": b.shortcut.kind,
+                                          "scale": b.scale, "args": b.args, "span": b.span}
+        a = self.items(b.pre, x, scope("pre"))
+        outs = [self.items(r, a, scope("residual")) for r in b.residuals]
+        sc = b.shortcut
+        if sc.kind == "none" and len(outs) == 1 and b.scale == 1.0:
+            y = outs[0]
+        else:
+            y = self.node(f"{b.name}.add", "add", {"scale": b.scale}, b.span, scope("merge"), *outs)
+            if sc.kind != "none":
+                src = self.items(sc.layers, a if sc.source == "pre" else x, scope("shortcut"))
+                self.g.add_edge(src, y, port=len(outs), kind="shortcut", shortcut=sc.kind)
+        return self.items(b.post, y, scope("post"))
+
+    def build(self, net: Net) -> nx.DiGraph:
+        x = "input"
+        for part in net.body:
+            if isinstance(part, Section):
+                x = self.items(part.items, x, {"section": part.name, "block": None, "role": part.role})
+            else:
+                self.g.graph["stages"].append({"name": part.name, "block": part.block,
+                                               "blocks": [b.name for b in part.blocks], "span": part.span})
+                for b in part.blocks:
+                    x = self.block(b, x, part.name)
+        self.g.graph["output"] = x
+        return self.g
+
+
+def build(net: Net) -> nx.DiGraph:
+    return GraphBuilder(net).build(net)

@@ -1,0 +1,101 @@
+"""The explicit net: every block expanded, every expression evaluated, every layer named.
+
+Names are the public module paths (and so state_dict keys) of the compiled model:
+
+    stem.conv1, stem.bn1, ...                       layers of the stem, `kind` + index per kind
+    stages.{i}.blocks.{j}.residual.conv1            residual branch of block j of stage i
+    stages.{i}.blocks.{j}.residuals.{k}.conv1       the k-th branch of a multi-residual block
+    stages.{i}.blocks.{j}.pre.bn1                   shared pre-activation
+    stages.{i}.blocks.{j}.shortcut.conv1            projection shortcut
+    stages.{i}.blocks.{j}.post.relu1                after the merge
+    transitions.{t}.conv1                           layers between stages
+    head.fc1                                        classifier
+"""
+from __future__ import annotations
+
+from typing import Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict
+
+from ..errors import Span
+
+Shape = tuple[int, ...]
+
+
+class IR(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+
+class Layer(IR):
+    """One primitive op with evaluated attributes (see ir/ops.py)."""
+    kind: str
+    name: str
+    attrs: dict[str, Any]
+    span: Span
+
+
+class Parallel(IR):
+    """Branches applied to the same input, merged by channel concat or sum."""
+    name: str
+    mode: Literal["concat", "sum"]
+    branches: tuple[tuple["Item", ...], ...]
+    span: Span
+
+
+ShortcutKind = Literal["identity", "zeropad", "projection", "projection_all", "custom", "none"]
+
+
+class Shortcut(IR):
+    """What the merge adds to the residual branch: kind, its layers, and where it reads from."""
+    kind: ShortcutKind
+    layers: tuple["Item", ...] = ()
+    source: Literal["input", "pre"] = "input"
+    span: Span
+
+
+class Block(IR):
+    """Residual unit: y = post(scale * sum_k residual_k(pre(x)) + shortcut(x))."""
+    name: str
+    block: str                       # name of the block definition
+    args: dict[str, Any]             # evaluated arguments, for display
+    pre: tuple["Item", ...] = ()
+    residuals: tuple[tuple["Item", ...], ...]
+    shortcut: Shortcut
+    scale: float = 1.0
+    post: tuple["Item", ...] = ()
+    span: Span
+
+
+Item = Union[Layer, Parallel, Block]
+
+
+class Stage(IR):
+    name: str
+    block: str
+    blocks: tuple[Block, ...]
+    span: Span
+
+
+class Section(IR):
+    """A plain sequence of layers: stem, transition or head."""
+    name: str
+    role: Literal["stem", "transition", "head"]
+    items: tuple[Item, ...]
+    span: Span
+
+
+class Net(IR):
+    name: str
+    params: dict[str, Any]
+    input_shape: Shape
+    body: tuple[Union[Section, Stage], ...]
+    span: Span
+    source: str = ""                 # the resolved spec text (for run directories)
+
+    @property
+    def stages(self) -> list[Stage]:
+        return [s for s in self.body if isinstance(s, Stage)]
+
+
+for _cls in (Layer, Parallel, Shortcut, Block, Stage, Section, Net):
+    _cls.model_rebuild()

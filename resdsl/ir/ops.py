@@ -1,0 +1,204 @@
+"""The closed set of primitive ops: their attributes, output shape, parameter count and MACs.
+
+This is the one cost implementation: lowering, shape inference, `check`, `profile` and `render`
+all read these functions (through the annotated graph). Shapes are tuples (C, H, W) or (C,).
+MACs count multiply-accumulates of conv and fc (the convention of torchvision's published
+figures); elementwise ops count 0 MACs.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+Shape = tuple[int, ...]
+
+
+class OpError(Exception):
+    """A short fact about an op's inputs; the caller adds the source span."""
+
+
+@dataclass(frozen=True)
+class Attr:
+    name: str
+    type: type | tuple[type, ...]
+    default: Any = None          # None: required (positional) or derived
+    short: str | None = None     # `k7` short form
+    flag: bool = False           # `bias` alone means true
+
+
+@dataclass(frozen=True)
+class Op:
+    kind: str
+    doc: str
+    positional: tuple[str, ...]
+    attrs: tuple[Attr, ...]
+    shape: Callable[[dict, list[Shape]], Shape]
+    params: Callable[[dict, list[Shape], Shape], int] = lambda a, i, o: 0
+    macs: Callable[[dict, list[Shape], Shape], int] = lambda a, i, o: 0
+    n_inputs: int = 1            # -1: any number >= 1
+    user: bool = True            # written in specs (vs. produced by lowering)
+    aliases: dict[str, str] = field(default_factory=dict)
+
+    def attr(self, name: str) -> Attr | None:
+        return next((a for a in self.attrs if a.name == name), None)
+
+
+def _spatial(shape: Shape, what: str) -> tuple[int, int, int]:
+    if len(shape) != 3:
+        raise OpError(f"{what} needs a C×H×W input, got {fmt(shape)}")
+    return shape  # type: ignore[return-value]
+
+
+def _window(size: int, k: int, s: int, p: int, d: int = 1, ceil: bool = False) -> int:
+    span = d * (k - 1) + 1
+    num = size + 2 * p - span
+    if num < 0:
+        return 0
+    out = (-(-num // s) if ceil else num // s) + 1
+    if ceil and (out - 1) * s >= size + p:   # PyTorch: last window must start inside the input
+        out -= 1
+    return out
+
+
+def _positive(attrs: dict, *names: str) -> None:
+    for n in names:
+        v = attrs.get(n)
+        if v is not None and v <= 0:
+            raise OpError(f"{n} must be positive, got {v}")
+
+
+def _conv_padding(a: dict) -> int:
+    return a["padding"] if a["padding"] is not None else (a["kernel"] - 1) // 2 * a["dilation"]
+
+
+def conv_shape(a: dict, ins: list[Shape]) -> Shape:
+    c, h, w = _spatial(ins[0], "conv")
+    _positive(a, "out", "kernel", "stride", "dilation", "groups")
+    if a["padding"] is not None and a["padding"] < 0:
+        raise OpError(f"padding must be >= 0, got {a['padding']}")
+    g = a["groups"]
+    if c % g or a["out"] % g:
+        raise OpError(f"groups {g} must divide input channels {c} and output channels {a['out']}")
+    p = _conv_padding(a)
+    oh, ow = (_window(x, a["kernel"], a["stride"], p, a["dilation"]) for x in (h, w))
+    if oh < 1 or ow < 1:
+        raise OpError(f"feature map {h}×{w} shrinks below 1×1 (kernel {a['kernel']}, stride {a['stride']}, padding {p})")
+    return (a["out"], oh, ow)
+
+
+def conv_params(a: dict, ins: list[Shape], out: Shape) -> int:
+    return out[0] * (ins[0][0] // a["groups"]) * a["kernel"] ** 2 + (out[0] if a["bias"] else 0)
+
+
+def conv_macs(a: dict, ins: list[Shape], out: Shape) -> int:
+    return math.prod(out) * (ins[0][0] // a["groups"]) * a["kernel"] ** 2
+
+
+def pool_shape(kind: str) -> Callable[[dict, list[Shape]], Shape]:
+    def shape(a: dict, ins: list[Shape]) -> Shape:
+        c, h, w = _spatial(ins[0], kind)
+        if a.get("kernel") is None:            # global pooling
+            return (c, 1, 1)
+        _positive(a, "kernel", "stride")
+        k, s = a["kernel"], a["stride"] or a["kernel"]
+        p = a["padding"] if a["padding"] is not None else ((k - 1) // 2 if kind == "maxpool" else 0)
+        if p > k // 2:
+            raise OpError(f"padding {p} must be at most half the kernel {k}")
+        oh, ow = (_window(x, k, s, p, 1, a["ceil"]) for x in (h, w))
+        if oh < 1 or ow < 1:
+            raise OpError(f"feature map {h}×{w} shrinks below 1×1 ({kind} kernel {k}, stride {s})")
+        return (c, oh, ow)
+    return shape
+
+
+def same_shape(a: dict, ins: list[Shape]) -> Shape:
+    return ins[0]
+
+
+def bn_shape(a: dict, ins: list[Shape]) -> Shape:
+    if len(ins[0]) not in (1, 3):
+        raise OpError(f"bn needs a C or C×H×W input, got {fmt(ins[0])}")
+    return ins[0]
+
+
+def fc_shape(a: dict, ins: list[Shape]) -> Shape:
+    _positive(a, "out")
+    if len(ins[0]) == 3 and ins[0][1:] != (1, 1):
+        raise OpError(f"fc needs a vector or C×1×1 input, got {fmt(ins[0])}; add a global 'avgpool' first")
+    return (a["out"],)
+
+
+def add_shape(a: dict, ins: list[Shape]) -> Shape:
+    if any(s != ins[0] for s in ins[1:]):
+        raise OpError("cannot add tensors of shapes " + " and ".join(fmt(s) for s in ins))
+    return ins[0]
+
+
+def concat_shape(a: dict, ins: list[Shape]) -> Shape:
+    if any(len(s) != len(ins[0]) or s[1:] != ins[0][1:] for s in ins[1:]):
+        raise OpError("cannot concatenate tensors of shapes " + " and ".join(fmt(s) for s in ins)
+                      + " (spatial sizes differ)")
+    return (sum(s[0] for s in ins), *ins[0][1:])
+
+
+def zeropad_shape(a: dict, ins: list[Shape]) -> Shape:
+    c, h, w = _spatial(ins[0], "zeropad")
+    if a["out"] < c:
+        raise OpError(f"zero-padding shortcut cannot reduce channels from {c} to {a['out']}")
+    s = a["stride"]
+    return (a["out"], -(-h // s), -(-w // s))
+
+
+def _dropout_shape(a: dict, ins: list[Shape]) -> Shape:
+    if not 0 <= a["p"] < 1:
+        raise OpError(f"dropout probability must be in [0, 1), got {a['p']}")
+    return ins[0]
+
+
+NUM = (int, float)
+OPS: dict[str, Op] = {op.kind: op for op in [
+    Op("conv", "2-D convolution: conv OUT k K s S [p P] [d D] [groups G] [bias]",
+       ("out",),
+       (Attr("out", int), Attr("kernel", int, 1, short="k"), Attr("stride", int, 1, short="s"),
+        Attr("padding", int, None, short="p"), Attr("dilation", int, 1, short="d"),
+        Attr("groups", int, 1, short="g"), Attr("bias", bool, False, flag=True)),
+       conv_shape, conv_params, conv_macs),
+    Op("bn", "batch normalisation (affine, running statistics)", (),
+       (Attr("eps", float, 1e-5), Attr("momentum", float, 0.1)),
+       bn_shape, lambda a, i, o: 2 * o[0]),
+    Op("relu", "rectified linear unit", (), (), same_shape),
+    Op("sigmoid", "logistic sigmoid", (), (), same_shape),
+    Op("maxpool", "max pooling: maxpool k K s S [p P] [ceil]", (),
+       (Attr("kernel", int, 3, short="k"), Attr("stride", int, None, short="s"),
+        Attr("padding", int, None, short="p"), Attr("ceil", bool, False, flag=True)),
+       pool_shape("maxpool")),
+    Op("avgpool", "average pooling: global without a kernel, else avgpool k K s S", (),
+       (Attr("kernel", int, None, short="k"), Attr("stride", int, None, short="s"),
+        Attr("padding", int, None, short="p"), Attr("ceil", bool, False, flag=True),
+        Attr("count_pad", bool, True)),
+       pool_shape("avgpool")),
+    Op("fc", "fully connected layer on a vector or C×1×1 map: fc OUT [bias false]", ("out",),
+       (Attr("out", int), Attr("bias", bool, True, flag=True)),
+       fc_shape, lambda a, i, o: i[0][0] * o[0] + (o[0] if a["bias"] else 0),
+       lambda a, i, o: i[0][0] * o[0]),
+    Op("dropout", "dropout with probability P: dropout P", ("p",), (Attr("p", NUM),), _dropout_shape),
+    Op("add", "sum of a residual branch (times scale) and a shortcut", (),
+       (Attr("scale", NUM, 1.0),), add_shape, n_inputs=-1, user=False),
+    Op("concat", "channel concatenation", (), (), concat_shape, n_inputs=-1, user=False),
+    Op("zeropad", "option-A shortcut: subsample by stride, pad channels with zeros", (),
+       (Attr("out", int), Attr("stride", int, 1)), zeropad_shape, user=False),
+]}
+
+
+def fmt(shape: Shape) -> str:
+    return "×".join(str(d) for d in shape)
+
+
+def infer(kind: str, attrs: dict, ins: list[Shape]) -> Shape:
+    return OPS[kind].shape(attrs, ins)
+
+
+def cost(kind: str, attrs: dict, ins: list[Shape], out: Shape) -> tuple[int, int]:
+    op = OPS[kind]
+    return op.params(attrs, ins, out), op.macs(attrs, ins, out)

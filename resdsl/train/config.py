@@ -1,0 +1,46 @@
+"""Everything that decides a training run, written once and saved in the run directory."""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TrainConfig(BaseModel):
+    """A training recipe; option names follow timm's train.py where one exists."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    data: str = "digits"
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(128, ge=1)
+    opt: Literal["sgd", "nesterov", "adamw"] = "sgd"
+    lr: float = Field(0.1, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = False
+    weight_decay: float = Field(5e-4, ge=0)
+    wd_exclude_bn_bias: bool = True
+    sched: Literal["step", "cosine", "onecycle", "none"] = "cosine"
+    warmup_epochs: float = Field(0.0, ge=0)
+    min_lr: float = Field(0.0, ge=0)
+    decay_milestones: tuple[int, ...] = ()
+    decay_rate: float = Field(0.1, gt=0)
+    smoothing: float = Field(0.0, ge=0, lt=1)
+    clip_grad: Optional[float] = Field(None, gt=0)
+    clip_mode: Literal["norm", "value"] = "norm"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    crop_pad: Optional[int] = Field(None, ge=0)
+    hflip: Optional[float] = Field(None, ge=0, le=1)
+    seed: int = 42
+    deterministic: bool = False
+    device: str = "auto"
+    workers: int = Field(2, ge=0)
+    sync_bn: bool = False
+    log_interval: int = Field(10, ge=1)
+    eval_batch_size: int = Field(1024, ge=1)
+    on_device_max_mb: int = Field(2048, ge=0)
+    output: str = "runs"
+    experiment: Optional[str] = None
+    params: dict[str, str] = Field(default_factory=dict)

@@ -1,0 +1,222 @@
+"""Datasets named by `--data KIND[:PATH]`, loaded as uint8 NCHW tensors (or a lazy image folder)."""
+from __future__ import annotations
+
+import glob
+import gzip
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from resdsl.train.errors import TrainError
+
+KINDS = ("digits", "cifar10", "cifar100", "mnist", "npz", "folder")
+
+
+@dataclass
+class ImageData:
+    """Train and test images with labels; `train_x` is uint8 (N, C, H, W), or None for a folder."""
+
+    name: str
+    num_classes: int
+    input_shape: tuple[int, int, int]
+    flip_invariant: bool
+    train_x: torch.Tensor | None = None
+    train_y: torch.Tensor | None = None
+    test_x: torch.Tensor | None = None
+    test_y: torch.Tensor | None = None
+    folder: Path | None = None
+
+    @property
+    def in_memory(self) -> bool:
+        return self.train_x is not None
+
+    def nbytes(self) -> int:
+        return 0 if not self.in_memory else self.train_x.nbytes + self.test_x.nbytes
+
+
+def load_data(spec: str) -> ImageData:
+    """`digits`, `cifar10:PATH`, `cifar100:PATH`, `mnist:PATH`, `npz:PATH[,PATH...]`, `folder:PATH`."""
+    kind, _, path = spec.partition(":")
+    if kind not in KINDS:
+        raise TrainError(f"unknown dataset kind '{kind}' in --data {spec!r}; expected one of: {', '.join(KINDS)}")
+    if kind == "digits":
+        return _digits()
+    if not path:
+        raise TrainError(f"--data {kind} needs a path: --data {kind}:PATH")
+    loader = {"cifar10": _cifar, "cifar100": _cifar, "mnist": _mnist, "npz": _npz, "folder": _folder}[kind]
+    try:
+        return loader(kind, path)
+    except TrainError:
+        raise
+    except (OSError, ValueError, KeyError, RuntimeError, EOFError, struct.error) as e:
+        raise TrainError(f"cannot read {kind} data at {path}: {e}") from None
+
+
+def _from_arrays(name: str, xtr, ytr, xte, yte, flip: bool, classes: int | None = None) -> ImageData:
+    """Check uint8 NHWC/NHW arrays with integer labels and turn them into NCHW tensors."""
+    xs = []
+    for what, x in (("train", xtr), ("test", xte)):
+        x = np.asarray(x)
+        if x.ndim == 3:
+            x = x[..., None]
+        if x.ndim != 4 or x.dtype != np.uint8:
+            raise TrainError(f"{name}: {what} images must be uint8 (N, H, W, C); got {x.dtype} {x.shape}")
+        xs.append(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))))
+    ys = [torch.from_numpy(np.asarray(y).astype(np.int64).reshape(-1)) for y in (ytr, yte)]
+    for x, y, what in zip(xs, ys, ("train", "test")):
+        if len(x) != len(y) or len(x) == 0:
+            raise TrainError(f"{name}: {len(x)} {what} images but {len(y)} labels")
+    if xs[0].shape[1:] != xs[1].shape[1:]:
+        raise TrainError(f"{name}: train images are {tuple(xs[0].shape[1:])} but test images {tuple(xs[1].shape[1:])}")
+    lo, hi = min(int(y.min()) for y in ys), max(int(y.max()) for y in ys)
+    if lo < 0:
+        raise TrainError(f"{name}: labels must be 0..K-1; found {lo}")
+    k = classes or hi + 1
+    return ImageData(name, k, tuple(xs[0].shape[1:]), flip, xs[0], ys[0], xs[1], ys[1])
+
+
+def _digits() -> ImageData:
+    """scikit-learn's 8x8 digits (bundled, values 0..16), a fixed stratified 80/20 split."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    d = load_digits()
+    x = np.round(d.images * (255 / 16)).astype(np.uint8)
+    xtr, xte, ytr, yte = train_test_split(x, d.target, test_size=0.2, stratify=d.target, random_state=0)
+    return _from_arrays("digits", xtr, ytr, xte, yte, flip=False, classes=10)
+
+
+def _cifar(kind: str, path: str) -> ImageData:
+    """CIFAR-10/100 in the official python-pickle layout, through torchvision (never downloading)."""
+    from torchvision.datasets import CIFAR10, CIFAR100
+
+    cls = CIFAR10 if kind == "cifar10" else CIFAR100
+    root = Path(path).expanduser()
+    if root.name == cls.base_folder:
+        root = root.parent
+    if not (root / cls.base_folder).is_dir():
+        raise TrainError(f"no {kind} data at {path}: expected a folder '{cls.base_folder}' (python-pickle layout)")
+    tr, te = cls(str(root), train=True, download=False), cls(str(root), train=False, download=False)
+    k = 10 if kind == "cifar10" else 100
+    return _from_arrays(kind, tr.data, tr.targets, te.data, te.targets, flip=True, classes=k)
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """An MNIST idx file (optionally gzipped): magic 0x00000800|type|ndim, big-endian dims, data."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    zero, dtype, ndim = struct.unpack(">HBB", raw[:4])
+    if zero != 0 or dtype != 0x08:
+        raise TrainError(f"{path} is not an idx file of unsigned bytes")
+    dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
+    data = np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise TrainError(f"{path} is truncated: {data.size} bytes of data for shape {dims}")
+    return data.reshape(dims)
+
+
+def _mnist(kind: str, path: str) -> ImageData:
+    """MNIST idx files (train-images-idx3-ubyte[.gz], ...) in PATH or PATH/MNIST/raw."""
+    root = Path(path).expanduser()
+    for cand in (root, root / "raw", root / "MNIST" / "raw"):
+        found = {}
+        for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+            hits = [p for p in (cand / stem, cand / f"{stem}.gz") if p.is_file()]
+            if hits:
+                found[stem] = hits[0]
+        if len(found) == 4:
+            a = [_read_idx(p) for p in found.values()]
+            return _from_arrays("mnist", a[0], a[1], a[2], a[3], flip=False, classes=10)
+    raise TrainError(f"no MNIST idx files in {path} (expected train-images-idx3-ubyte[.gz] and the other three)")
+
+
+def _npz_paths(path: str) -> list[Path]:
+    paths: list[Path] = []
+    for part in filter(None, (p.strip() for p in path.split(","))):
+        p = Path(part).expanduser()
+        if p.is_dir():
+            paths += sorted(p.glob("*.npz"))
+        elif any(c in part for c in "*?["):
+            paths += sorted(Path(h) for h in glob.glob(os.path.expanduser(part)))
+        elif p.is_file():
+            paths.append(p)
+        else:
+            raise TrainError(f"no such file: {part}")
+    if not paths:
+        raise TrainError(f"no .npz files in {path}")
+    return paths
+
+
+def _npz(kind: str, path: str) -> ImageData:
+    """One or several .npz files (comma-separated, a glob or a folder) with x_train, y_train, x_test, y_test."""
+    parts = {k: [] for k in ("x_train", "y_train", "idx_train", "x_test", "y_test")}
+    for p in _npz_paths(path):
+        with np.load(p, allow_pickle=False) as z:
+            if "x_train" not in z and "x_test" not in z:
+                raise TrainError(f"{p} has neither x_train nor x_test (keys: {', '.join(z.files)})")
+            for k in parts:
+                if k in z:
+                    parts[k].append(z[k])
+    for k in ("x_train", "y_train", "x_test", "y_test"):
+        if not parts[k]:
+            raise TrainError(f"--data npz:{path}: no file has '{k}'")
+    shapes = {x.shape[1:] for x in parts["x_train"] + parts["x_test"]}
+    if len(shapes) > 1:
+        raise TrainError(f"--data npz:{path}: files hold images of different shapes {sorted(shapes)}; name the files")
+    xtr, ytr = np.concatenate(parts["x_train"]), np.concatenate(parts["y_train"])
+    if len(parts["idx_train"]) == len(parts["x_train"]):  # restore the official order (shared/data README)
+        order = np.argsort(np.concatenate(parts["idx_train"]), kind="stable")
+        xtr, ytr = xtr[order], ytr[order]
+    xte, yte = np.concatenate(parts["x_test"]), np.concatenate(parts["y_test"])
+    color = xtr.ndim == 4 and xtr.shape[-1] == 3
+    return _from_arrays(f"npz:{path}", xtr, ytr, xte, yte, flip=color)
+
+
+def _folder(kind: str, path: str) -> ImageData:
+    """An ImageFolder tree: PATH/train/<class>/*.png and PATH/test (or PATH/val)/<class>/*."""
+    from torchvision.datasets import ImageFolder
+
+    root = Path(path).expanduser()
+    test = next((root / d for d in ("test", "val") if (root / d).is_dir()), None)
+    if not (root / "train").is_dir() or test is None:
+        raise TrainError(f"folder data at {path} needs subfolders train/ and test/ (or val/), one folder per class")
+    tr, te = ImageFolder(str(root / "train")), ImageFolder(str(test))
+    if tr.classes != te.classes:
+        raise TrainError(f"{path}: train classes {tr.classes} differ from {test.name} classes {te.classes}")
+    img = tr[0][0]
+    shape = (len(img.getbands()), img.size[1], img.size[0])
+    return ImageData(f"folder:{path}", len(tr.classes), shape, True, folder=root)
+
+
+def check_compatible(data: ImageData, input_shape: tuple[int, ...], num_classes: int) -> None:
+    """The model must take the data's images and predict exactly its classes."""
+    c, h, w = (tuple(input_shape) + (None, None, None))[:3]
+    dc, dh, dw = data.input_shape
+    if c != dc or (data.in_memory and (h, w) != (dh, dw)):
+        raise TrainError(
+            f"the model takes {c}x{h}x{w} images but {data.name} has {dc}x{dh}x{dw}"
+        )
+    if num_classes != data.num_classes:
+        raise TrainError(
+            f"the model predicts {num_classes} classes but {data.name} has {data.num_classes}"
+            f" (try --set classes={data.num_classes} if the spec has that parameter)"
+        )
+
+
+def channel_stats(x: torch.Tensor, chunk: int = 4096) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of uint8 images on the [0, 1] scale, in float64."""
+    s = torch.zeros(x.shape[1], dtype=torch.float64)
+    s2 = torch.zeros_like(s)
+    for i in range(0, len(x), chunk):
+        b = x[i : i + chunk].to(torch.float64) / 255
+        s += b.sum((0, 2, 3))
+        s2 += (b * b).sum((0, 2, 3))
+    n = len(x) * x.shape[2] * x.shape[3]
+    mean = s / n
+    std = (s2 / n - mean * mean).clamp_min(1e-12).sqrt()
+    return mean.tolist(), std.tolist()
