@@ -1,0 +1,15 @@
+"""resdsl: a declarative language for residual networks, and its compiler to PyTorch."""
+from .api import compile, graph, graph_of, load_spec, parse_value
+from .errors import SpecError
+
+__version__ = "0.1.0"
+
+
+def transfer_weights(src, dst, **kwargs):
+    """Copy parameters and buffers from a structurally equal model (see resdsl.backend.transfer)."""
+    from .backend.transfer import transfer_weights as _transfer
+
+    return _transfer(src, dst, **kwargs)
+
+
+__all__ = ["compile", "graph", "graph_of", "load_spec", "parse_value", "transfer_weights", "SpecError"]

@@ -42,7 +42,7 @@ class Separators:
 
 @functools.lru_cache(maxsize=1)
 def parser() -> Lark:
-    return Lark(grammar_text(), parser="lalr", start="module", propagate_positions=True,
+    return Lark(grammar_text(), parser="lalr", start=["module", "expr"], propagate_positions=True,
                 postlex=Separators(), maybe_placeholders=True, cache=False)
 
 
@@ -103,9 +103,18 @@ def _syntax_error(e: UnexpectedInput, file: str, text: str) -> SpecError:
 
 def parse(text: str, file: str = "<spec>") -> ast.module:
     """Parse a .res text into its syntax tree; syntax errors become SpecError with a span."""
+    return _parse(text, file, "module")
+
+
+def parse_expr(text: str, file: str = "<expr>") -> ast.Expr:
+    """Parse one expression (the value of `--set name=VALUE`)."""
+    return _parse(text, file, "expr")
+
+
+def _parse(text: str, file: str, start: str):
     remember_source(file, text)
     try:
-        tree = parser().parse(text)
+        tree = parser().parse(text, start=start)
     except UnexpectedInput as e:
         raise _syntax_error(e, file, text) from None
     return ToAst(file).transform(tree)
