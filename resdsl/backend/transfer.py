@@ -1,0 +1,123 @@
+"""transfer_weights(src, dst): copy parameters and buffers between structurally equal models.
+
+Models are compared as sequences of their weighted leaf modules (conv, bn, linear, ...):
+first in registration order, then, if that does not line up, in the order a forward pass
+calls them (timm's pre-activation blocks register the shortcut after the branch but run it
+first). Names never have to match; kinds and every tensor shape do.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+
+class TransferError(ValueError):
+    """The two models differ in structure; the message says where."""
+
+
+@dataclass
+class TransferReport:
+    pairs: list[tuple[str, str]] = field(default_factory=list)   # (src module, dst module)
+    tensors: int = 0
+    elements: int = 0
+    order: str = "registration"
+
+    def __str__(self) -> str:
+        return (f"copied {self.tensors} tensors ({self.elements:,} values) between {len(self.pairs)} "
+                f"modules, matched in {self.order} order")
+
+
+def _category(m: nn.Module) -> str:
+    if isinstance(m, nn.modules.conv._ConvNd):
+        return f"conv{len(m.kernel_size)}d"
+    if isinstance(m, nn.modules.batchnorm._BatchNorm):
+        return "bn"
+    if isinstance(m, nn.Linear):
+        return "linear"
+    return type(m).__name__
+
+
+def _tensors(m: nn.Module) -> list[tuple[str, torch.Tensor]]:
+    return [*m.named_parameters(recurse=False), *((n, b) for n, b in m.named_buffers(recurse=False) if b is not None)]
+
+
+def weighted_leaves(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Modules that own tensors, in registration order."""
+    return [(n, m) for n, m in model.named_modules() if _tensors(m)]
+
+
+def execution_order(model: nn.Module, leaves: list[tuple[str, nn.Module]], input_shape) -> list[tuple[str, nn.Module]]:
+    """The same leaves, in the order one forward pass first calls them."""
+    seen: dict[int, int] = {}
+    def hook(i):
+        def record(module, args):
+            seen.setdefault(i, len(seen))      # returns None: the inputs stay as they are
+        return record
+
+    hooks = [m.register_forward_pre_hook(hook(i)) for i, (_, m) in enumerate(leaves)]
+    was_training = model.training
+    try:
+        model.eval()
+        p = next(model.parameters())
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape, device=p.device, dtype=p.dtype))
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+    called = sorted((k for k in seen), key=seen.get)
+    return [leaves[i] for i in called] + [leaves[i] for i in range(len(leaves)) if i not in seen]
+
+
+def _mismatch(src, dst) -> str | None:
+    """Why two leaf sequences do not line up, or None when they do."""
+    if len(src) != len(dst):
+        extra = src[len(dst)] if len(src) > len(dst) else dst[len(src)]
+        n = min(len(src), len(dst))
+        first = next((i for i in range(n) if _describe(src[i]) != _describe(dst[i])), None)
+        if first is not None:
+            return _at(first, src, dst)
+        return (f"source has {len(src)} weighted modules, destination {len(dst)}; "
+                f"first unmatched: {extra[0]} ({_category(extra[1])})")
+    for i in range(len(src)):
+        if _describe(src[i]) != _describe(dst[i]):
+            return _at(i, src, dst)
+    return None
+
+
+def _describe(leaf) -> tuple:
+    _, m = leaf
+    return (_category(m), tuple((n, tuple(t.shape)) for n, t in _tensors(m)))
+
+
+def _at(i, src, dst) -> str:
+    (sn, sm), (dn, dm) = src[i], dst[i]
+    shapes = lambda m: ", ".join(f"{n} {tuple(t.shape)}" for n, t in _tensors(m))  # noqa: E731
+    return (f"module #{i} differs: source '{sn}' is {_category(sm)} [{shapes(sm)}], "
+            f"destination '{dn}' is {_category(dm)} [{shapes(dm)}]")
+
+
+def transfer_weights(src: nn.Module, dst: nn.Module, input_shape=None) -> TransferReport:
+    """Copy every parameter and buffer of `src` into `dst`; raise TransferError where they differ."""
+    s_leaves, d_leaves = weighted_leaves(src), weighted_leaves(dst)
+    order, problem = "registration", _mismatch(s_leaves, d_leaves)
+    if problem is not None:
+        shape = input_shape or getattr(dst, "input_shape", None) or getattr(src, "input_shape", None)
+        if shape is None:
+            raise TransferError(problem + " (pass input_shape= to also try forward order)")
+        s_exec, d_exec = execution_order(src, s_leaves, shape), execution_order(dst, d_leaves, shape)
+        if _mismatch(s_exec, d_exec) is None:
+            order, problem, s_leaves, d_leaves = "execution", None, s_exec, d_exec
+    if problem is not None:
+        raise TransferError(f"models differ in structure: {problem}")
+    report = TransferReport(order=order)
+    with torch.no_grad():
+        for (sn, sm), (dn, dm) in zip(s_leaves, d_leaves):
+            for (_, st), (_, dt) in zip(_tensors(sm), _tensors(dm)):
+                dt.copy_(st)
+                report.tensors += 1
+                report.elements += st.numel()
+            report.pairs.append((sn, dn))
+    return report

@@ -1,0 +1,1 @@
+"""Cost tables read from the annotated graph (one cost implementation: resdsl/ir/ops.py)."""

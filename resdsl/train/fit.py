@@ -1,0 +1,124 @@
+"""fit(): a whole run — run directory, resume, per-epoch checkpoints and logs, summary, clean stops."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch.distributed as dist
+from torch import nn
+
+from resdsl.train import distributed as D
+from resdsl.train.checkpoint import load_checkpoint, save_atomic
+from resdsl.train.config import TrainConfig
+from resdsl.train.data import ImageData
+from resdsl.train.errors import DivergedError, TrainError
+from resdsl.train.loop import Interrupted, Trainer
+from resdsl.train.progress import Reporter
+from resdsl.train.rundir import RunDir, check_writable, new_run_dir
+
+
+def fit(model: nn.Module, data: ImageData, cfg: TrainConfig, *, spec_text: str = "", spec_name: str = "model",
+        resume: str | Path | None = None, reporter: Reporter | None = None,
+        stop_after_steps: int | None = None) -> dict:
+    """Train `model` on `data` with recipe `cfg`; returns the summary also written to summary.json."""
+    owns_group = not dist.is_initialized()
+    place = D.setup(cfg.device)
+    rep = (reporter or Reporter()) if place.main else Reporter(quiet=True)
+    try:
+        trainer = Trainer(model, data, cfg, place, rep)
+        trainer.stop_after_steps = stop_after_steps
+        run = _open_run(cfg, place, resume, trainer)
+        if run is not None and resume is None:
+            run.write_inputs(spec_text, spec_name, {**cfg.model_dump(mode="json"), "world_size": place.world})
+        meta = {"spec_name": spec_name, "spec_text": spec_text, "data": data.name,
+                "input_shape": list(data.input_shape), "num_classes": data.num_classes}
+        return _train(trainer, run, meta)
+    finally:
+        rep.close()
+        if owns_group:
+            D.teardown()
+
+
+def _open_run(cfg: TrainConfig, place: D.Place, resume, trainer: Trainer) -> RunDir | None:
+    """Rank 0 creates (or reopens) the run directory; every rank learns its path or the error."""
+    outcome = ("ok", None)
+    if place.main:
+        try:
+            path = Path(resume).expanduser() if resume else new_run_dir(cfg.output, cfg.experiment)
+            if path.is_file():
+                path = path.parent
+            check_writable(path)
+            outcome = ("ok", str(path))
+        except TrainError as e:
+            outcome = ("error", str(e))
+    kind, value = D.broadcast_object(outcome, place)
+    if kind == "error":
+        raise TrainError(value)
+    if resume is not None:
+        ck = load_checkpoint(Path(value) / "last.pt")
+        trainer.restore(ck)
+        trainer.rep.message(f"resuming {value} at epoch {ck['epoch'] + 1}, step {ck['step_in_epoch']}")
+    if not place.main:
+        return None
+    run = RunDir(Path(value))
+    if resume is not None:
+        run.truncate(trainer.pos.epoch, trainer.pos.global_step)
+    else:
+        trainer.rep.message(f"run directory: {value}")
+    return run
+
+
+def _train(tr: Trainer, run: RunDir | None, meta: dict) -> dict:
+    cfg, p, t_start = tr.cfg, tr.pos, time.perf_counter()
+    status = "completed"
+    try:
+        with tr.stop:
+            while p.epoch < cfg.epochs:
+                t0 = time.perf_counter()
+                if not tr.run_epoch(run):
+                    status = "interrupted"
+                    break
+                row = tr.end_epoch(time.perf_counter() - t0)
+                p.last = row
+                improved = row["test_acc"] > p.best_acc
+                if improved:
+                    p.best_acc, p.best_epoch = row["test_acc"], p.epoch
+                if run is not None:
+                    run.log_epoch(row)
+                    state = tr.state(run, meta)
+                    save_atomic(state, run.path / "last.pt")
+                    if improved:
+                        save_atomic(state, run.path / "best.pt")
+                    run.write_summary(_summary(tr, run, meta, "running", t_start))
+                tr.rep.end_epoch(row, cfg.epochs)
+    except DivergedError:
+        _finish(tr, run, meta, "diverged", t_start, save=False)
+        raise
+    summary = _finish(tr, run, meta, status, t_start, save=status == "interrupted")
+    if status == "interrupted":
+        raise Interrupted(f"stopped at epoch {p.epoch + 1} step {p.step_in_epoch};"
+                          f" continue with --resume {run.path if run else cfg.output}")
+    return summary
+
+
+def _finish(tr: Trainer, run: RunDir | None, meta: dict, status: str, t_start: float, save: bool) -> dict:
+    summary = _summary(tr, run, meta, status, t_start)
+    if run is not None:
+        if save:
+            save_atomic(tr.state(run, meta), run.path / "last.pt")
+        run.write_summary(summary)
+        run.plot()
+    return summary
+
+
+def _summary(tr: Trainer, run: RunDir | None, meta: dict, status: str, t_start: float) -> dict:
+    p, last = tr.pos, tr.pos.last
+    return {
+        "status": status, "spec_name": meta["spec_name"], "data": meta["data"], "run_dir": str(run.path) if run else None,
+        "epochs_done": p.epoch, "epochs": tr.cfg.epochs, "global_step": p.global_step,
+        "final_test_acc": last.get("test_acc"), "final_test_loss": last.get("test_loss"),
+        "best_test_acc": p.best_acc if p.best_acc >= 0 else None, "best_epoch": p.best_epoch or None,
+        "train_s": round(p.train_s, 3), "wall_s_this_session": round(time.perf_counter() - t_start, 3),
+        "params": sum(x.numel() for x in tr.net.parameters()), "device": str(tr.place.device),
+        "world_size": tr.place.world,
+    }

@@ -1,0 +1,212 @@
+"""The training loop: fit(model, data, cfg) -> summary, resumable to the same metrics."""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from resdsl.train import distributed as D
+from resdsl.train.checkpoint import load_checkpoint, load_weights, rng_states, save_atomic, set_rng_states, unwrap
+from resdsl.train.config import TrainConfig
+from resdsl.train.data import ImageData, check_compatible
+from resdsl.train.errors import DivergedError
+from resdsl.train.pipeline import make_pipeline
+from resdsl.train.progress import Reporter
+from resdsl.train.recipe import autocast, clip_gradients, make_optimizer, make_scaler, make_scheduler
+from resdsl.train.rundir import RunDir, check_writable, new_run_dir
+
+
+class Interrupted(Exception):
+    """Training stopped on Ctrl-C after writing last.pt; the CLI exits 130."""
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    """Seed Python, NumPy and torch; in deterministic mode also forbid nondeterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    else:
+        torch.backends.cudnn.benchmark = True
+
+
+@dataclass
+class Position:
+    """How far training got: whole epochs done, steps into the next epoch, running sums for it."""
+
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+    loss_sum: float = 0.0
+    correct: float = 0.0
+    count: float = 0.0
+    best_acc: float = -1.0
+    best_epoch: int = 0
+    train_s: float = 0.0
+    last: dict = field(default_factory=dict)
+
+
+class StopFlag:
+    """Ctrl-C sets a flag checked between steps (a second Ctrl-C interrupts at once)."""
+
+    def __init__(self):
+        self.set = False
+
+    def __enter__(self):
+        self.old = None
+        try:
+            self.old = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread
+            pass
+        return self
+
+    def _handle(self, signum, frame):
+        if self.set:
+            raise KeyboardInterrupt
+        self.set = True
+
+    def __exit__(self, *exc):
+        if self.old is not None:
+            signal.signal(signal.SIGINT, self.old)
+
+
+class Trainer:
+    """One training run on this process's share of the data."""
+
+    def __init__(self, model: nn.Module, data: ImageData, cfg: TrainConfig, place: D.Place, reporter: Reporter):
+        self.cfg, self.place, self.rep, self.data = cfg, place, reporter, data
+        shape = tuple(getattr(model, "input_shape", data.input_shape))
+        check_compatible(data, shape, getattr(model, "num_classes", data.num_classes))
+        self.pipe = make_pipeline(data, cfg, shape, place.device, place.rank, place.world)
+        model = model.to(place.device)
+        if cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if cfg.sync_bn and place.world > 1:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        self.net = model
+        self.opt = make_optimizer(model, cfg)
+        self.sched = make_scheduler(self.opt, cfg, self.pipe.steps)
+        self.scaler = make_scaler(cfg.precision, place.device)
+        runnable = torch.compile(model) if cfg.compile else model
+        self.eval_model = runnable
+        if place.world > 1:
+            ids = [place.device.index] if place.device.type == "cuda" else None
+            runnable = nn.parallel.DistributedDataParallel(runnable, device_ids=ids)
+        self.model = runnable
+        self.pos = Position()
+        self.stop = StopFlag()
+        self.stop_after_steps: int | None = None  # tests: act as if Ctrl-C came after this global step
+
+    # -- state --------------------------------------------------------------------------------
+    def state(self, run: RunDir, extra: dict) -> dict:
+        p = self.pos
+        return {
+            "model": unwrap(self.net).state_dict(), "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(), "scaler": self.scaler.state_dict(), "rng": rng_states(),
+            "epoch": p.epoch, "step_in_epoch": p.step_in_epoch, "global_step": p.global_step,
+            "partial": [p.loss_sum, p.correct, p.count], "best_acc": p.best_acc, "best_epoch": p.best_epoch,
+            "train_s": p.train_s, "last": p.last, "config": self.cfg.model_dump(mode="json"),
+            "mean": self.pipe.mean, "std": self.pipe.std, **extra,
+        }
+
+    def restore(self, ck: dict) -> None:
+        load_weights(self.net, ck["model"], "last.pt")
+        self.opt.load_state_dict(ck["optimizer"])
+        self.sched.load_state_dict(ck["scheduler"])
+        self.scaler.load_state_dict(ck["scaler"])
+        set_rng_states(ck["rng"])
+        ls, c, n = ck["partial"] if self.place.main else (0.0, 0.0, 0.0)
+        self.pos = Position(ck["epoch"], ck["step_in_epoch"], ck["global_step"], ls, c, n,
+                            ck["best_acc"], ck["best_epoch"], ck["train_s"], ck.get("last", {}))
+
+    # -- steps --------------------------------------------------------------------------------
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with autocast(self.cfg.precision, self.place.device):
+            out = self.model(x)
+            loss = F.cross_entropy(out, y, label_smoothing=self.cfg.smoothing)
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.cfg.clip_grad is not None:
+            self.scaler.unscale_(self.opt)
+            clip_gradients(self.net, self.cfg.clip_grad, self.cfg.clip_mode)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.sched.step()
+        return loss.detach(), (out.detach().argmax(1) == y).sum()
+
+    @torch.no_grad()
+    def evaluate(self) -> tuple[float, float]:
+        """Test loss and accuracy over the whole test set (each rank scores its share)."""
+        self.eval_model.eval()
+        sums = torch.zeros(3, dtype=torch.float64, device=self.place.device)
+        for x, y in self.pipe.eval_batches():
+            with autocast(self.cfg.precision, self.place.device):
+                out = self.eval_model(x)
+            sums[0] += F.cross_entropy(out.float(), y, reduction="sum")
+            sums[1] += (out.argmax(1) == y).sum()
+            sums[2] += len(y)
+        loss, correct, n = D.all_sum(sums, self.place).tolist()
+        return loss / n, correct / n
+
+    def run_epoch(self, run: RunDir | None) -> bool:
+        """Train one epoch from the current position; False when stopped (Ctrl-C) part-way."""
+        p, place, steps = self.pos, self.place, self.pipe.steps
+        self.model.train()
+        self.rep.start_epoch(p.epoch, self.cfg.epochs, steps, p.step_in_epoch)
+        buf: list[tuple] = []
+        t0, seen = time.perf_counter(), 0
+        for x, y in self.pipe.train_batches(p.epoch, p.step_in_epoch):
+            loss, correct = self.train_step(x, y)
+            p.step_in_epoch += 1
+            p.global_step += 1
+            seen += len(y)
+            buf.append((p.global_step, loss, correct, len(y), self.opt.param_groups[0]["lr"]))
+            stop = self.stop.set or (self.stop_after_steps is not None and p.global_step >= self.stop_after_steps)
+            if len(buf) >= self.cfg.log_interval or p.step_in_epoch == steps or stop:
+                self.flush(buf, run, seen * place.world / (time.perf_counter() - t0))
+                buf = []
+            if D.any_rank(stop, place):
+                p.train_s += time.perf_counter() - t0
+                return False
+        p.train_s += time.perf_counter() - t0
+        return True
+
+    def flush(self, buf: list[tuple], run: RunDir | None, ips: float) -> None:
+        """One device sync per log interval: check the loss, write the steps, move the bar."""
+        losses = torch.stack([b[1] for b in buf]).float().cpu().tolist()
+        corrects = torch.stack([b[2] for b in buf]).cpu().tolist()
+        bad = not all(np.isfinite(losses))
+        if D.any_rank(bad, self.place):
+            step = next((b[0] for b, v in zip(buf, losses) if not np.isfinite(v)), buf[0][0])
+            raise DivergedError(f"loss became {'nan' if any(np.isnan(losses)) else 'inf'} at step {step}"
+                                f" (epoch {self.pos.epoch + 1}); try a lower --lr or --clip-grad")
+        p = self.pos
+        for (_, _, _, n, _), l, c in zip(buf, losses, corrects):
+            p.loss_sum, p.correct, p.count = p.loss_sum + l * n, p.correct + c, p.count + n
+        if run is not None:
+            run.log_steps([{"step": s, "epoch": p.epoch + 1, "loss": l, "acc": c / n, "lr": lr}
+                           for (s, _, _, n, lr), l, c in zip(buf, losses, corrects)])
+        self.rep.update(p.step_in_epoch, p.loss_sum / max(p.count, 1), p.correct / max(p.count, 1), ips)
+
+    def end_epoch(self, epoch_s: float) -> dict:
+        p = self.pos
+        sums = D.all_sum(torch.tensor([p.loss_sum, p.correct, p.count], dtype=torch.float64,
+                                      device=self.place.device), self.place).tolist()
+        D.sync_buffers(self.net, self.place)
+        test_loss, test_acc = self.evaluate()
+        p.epoch, p.step_in_epoch = p.epoch + 1, 0
+        p.loss_sum = p.correct = p.count = 0.0
+        return {"epoch": p.epoch, "lr": self.opt.param_groups[0]["lr"], "train_loss": sums[0] / sums[2],
+                "train_acc": sums[1] / sums[2], "test_loss": test_loss, "test_acc": test_acc,
+                "epoch_s": epoch_s, "images_per_s": sums[2] / max(epoch_s, 1e-9)}

@@ -1,0 +1,52 @@
+"""Progress: a live rich bar (loss, accuracy, images/s, ETA) on a terminal, plain lines otherwise."""
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+
+class Reporter:
+    """Rank 0's view of training; `quiet` keeps only errors."""
+
+    def __init__(self, quiet: bool = False, live: bool | None = None, stream=None):
+        self.quiet = quiet
+        self.stream = stream or sys.stdout
+        self.live = self.stream.isatty() if live is None else live
+        self.console = Console(file=self.stream, highlight=False)
+        self.bar: Progress | None = None
+        self.task = None
+
+    def message(self, text: str) -> None:
+        if not self.quiet:
+            (self.bar.console if self.bar else self.console).print(text) if self.live else print(text, file=self.stream, flush=True)
+
+    def start_epoch(self, epoch: int, epochs: int, steps: int, start: int) -> None:
+        if self.quiet or not self.live:
+            return
+        if self.bar is None:
+            self.bar = Progress(
+                TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.2%}  {task.fields[ips]:,.0f} img/s"),
+                TimeRemainingColumn(), console=self.console, transient=False)
+            self.bar.start()
+        if self.task is not None:
+            self.bar.remove_task(self.task)
+        self.task = self.bar.add_task("train", total=steps, completed=start, epoch=f"{epoch + 1}/{epochs}",
+                                      loss=float("nan"), acc=0.0, ips=0.0)
+
+    def update(self, step: int, loss: float, acc: float, ips: float) -> None:
+        if self.bar is not None and self.task is not None:
+            self.bar.update(self.task, completed=step, loss=loss, acc=acc, ips=ips)
+
+    def end_epoch(self, row: dict, epochs: int) -> None:
+        self.message(
+            f"epoch {int(row['epoch'])}/{epochs}  lr {row['lr']:.4g}  train loss {row['train_loss']:.4f}"
+            f" acc {row['train_acc']:.2%}  test loss {row['test_loss']:.4f} acc {row['test_acc']:.2%}"
+            f"  {row['epoch_s']:.1f}s  {row['images_per_s']:,.0f} img/s")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None

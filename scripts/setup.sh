@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Install everything resdsl needs into .venv (idempotent): PyTorch, resdsl itself, test tools,
+# and Graphviz's `dot` where a package manager can install it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -c "import torch, torchvision" 2>/dev/null || \
+  .venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1" || \
+  .venv/bin/python -m pip install -q torch torchvision
+.venv/bin/python -m pip install -q -e ".[test]"
+if ! command -v dot >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    (apt-get install -y -q graphviz >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q graphviz >/dev/null)) \
+      || echo "note: could not install graphviz; 'resdsl render' will write .dot files only"
+  elif command -v brew >/dev/null 2>&1; then
+    brew install graphviz || true
+  else
+    echo "note: install Graphviz for 'resdsl render' (apt-get install graphviz / brew install graphviz)"
+  fi
+fi
