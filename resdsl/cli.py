@@ -142,3 +142,5 @@ def compile_cmd(spec, network, sets, output, batch_size, force):
 
 
 # -- commands from subpackages --
+from resdsl.train.cli import train, evaluate  # noqa: E402
+main.add_command(train); main.add_command(evaluate, name="eval")

@@ -43,4 +43,5 @@ class TrainConfig(BaseModel):
     on_device_max_mb: int = Field(2048, ge=0)
     output: str = "runs"
     experiment: Optional[str] = None
-    params: dict[str, str] = Field(default_factory=dict)
+    network: Optional[str] = None
+    params: dict[str, str] = Field(default_factory=dict)  # --set NAME=VALUE, as written

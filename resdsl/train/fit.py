@@ -85,7 +85,7 @@ def _train(tr: Trainer, run: RunDir | None, meta: dict) -> dict:
                     p.best_acc, p.best_epoch = row["test_acc"], p.epoch
                 if run is not None:
                     run.log_epoch(row)
-                    state = tr.state(run, meta)
+                    state = tr.state(meta)
                     save_atomic(state, run.path / "last.pt")
                     if improved:
                         save_atomic(state, run.path / "best.pt")
@@ -105,7 +105,7 @@ def _finish(tr: Trainer, run: RunDir | None, meta: dict, status: str, t_start: f
     summary = _summary(tr, run, meta, status, t_start)
     if run is not None:
         if save:
-            save_atomic(tr.state(run, meta), run.path / "last.pt")
+            save_atomic(tr.state(meta), run.path / "last.pt")
         run.write_summary(summary)
         run.plot()
     return summary

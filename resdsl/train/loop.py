@@ -6,7 +6,6 @@ import random
 import signal
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -14,14 +13,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from resdsl.train import distributed as D
-from resdsl.train.checkpoint import load_checkpoint, load_weights, rng_states, save_atomic, set_rng_states, unwrap
+from resdsl.train.checkpoint import load_weights, rng_states, set_rng_states, unwrap
 from resdsl.train.config import TrainConfig
 from resdsl.train.data import ImageData, check_compatible
 from resdsl.train.errors import DivergedError
 from resdsl.train.pipeline import make_pipeline
 from resdsl.train.progress import Reporter
 from resdsl.train.recipe import autocast, clip_gradients, make_optimizer, make_scaler, make_scheduler
-from resdsl.train.rundir import RunDir, check_writable, new_run_dir
+from resdsl.train.rundir import RunDir
 
 
 class Interrupted(Exception):
@@ -81,6 +80,21 @@ class StopFlag:
             signal.signal(signal.SIGINT, self.old)
 
 
+@torch.no_grad()
+def evaluate(model: nn.Module, batches, precision: str, place: D.Place) -> tuple[float, float, int]:
+    """Mean cross-entropy, accuracy and image count over `batches`, summed across ranks."""
+    model.eval()
+    sums = torch.zeros(3, dtype=torch.float64, device=place.device)
+    for x, y in batches:
+        with autocast(precision, place.device):
+            out = model(x)
+        sums[0] += F.cross_entropy(out.float(), y, reduction="sum")
+        sums[1] += (out.argmax(1) == y).sum()
+        sums[2] += len(y)
+    loss, correct, n = D.all_sum(sums, place).tolist()
+    return loss / n, correct / n, int(n)
+
+
 class Trainer:
     """One training run on this process's share of the data."""
 
@@ -109,7 +123,7 @@ class Trainer:
         self.stop_after_steps: int | None = None  # tests: act as if Ctrl-C came after this global step
 
     # -- state --------------------------------------------------------------------------------
-    def state(self, run: RunDir, extra: dict) -> dict:
+    def state(self, extra: dict) -> dict:
         p = self.pos
         return {
             "model": unwrap(self.net).state_dict(), "optimizer": self.opt.state_dict(),
@@ -145,19 +159,10 @@ class Trainer:
         self.sched.step()
         return loss.detach(), (out.detach().argmax(1) == y).sum()
 
-    @torch.no_grad()
     def evaluate(self) -> tuple[float, float]:
         """Test loss and accuracy over the whole test set (each rank scores its share)."""
-        self.eval_model.eval()
-        sums = torch.zeros(3, dtype=torch.float64, device=self.place.device)
-        for x, y in self.pipe.eval_batches():
-            with autocast(self.cfg.precision, self.place.device):
-                out = self.eval_model(x)
-            sums[0] += F.cross_entropy(out.float(), y, reduction="sum")
-            sums[1] += (out.argmax(1) == y).sum()
-            sums[2] += len(y)
-        loss, correct, n = D.all_sum(sums, self.place).tolist()
-        return loss / n, correct / n
+        loss, acc, _ = evaluate(self.eval_model, self.pipe.eval_batches(), self.cfg.precision, self.place)
+        return loss, acc
 
     def run_epoch(self, run: RunDir | None) -> bool:
         """Train one epoch from the current position; False when stopped (Ctrl-C) part-way."""

@@ -1,0 +1,201 @@
+"""`resdsl train` and `resdsl eval`; option names follow timm's train.py where one exists."""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from resdsl.errors import SpecError
+from resdsl.train.errors import TrainError
+
+CHOICES = {"opt": ("sgd", "nesterov", "adamw"), "sched": ("step", "cosine", "onecycle", "none"),
+           "precision": ("fp32", "bf16", "fp16")}
+
+
+def _main_rank() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
+def user_errors(fn):
+    """Spec mistakes, training mistakes, Ctrl-C and divergence end with a message, never a traceback."""
+    from pydantic import ValidationError
+
+    from resdsl.train.loop import Interrupted
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        def fail(text: str, code: int):
+            if _main_rank():
+                click.echo(text, err=True)
+            sys.exit(code)
+
+        try:
+            return fn(*args, **kwargs)
+        except SpecError as e:
+            fail(e.render(), 1)
+        except TrainError as e:
+            fail(f"error: {e}", e.exit_code)
+        except ValidationError as e:
+            fail("error: " + "; ".join(f"--{'-'.join(map(str, x['loc'])).replace('_', '-')}: {x['msg']}"
+                                       for x in e.errors()), 2)
+        except Interrupted as e:
+            fail(f"interrupted: {e}", 130)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+    return wrapper
+
+
+def recipe_options(fn):
+    """Every TrainConfig field as an option; None means "not given" (the default, or the resumed run's)."""
+    opts = [
+        click.option("--data", help="digits (default) | cifar10:PATH | cifar100:PATH | mnist:PATH | npz:PATH[,PATH] | folder:PATH"),
+        click.option("--epochs", type=int, help="Epochs to train [30]."),
+        click.option("-b", "--batch-size", type=int, help="Batch size per process [128]."),
+        click.option("--opt", type=click.Choice(CHOICES["opt"]), help="Optimiser [sgd]."),
+        click.option("--lr", type=float, help="Peak learning rate [0.1]."),
+        click.option("--momentum", type=float, help="SGD momentum [0.9]."),
+        click.option("--nesterov/--no-nesterov", default=None, help="Nesterov momentum for sgd [off]."),
+        click.option("--weight-decay", "--wd", "weight_decay", type=float, help="Weight decay [5e-4]."),
+        click.option("--wd-exclude-bn-bias/--wd-all", "wd_exclude_bn_bias", default=None,
+                     help="No weight decay on BN and biases [exclude]."),
+        click.option("--sched", "--schedule", "sched", type=click.Choice(CHOICES["sched"]), help="LR schedule [cosine]."),
+        click.option("--warmup-epochs", type=float, help="Linear warm-up epochs [0]; onecycle: rise epochs."),
+        click.option("--min-lr", type=float, help="Cosine floor [0]."),
+        click.option("--decay-milestones", help="Step schedule epochs, e.g. 91,136 [50%,75% of --epochs]."),
+        click.option("--decay-rate", type=float, help="Step schedule factor [0.1]."),
+        click.option("--smoothing", type=float, help="Label smoothing [0]."),
+        click.option("--clip-grad", type=float, help="Clip gradients at this norm (or value) [off]."),
+        click.option("--clip-mode", type=click.Choice(["norm", "value"]), help="Gradient clipping mode [norm]."),
+        click.option("--precision", type=click.Choice(CHOICES["precision"]), help="Autocast precision [fp32]."),
+        click.option("--amp", is_flag=True, default=None, help="Mixed precision: same as --precision fp16 (bf16 on CPU)."),
+        click.option("--amp-dtype", type=click.Choice(["float16", "bfloat16"]), help="Dtype for --amp."),
+        click.option("--channels-last", is_flag=True, default=None, help="Channels-last memory format."),
+        click.option("--compile", "--torchcompile", "compile", is_flag=True, default=None, help="torch.compile the model."),
+        click.option("--crop-pad", type=int, help="Random-crop padding [H//8: 4 for 32x32, 1 for 8x8]."),
+        click.option("--hflip", type=float, help="Horizontal flip probability [0.5, 0 for digits and MNIST]."),
+        click.option("--seed", type=int, help="Random seed [42]."),
+        click.option("--deterministic", is_flag=True, default=None, help="Deterministic kernels (bitwise-repeatable runs)."),
+        click.option("--device", help="auto | cpu | cuda | cuda:N [auto]."),
+        click.option("-j", "--workers", type=int, help="DataLoader workers, for data not kept on the device [2]."),
+        click.option("--sync-bn", is_flag=True, default=None, help="Synchronised batch norm under torchrun."),
+        click.option("--log-interval", type=int, help="Steps between log flushes and NaN checks [10]."),
+        click.option("--eval-batch-size", "--validation-batch-size", "eval_batch_size", type=int, help="[1024]"),
+        click.option("--on-device-max-mb", type=int, help="Keep data on the device up to this size [2048]."),
+        click.option("--output", help="Folder for run directories [runs]."),
+        click.option("--experiment", help="Run directory name [a timestamp]."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def build_config(options: dict, base: dict | None = None):
+    """A TrainConfig from the given options over `base` (a resumed run's config) and the defaults."""
+    from resdsl.train.config import TrainConfig
+
+    given = {k: v for k, v in options.items() if v is not None}
+    amp, amp_dtype = given.pop("amp", None), given.pop("amp_dtype", None)
+    if amp and "precision" not in given:
+        given["precision"] = {"float16": "fp16", "bfloat16": "bf16"}.get(amp_dtype, "amp")
+    if "decay_milestones" in given:
+        try:
+            given["decay_milestones"] = tuple(int(m) for m in given["decay_milestones"].split(",") if m.strip())
+        except ValueError:
+            raise TrainError(f"--decay-milestones expects epochs like 91,136; got {options['decay_milestones']!r}") from None
+    cfg = {**(base or {}), **given}
+    if cfg.get("precision") == "amp":
+        import torch
+
+        cfg["precision"] = "fp16" if torch.cuda.is_available() and cfg.get("device", "auto") != "cpu" else "bf16"
+    return TrainConfig(**cfg)
+
+
+def load_model(spec: str, network: str | None, params: dict[str, str]):
+    """Compile the spec with `--set` parameters (as written); returns (model, spec text)."""
+    import resdsl
+    from resdsl.cli import parse_sets
+
+    text = Path(spec).read_text() if Path(spec).is_file() else None
+    if text is None:
+        raise TrainError(f"no spec file {spec}")
+    values = parse_sets(tuple(f"{k}={v}" for k, v in params.items()))
+    return resdsl.compile(spec, network, **values), text
+
+
+def _sets_dict(sets: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in sets:
+        name, eq, text = item.partition("=")
+        if not eq or not name.strip().isidentifier():
+            raise SpecError(f"--set expects NAME=VALUE, got '{item}'")
+        out[name.strip()] = text.strip()
+    return out
+
+
+@click.command()
+@click.argument("spec", required=False, type=click.Path(dir_okay=False))
+@click.option("--network", default=None, help="Which network of the file (default: the first).")
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a network parameter (repeatable).")
+@recipe_options
+@click.option("--resume", type=click.Path(), help="Continue the run in this directory (or from this last.pt).")
+@click.option("--quiet", "-q", is_flag=True, help="Only errors.")
+@user_errors
+def train(spec, network, sets, resume, quiet, **options):
+    """Train the network of SPEC on --data; write a run directory (see --output)."""
+    from resdsl.train import fit, load_data, seed_everything
+    from resdsl.train.progress import Reporter
+
+    base = None
+    if resume:
+        run = Path(resume).expanduser()
+        run = run.parent if run.is_file() else run
+        if not (run / "args.json").is_file():
+            raise TrainError(f"--resume {resume}: not a run directory (no args.json)")
+        base = json.loads((run / "args.json").read_text())
+        base.pop("world_size", None)
+        spec = spec or next(iter(sorted(run.glob("*.res"))), None)
+    if spec is None:
+        raise TrainError("missing SPEC: resdsl train SPEC [options] (or --resume RUN_DIR)")
+    if sets:
+        options["params"] = _sets_dict(sets)
+    if network:
+        options["network"] = network
+    cfg = build_config(options, base)
+    seed_everything(cfg.seed, cfg.deterministic)
+    model, text = load_model(str(spec), cfg.network, cfg.params)
+    data = load_data(cfg.data)
+    summary = fit(model, data, cfg, spec_text=text, spec_name=getattr(model, "spec_name", "model"),
+                  resume=resume, reporter=Reporter(quiet=quiet))
+    if not quiet and _main_rank():
+        click.echo(f"done: test accuracy {summary['final_test_acc']:.2%} (best {summary['best_test_acc']:.2%}"
+                   f" at epoch {summary['best_epoch']}), {summary['train_s']:.1f}s training; {summary['run_dir']}")
+
+
+@click.command()
+@click.argument("spec", required=False, type=click.Path(dir_okay=False))
+@click.option("--network", default=None, help="Which network of the file (default: the checkpoint's).")
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a network parameter (repeatable).")
+@click.option("--checkpoint", required=True, type=click.Path(), help="A best.pt/last.pt, or a run directory.")
+@click.option("--data", default=None, help="Dataset to score (default: the checkpoint's); the test split is used.")
+@click.option("-b", "--batch-size", default=1024, show_default=True, help="Batch size.")
+@click.option("--precision", type=click.Choice(CHOICES["precision"]), default="fp32", show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@user_errors
+def evaluate(spec, network, sets, checkpoint, data, batch_size, precision, device, as_json):
+    """Score a checkpoint of SPEC on the test split of --data: loss and top-1 accuracy."""
+    from resdsl.train.evaluate import evaluate_checkpoint
+
+    path = Path(checkpoint).expanduser()
+    path = path / "best.pt" if path.is_dir() else path
+    result = evaluate_checkpoint(spec, network, _sets_dict(sets) if sets else None, path, data,
+                                 batch_size, precision, device)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(f"{result['spec_name']} on {result['data']} ({result['images']:,} test images): "
+                   f"loss {result['test_loss']:.4f}, accuracy {result['test_acc']:.2%}")
