@@ -5,6 +5,7 @@ import glob
 import gzip
 import os
 import struct
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def load_data(spec: str) -> ImageData:
         return loader(kind, path)
     except TrainError:
         raise
-    except (OSError, ValueError, KeyError, RuntimeError, EOFError, struct.error) as e:
+    except (OSError, ValueError, KeyError, RuntimeError, EOFError, struct.error, zipfile.BadZipFile) as e:
         raise TrainError(f"cannot read {kind} data at {path}: {e}") from None
 
 
@@ -117,7 +118,7 @@ def _read_idx(path: Path) -> np.ndarray:
     data = np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(dims)):
         raise TrainError(f"{path} is truncated: {data.size} bytes of data for shape {dims}")
-    return data.reshape(dims)
+    return data.reshape(dims).copy()
 
 
 def _mnist(kind: str, path: str) -> ImageData:

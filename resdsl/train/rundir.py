@@ -19,10 +19,10 @@ def new_run_dir(output: str, experiment: str | None) -> Path:
     path, k = root / name, 1
     while experiment is None and path.exists():
         path, k = root / f"{name}-{k}", k + 1
+    if path.is_dir() and any(path.iterdir()):
+        raise TrainError(f"run directory {path} exists; use --resume {path} or another --experiment")
     try:
-        path.mkdir(parents=True, exist_ok=experiment is not None)
-    except FileExistsError:
-        raise TrainError(f"run directory {path} exists; use --resume {path} or another --experiment") from None
+        path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise TrainError(f"cannot create run directory {path}: {e.strerror}") from None
     check_writable(path)
