@@ -20,6 +20,9 @@ def grammar_text() -> str:
     return (Path(__file__).resolve().parents[2] / "grammars" / "resdsl.lark").read_text()
 
 
+_OPERAND_END = ("NAME", "INT", "FLOAT", "STRING", "SHAPE", "RPAR", "RSQB")
+
+
 class Separators:
     """Post-lexer: drop newlines inside (...) and [...], and collapse runs of separators."""
 
@@ -32,6 +35,10 @@ class Separators:
             if tok.type == "_SEP":
                 if depth > 0 or previous in (None, "_SEP", "LBRACE", "COMMA"):
                     continue
+            elif tok.type == "MINUS" and depth > 0 and previous in _OPERAND_END:
+                # LALR lookahead merging lets a clause's next argument start with '-' (`bias -2`),
+                # so the lexer prefers the unary '-'; inside (...) and [...] it can only be binary.
+                tok = Token.new_borrow_pos("ADD_OP", tok.value, tok)
             elif tok.type in ("LPAR", "LSQB"):
                 depth += 1
             elif tok.type in ("RPAR", "RSQB"):
