@@ -10,9 +10,12 @@ import torch
 from torch import nn
 
 from ..errors import SpecError
+from ..ir import ops
 from ..ir.net import Block, Item, Layer, Net, Parallel, Section
 from ..ir.shapes import totals
-from .modules import Branches, FlattenLinear, Network, ResidualBlock, Stage, ZeroPadShortcut
+from .init import apply_init
+from .modules import (Branches, CReLU, FlattenLinear, Network, ResidualBlock, SqueezeExcite, Stage,
+                      ZeroPadShortcut)
 
 # Layers after which a ReLU may not run in place (their backward needs their output).
 _NEEDS_OUTPUT = {"relu", "sigmoid"}
@@ -50,6 +53,8 @@ BUILDERS: dict[str, Callable[[dict, int, tuple], nn.Module]] = {
     "fc": lambda a, c, s: FlattenLinear(c, a["out"], bias=a["bias"]),
     "dropout": lambda a, c, s: nn.Dropout(a["p"]),
     "zeropad": lambda a, c, s: ZeroPadShortcut(a["stride"], a["out"] - c),
+    "se": lambda a, c, s: SqueezeExcite(c, ops.se_channels(a, c), a["bias"]),
+    "crelu": lambda a, c, s: CReLU(),
 }
 
 
@@ -88,6 +93,10 @@ class Compiler:
         sc = b.shortcut
         last = b.residuals[0][-1] if b.residuals[0] else None
         fresh = isinstance(last, Layer) and last.kind in ("conv", "bn")
+        gate = None
+        if b.gate:
+            gate = self.seq(b.gate)
+            nn.init.constant_(gate.conv1.bias, b.gate_bias)
         return ResidualBlock(
             pre=self.seq(b.pre) if b.pre else None,
             residuals=[self.seq(r) for r in b.residuals],
@@ -97,7 +106,16 @@ class Compiler:
             scale=b.scale,
             post=self.seq(b.post, owns_input=True) if b.post else None,
             add_inplace=fresh or b.scale != 1.0 or len(b.residuals) > 1,
+            combine=b.combine, gate=gate, drop_prob=b.drop_prob, drop_mode=b.drop_mode,
         )
+
+    def stage(self, blocks: tuple[Block, ...]) -> Stage:
+        """Blocks in order; a block that `shares` uses the very modules of the one it names."""
+        mods = {b.name: self.block(b) for b in blocks}
+        for b in blocks:
+            if b.shares is not None:
+                tie(mods[b.shares], mods[b.name], b.share_bn)
+        return Stage(list(mods.values()))
 
     def network(self, net: Net) -> Network:
         stem, head, body = nn.Sequential(), nn.Sequential(), []
@@ -109,11 +127,29 @@ class Compiler:
             elif isinstance(part, Section):
                 body.append(("transition", self.seq(part.items)))
             else:
-                body.append(("stage", Stage([self.block(b) for b in part.blocks])))
+                body.append(("stage", self.stage(part.blocks)))
         out = self.g.nodes[self.g.graph["output"]]["out_shape"]
         model = Network(net.name, net.input_shape, out[0], stem, body, head)
         init_weights(model)
+        self.restore_gate_biases(model, net)
+        apply_init(model, net.init)
         return model
+
+    @staticmethod
+    def restore_gate_biases(model: nn.Module, net: Net) -> None:
+        """Highway gate biases are set by the spec (init_weights zeroed every conv bias)."""
+        for part in net.stages:
+            for b in part.blocks:
+                if b.gate:
+                    nn.init.constant_(model.get_submodule(b.name).gate.conv1.bias, b.gate_bias)
+
+
+def tie(src: nn.Module, dst: nn.Module, share_bn: bool) -> None:
+    """Make dst's weighted layers the very modules of src (BN too unless one BN per step)."""
+    for name, m in list(dst.named_modules()):
+        if isinstance(m, (nn.Conv2d, nn.Linear)) or (share_bn and isinstance(m, nn.modules.batchnorm._BatchNorm)):
+            parent, _, leaf = name.rpartition(".")
+            setattr(dst.get_submodule(parent) if parent else dst, leaf, src.get_submodule(name))
 
 
 def init_weights(model: nn.Module) -> None:

@@ -29,6 +29,27 @@ class ZeroPadShortcut(nn.Module):
         return f"stride={self.stride}, extra_channels={self.extra_channels}"
 
 
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-excitation (Hu et al.): y = x · σ(fc2(relu(fc1(mean_hw(x))))), fcs as 1×1 convs."""
+
+    def __init__(self, channels: int, reduced: int, bias: bool = True):
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, reduced, 1, bias=bias)
+        self.relu = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv2d(reduced, channels, 1, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.fc2(self.relu(self.fc1(x.mean((2, 3), keepdim=True))))
+        return x * s.sigmoid()
+
+
+class CReLU(nn.Module):
+    """Concatenated ReLU (Shang et al.; Balduzzi et al.'s looks-linear nets): [relu(x), relu(−x)]."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat((F.relu(x), F.relu(-x)), 1)
+
+
 class Branches(nn.ModuleList):
     """Parallel branches on one input, merged by channel concatenation or sum."""
 
@@ -50,11 +71,18 @@ class Branches(nn.ModuleList):
 
 
 class ResidualBlock(nn.Module):
-    """Residual unit: y = post(scale * sum_k residual_k(pre(x)) + shortcut(x))."""
+    """Residual unit: y = post(merge(scale · sum_k residual_k(pre(x)), shortcut(x))).
+
+    merge is add (y = s + r), concat (y = [s, r], dense) or gate (highway: y = r·t + s·(1 − t),
+    t = gate(x)). Stochastic depth: with probability drop_prob the residual is dropped —
+    mode "batch" (Huang et al.): one draw per mini-batch, the residual scaled by the survival
+    probability at test time; mode "sample" (timm): per sample, inverted scaling in training.
+    """
 
     def __init__(self, pre: nn.Module | None, residuals: list[nn.Module], shortcut: nn.Module | None,
                  shortcut_kind: str, shortcut_from_pre: bool, scale: float, post: nn.Module | None,
-                 add_inplace: bool):
+                 add_inplace: bool, combine: str = "add", gate: nn.Module | None = None,
+                 drop_prob: float = 0.0, drop_mode: str = "batch"):
         super().__init__()
         self.pre = pre
         if len(residuals) == 1:
@@ -62,32 +90,63 @@ class ResidualBlock(nn.Module):
         else:
             self.residual, self.residuals = None, nn.ModuleList(residuals)
         self.shortcut = shortcut
+        self.gate = gate
         self.post = post
         self.has_shortcut = shortcut_kind != "none"
-        self.shortcut_kind = shortcut_kind
+        self.shortcut_kind, self.combine = shortcut_kind, combine
         self.shortcut_from_pre = shortcut_from_pre
         self.scale = float(scale)
         self.add_inplace = add_inplace
+        self.drop_prob, self.drop_mode = float(drop_prob), drop_mode
+
+    def branch(self, a: torch.Tensor) -> torch.Tensor:
+        if self.residuals is None:
+            return self.residual(a)
+        out = self.residuals[0](a)
+        for r in self.residuals[1:]:
+            out = out + r(a)
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a = x if self.pre is None else self.pre(x)
-        if self.residuals is None:
-            out = self.residual(a)
-        else:
-            out = self.residuals[0](a)
-            for r in self.residuals[1:]:
-                out = out + r(a)
-        if self.scale != 1.0:
-            out = out * self.scale
+        s = None
         if self.has_shortcut:
             s = a if self.shortcut_from_pre else x
             if self.shortcut is not None:
                 s = self.shortcut(s)
-            out = out.add_(s) if self.add_inplace else out + s
+        if self.drop_prob > 0.0 and self.drop_mode == "batch" and self.training and s is not None \
+                and self.combine == "add" and torch.rand(()).item() < self.drop_prob:
+            return s if self.post is None else self.post(s)   # the whole residual is skipped
+        out = self.branch(a)
+        scale = self.scale
+        if self.drop_prob > 0.0:
+            if self.drop_mode == "batch" and not self.training:
+                scale = scale * (1.0 - self.drop_prob)
+            elif self.drop_mode == "sample" and self.training:
+                keep = 1.0 - self.drop_prob
+                mask = out.new_empty((out.shape[0],) + (1,) * (out.dim() - 1)).bernoulli_(keep)
+                out = out * mask.div_(keep)
+        if scale != 1.0:
+            out = out * scale
+        if s is not None:
+            if self.combine == "concat":
+                out = torch.cat((s, out), 1)
+            elif self.combine == "gate":
+                t = self.gate(x)
+                out = out * t + s * (1.0 - t)
+            else:
+                out = out.add_(s) if self.add_inplace else out + s
         return out if self.post is None else self.post(out)
 
     def extra_repr(self) -> str:
-        return f"shortcut={self.shortcut_kind}" + (f", scale={self.scale}" if self.scale != 1.0 else "")
+        parts = [f"shortcut={self.shortcut_kind}"]
+        if self.combine != "add":
+            parts.append(f"combine={self.combine}")
+        if self.scale != 1.0:
+            parts.append(f"scale={self.scale}")
+        if self.drop_prob:
+            parts.append(f"drop_prob={self.drop_prob:.4g} ({self.drop_mode})")
+        return ", ".join(parts)
 
 
 class Stage(nn.Module):

@@ -121,8 +121,14 @@ class parallel(Node):
     branches: tuple[branch, ...]
 
 
+class aggregate(Node):
+    """`aggregate C { path }`: the sum of C identical paths (ResNeXt form a)."""
+    count: Expr
+    body: "seq"
+
+
 class seq(Node):
-    stmts: tuple[Union[clause, let_stmt, parallel], ...]
+    stmts: tuple[Union[clause, let_stmt, parallel, aggregate], ...]
 
 
 # ---- blocks ----

@@ -22,8 +22,15 @@ _SHORT = re.compile(r"^([a-z])(\d+)$")
 
 # Clause schemas that are not ops: `stage` and `shortcut`.
 STAGE_ATTRS = (ops.Attr("block", object), ops.Attr("repeat", int, 1, short="x"),
-               ops.Attr("stride", int, 1), ops.Attr("dilation", int, None))
-SHORTCUT_KINDS = ("identity", "zeropad", "projection", "projection_all", "none")
+               ops.Attr("stride", int, 1), ops.Attr("dilation", int, None),
+               ops.Attr("share", bool, False, flag=True), ops.Attr("per_step_bn", bool, False, flag=True))
+COMBINE_ATTRS = (ops.Attr("mode", object), ops.Attr("kernel", int, 1, short="k"), ops.Attr("bias", ops.NUM, -1.0))
+DROP_PATH_ATTRS = (ops.Attr("rate", ops.NUM), ops.Attr("schedule", object, Symbol("linear")),
+                   ops.Attr("mode", object, Symbol("batch")))
+SHORTCUT_KINDS = ("identity", "zeropad", "projection", "projection_all", "avgdown", "none")
+INIT_DIRECTIVES = {"zero_last_bn": 0, "residual_std": 1, "looks_linear": 0}
+# Layers a path of `aggregate` may hold: per-channel or parameter-free, so C paths stack exactly.
+AGGREGATE_KINDS = {"conv", "bn", "relu", "dropout", "sigmoid"}
 
 
 class Lowering:
@@ -32,6 +39,7 @@ class Lowering:
         self.eval = Evaluator(program.blocks)
         self.n_layers = 0
         self.block_stack: list[str] = []
+        self.dilation = 1            # of the previous stage (for `dilation`)
 
     # ---- clauses: `kind positional... attr value ...` ----
 
@@ -77,7 +85,7 @@ class Lowering:
                 raise SpecError(f"{what} attribute '{key}' given twice", a.span)
             values[key], spans[key] = value, vspan
             i += 1
-        for name in pos:
+        for name in (p for p in pos if by_name[p].default is None):
             raise SpecError(f"{what} needs {name}", clause.span).with_note(
                 f"positional arguments: {', '.join(positional)}")
         for attr in attrs:
@@ -128,6 +136,10 @@ class Lowering:
             if isinstance(st, ast.parallel):
                 count["parallel"] += 1
                 item, shape = self.parallel(st, env, shape, f"{prefix}parallel{count['parallel']}")
+            elif isinstance(st, ast.aggregate):
+                layers, shape = self.aggregate(st, env, shape, prefix, count)
+                items.extend(layers)
+                continue
             else:
                 target = env.get(st.keyword)
                 if isinstance(target, BlockRef) or (st.keyword not in env and st.keyword in self.program.blocks):
@@ -155,6 +167,43 @@ class Lowering:
             shapes.append(out)
         out = self.infer("concat" if st.mode == "concat" else "add", {"scale": 1.0}, shapes, st.span)
         return Parallel(name=name, mode=st.mode, branches=tuple(branches), span=st.span), out
+
+    def aggregate(self, st: ast.aggregate, env: dict, shape, prefix: str, count: Counter):
+        """Sum of C identical paths (ResNeXt form a) as the equivalent grouped form (c).
+
+        Stacking the C paths' first convs gives one conv with C·w outputs; each later conv
+        reads only its own path, so it becomes a conv with C× channels and C× groups; the
+        sum of the paths' last convs is one conv over the concatenated paths.
+        """
+        c = self.eval(st.count, env)
+        if not is_int(c) or c < 1:
+            raise SpecError(f"aggregate needs a positive integer count, got {show(c)}", st.count.span)
+        path, _ = self.seq(st.body, env, shape, "")
+        convs = [i for i, it in enumerate(path) if isinstance(it, Layer) and it.kind == "conv"]
+        for i, it in enumerate(path):
+            if not isinstance(it, Layer) or it.kind not in AGGREGATE_KINDS:
+                what = it.kind if isinstance(it, Layer) else type(it).__name__.lower()
+                raise SpecError(f"'{what}' cannot be used in an aggregate path", it.span).with_note(
+                    "paths may hold " + ", ".join(sorted(AGGREGATE_KINDS)))
+            if it.kind == "bn" and (not convs or i < convs[0]):
+                raise SpecError("an aggregate path must start with a conv before any bn", it.span)
+        if not convs or convs[-1] != len(path) - 1:
+            raise SpecError("an aggregate path must end with a conv (the paths are summed there)", st.span)
+        out = []
+        for i, it in enumerate(path):
+            a = dict(it.attrs)
+            if it.kind == "conv" and len(convs) > 1:
+                if i in (convs[0], convs[-1]) and a["groups"] != 1:
+                    raise SpecError("the first and last conv of an aggregate path cannot be grouped", it.span)
+                if i != convs[-1]:
+                    a["out"] *= c
+                if i != convs[0] and i != convs[-1]:
+                    a["groups"] *= c
+            count[it.kind] += 1
+            name = f"{prefix}{it.kind}{count[it.kind]}"
+            out.append(Layer(kind=it.kind, name=name, attrs=a, span=it.span))
+            shape = self.infer(it.kind, a, [shape], it.span)
+        return out, shape
 
     def nested_block(self, c: ast.clause, ref: BlockRef, env, shape, name):
         params = tuple(p.name for p in ref.defn.params)
@@ -196,7 +245,7 @@ class Lowering:
         return env
 
     def block_body(self, d: ast.block_def, env: dict, shape, name: str, call_span: Span):
-        pre, residuals, post, sc_stmt, scale = (), [], None, None, 1.0
+        pre, residuals, post, sc_stmt, scale, combine = (), [], None, None, 1.0, None
         a_shape, r_shape = shape, None
         for st in d.body:
             if isinstance(st, ast.let_stmt):
@@ -215,6 +264,10 @@ class Lowering:
                 if post is not None:
                     raise SpecError("a block has one 'post'", st.span)
                 post = st
+            elif isinstance(st, ast.combine_stmt):
+                if combine is not None:
+                    raise SpecError("a block has one 'combine'", st.span)
+                combine = st
             elif isinstance(st, ast.scale_stmt):
                 scale = self.eval(st.value, env)
                 if not is_num(scale):
@@ -231,15 +284,46 @@ class Lowering:
                 raise SpecError(f"residual branches differ in shape: {ops.fmt(r_shape)} and {ops.fmt(out)}", r.span)
             branches.append(items)
             r_shape = out
-        sc = self.shortcut(sc_stmt, env, shape, a_shape, r_shape, bool(pre), name, call_span, d)
-        merged = r_shape
+        mode, gate_attrs = self.combine_mode(combine, env)
+        if mode == "concat":
+            if sc_stmt is not None:
+                raise SpecError("a dense (concat) block passes its input on unchanged: remove 'shortcut'", sc_stmt.span)
+            sc = Shortcut(kind="identity", span=combine.span)
+            merged = self.infer("concat", {}, [shape, r_shape], combine.span)
+        else:
+            sc = self.shortcut(sc_stmt, env, shape, a_shape, r_shape, bool(pre), name, call_span, d)
+            merged = r_shape
+        gate = ()
+        if mode == "gate":
+            if sc.kind == "none":
+                raise SpecError("a gated block needs a shortcut to carry", combine.span)
+            stride = self.shortcut_stride(shape, r_shape, combine.span)
+            conv = {"out": r_shape[0], "kernel": gate_attrs["kernel"], "stride": stride, "padding": None,
+                    "dilation": 1, "groups": 1, "bias": True}
+            self.infer("conv", conv, [shape], combine.span)
+            gate = (Layer(kind="conv", name=f"{name}.gate.conv1", attrs=conv, span=combine.span),
+                    Layer(kind="sigmoid", name=f"{name}.gate.sigmoid1", attrs={}, span=combine.span))
         post_items = ()
         if post is not None:
             post_items, merged = self.seq(post.body, env, merged, f"{name}.post.")
         args = {k: v for k, v in env.items() if k in {p.name for p in d.params}}
         blk = Block(name=name, block=d.name, args=args, pre=pre, residuals=tuple(branches), shortcut=sc,
-                    scale=float(scale), post=post_items, span=call_span)
+                    scale=float(scale), combine=mode, gate=gate, gate_bias=float(gate_attrs.get("bias", 0.0)),
+                    post=post_items, span=call_span)
         return blk, merged
+
+    def combine_mode(self, st: ast.combine_stmt | None, env) -> tuple[str, dict]:
+        if st is None:
+            return "add", {}
+        values, spans = self.bind("combine", COMBINE_ATTRS, ("mode",), st, env)
+        mode = values["mode"]
+        if not isinstance(mode, Symbol) or mode.name not in ("add", "gate", "concat"):
+            raise SpecError(f"unknown combine mode {show(mode)}", spans.get("mode", st.span)).with_note(
+                "expected one of: add, gate, concat")
+        extra = [k for k in ("kernel", "bias") if k in spans]
+        if extra and mode.name != "gate":
+            raise SpecError(f"combine {mode.name} takes no '{extra[0]}'", spans[extra[0]])
+        return mode.name, values
 
     def shortcut(self, st: ast.shortcut | None, env, x_shape, a_shape, r_shape, has_pre, name, call_span, d):
         span = st.span if st is not None else call_span
@@ -261,7 +345,7 @@ class Lowering:
         if kind == "none":
             return Shortcut(kind="none", span=span)
         same = r_shape == x_shape
-        if kind == "identity" or (same and kind in ("zeropad", "projection")):
+        if kind == "identity" or (same and kind in ("zeropad", "projection", "avgdown")):
             if not same:
                 err = SpecError(f"identity shortcut: block input {ops.fmt(x_shape)} does not match "
                                 f"residual output {ops.fmt(r_shape)}", span)
@@ -275,11 +359,16 @@ class Lowering:
             return Shortcut(kind="zeropad", layers=(Layer(kind="zeropad", name=f"{name}.shortcut.zeropad",
                                                           attrs=attrs, span=span),), span=span)
         src_shape = a_shape if has_pre else x_shape
+        pool = ()
+        if kind == "avgdown" and stride > 1:     # ResNet-D (He et al. 2019): average, then project
+            p = {"kernel": stride, "stride": stride, "padding": 0, "ceil": True, "count_pad": False}
+            src_shape = self.infer("avgpool", p, [src_shape], span)
+            pool, stride = (Layer(kind="avgpool", name=f"{name}.shortcut.avgpool1", attrs=p, span=span),), 1
         conv = {"out": r_shape[0], "kernel": 1, "stride": stride, "padding": 0, "dilation": 1, "groups": 1, "bias": False}
         self.infer("conv", conv, [src_shape], span)
-        layers = (Layer(kind="conv", name=f"{name}.shortcut.conv1", attrs=conv, span=span),
+        layers = (*pool, Layer(kind="conv", name=f"{name}.shortcut.conv1", attrs=conv, span=span),
                   Layer(kind="bn", name=f"{name}.shortcut.bn1", attrs={"eps": 1e-5, "momentum": 0.1}, span=span))
-        self.n_layers += 2
+        self.n_layers += len(layers)
         return Shortcut(kind=kind, layers=layers, source="pre" if has_pre else "input", span=span)
 
     @staticmethod
@@ -298,7 +387,8 @@ class Lowering:
         env = self.network_params(net, overrides)
         params = dict(env)
         body: list = []
-        shape = input_shape = None
+        shape = input_shape = drop = None
+        init: list[tuple[str, Any]] = []
         counts = Counter()
         for st in net.body:
             if isinstance(st, ast.let_stmt):
@@ -324,12 +414,58 @@ class Lowering:
                 stage, shape = self.stage(st, env, shape, f"stages.{counts['stage']}")
                 counts["stage"] += 1
                 body.append(stage)
+            elif isinstance(st, ast.init_stmt):
+                init.append(self.init_directive(st, env))
             else:
-                raise SpecError(f"'{type(st).__name__.removesuffix('_stmt')}' is not supported yet", st.span)
+                if drop is not None:
+                    raise SpecError("'drop_path' given twice", st.span)
+                drop = st
         if shape is None:
             raise SpecError(f"network '{net.name}' has no 'input'", net.span).with_note("e.g. 'input 3x224x224'")
-        return Net(name=net.name, params=params, input_shape=input_shape,
-                   body=tuple(body), span=net.span, source=self.program.text)
+        if drop is not None:
+            body = self.drop_path(drop, env, body)
+        return Net(name=net.name, params=params, input_shape=input_shape, body=tuple(body), span=net.span,
+                   init=tuple(init), source=self.program.text)
+
+    def init_directive(self, st: ast.init_stmt, env) -> tuple[str, Any]:
+        first = st.args[0] if st.args else None
+        if not isinstance(first, ast.name) or first.id not in INIT_DIRECTIVES:
+            where = first.span if first is not None else st.span
+            raise unknown("init directive", first.id if isinstance(first, ast.name) else "", INIT_DIRECTIVES, where)
+        want = INIT_DIRECTIVES[first.id]
+        if len(st.args) - 1 != want:
+            raise SpecError(f"init {first.id} takes {want} value{'s' * (want != 1)}, got {len(st.args) - 1}", st.span)
+        value = self.eval(st.args[1], env) if want else None
+        if want and (not is_num(value) or value < 0):
+            raise SpecError(f"init {first.id} needs a non-negative number, got {show(value)}", st.args[1].span)
+        return (first.id, value)
+
+    def drop_path(self, st: ast.drop_path_stmt, env, body: list) -> list:
+        """Stochastic depth: block l of L dropped with probability rate·l/L (linear) or rate (constant)."""
+        values, spans = self.bind("drop_path", DROP_PATH_ATTRS, ("rate", "schedule"), st, env)
+        rate, schedule, mode = values["rate"], values["schedule"], values["mode"]
+        if not 0 <= rate < 1:
+            raise SpecError(f"drop_path rate must be in [0, 1), got {show(rate)}", spans["rate"])
+        schedule = schedule.name if isinstance(schedule, Symbol) else schedule
+        if schedule not in ("linear", "constant"):
+            raise SpecError(f"unknown drop_path schedule {show(schedule)}", spans["schedule"]).with_note(
+                "expected linear or constant")
+        mode = mode.name if isinstance(mode, Symbol) else mode
+        if mode not in ("batch", "sample"):
+            raise SpecError(f"unknown drop_path mode {show(mode)}", spans["mode"]).with_note(
+                "expected batch (Huang et al.: one gate per mini-batch) or sample (timm's drop path)")
+        total = sum(len(p.blocks) for p in body if isinstance(p, Stage))
+        out, l = [], 0
+        for part in body:
+            if isinstance(part, Stage):
+                blocks = []
+                for b in part.blocks:
+                    l += 1
+                    p = rate * l / total if schedule == "linear" else rate
+                    blocks.append(b.model_copy(update={"drop_prob": p, "drop_mode": mode}))
+                part = part.model_copy(update={"blocks": tuple(blocks)})
+            out.append(part)
+        return out
 
     def network_params(self, net: ast.network, overrides: Mapping[str, Any]) -> dict:
         names = [p.name for p in net.params]
@@ -366,21 +502,41 @@ class Lowering:
             raise SpecError(f"a stage repeats its block at least once, got x {n}", spans.get("repeat", st.span))
         if self.n_layers + n > MAX_LAYERS:
             raise SpecError(f"network too large: more than {MAX_LAYERS:,} layers", spans.get("repeat", st.span))
-        params = {p.name for p in ref.defn.params}
-        blocks = []
+        for attr in ("stride", "dilation"):
+            if attr in spans and attr not in {p.name for p in ref.defn.params}:
+                raise SpecError(f"block '{ref.name}' has no '{attr}' parameter", spans[attr])
+        if values["per_step_bn"] and not values["share"]:
+            raise SpecError("per_step_bn only applies to a stage with 'share'", spans["per_step_bn"])
+        blocks: list[Block] = []
+        built: list[tuple[Block, ops.Shape]] = []
         for j in range(n):
             r = ref
             if j == 0 and "stride" in spans:
-                if "stride" not in params:
-                    raise SpecError(f"block '{ref.name}' has no 'stride' parameter", spans["stride"])
-                r = bind_call(_without(ref, "stride"), [("stride", values["stride"], spans["stride"])], st.span)
+                r = self.rebind(r, "stride", values["stride"], spans["stride"], st.span)
             if values["dilation"] is not None:
-                if "dilation" not in params:
-                    raise SpecError(f"block '{ref.name}' has no 'dilation' parameter", spans["dilation"])
-                r = bind_call(_without(r, "dilation"), [("dilation", values["dilation"], spans["dilation"])], st.span)
-            blk, shape = self.block(r, shape, f"{name}.blocks.{j}", st.span)
+                # torchvision's replace_stride_with_dilation: the first block keeps the previous dilation
+                d = self.dilation if j == 0 else values["dilation"]
+                r = self.rebind(r, "dilation", d, spans["dilation"], st.span)
+            blk, out = self.block(r, shape, f"{name}.blocks.{j}", st.span)
+            if values["share"]:
+                blk = self.share(blk, built, shape, values["per_step_bn"])
+                built.append((blk, shape))
             blocks.append(blk)
+            shape = out
+        if values["dilation"] is not None:
+            self.dilation = values["dilation"]
         return Stage(name=name, block=ref.name, blocks=tuple(blocks), span=st.span), shape
+
+    def rebind(self, ref: BlockRef, param: str, value, span, call_span) -> BlockRef:
+        return bind_call(_without(ref, param), [(param, value, span)], call_span)
+
+    @staticmethod
+    def share(blk: Block, earlier: list[tuple[Block, ops.Shape]], shape, per_step_bn: bool) -> Block:
+        """Use the weights of the first earlier block with the same definition, arguments and input shape."""
+        for other, other_shape in earlier:
+            if other.shares is None and (other.block, other.args, other_shape) == (blk.block, blk.args, shape):
+                return blk.model_copy(update={"shares": other.name, "share_bn": not per_step_bn})
+        return blk
 
 
 def _without(ref: BlockRef, param: str) -> BlockRef:

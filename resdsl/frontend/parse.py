@@ -216,6 +216,9 @@ class ToAst(Transformer):
         return ast.parallel(span=self._s(meta), mode=str(c[0]), mode_span=_span(c[0], self.file),
                             branches=tuple(c[1:]))
 
+    def aggregate(self, meta, c):
+        return ast.aggregate(span=self._s(meta), count=c[0], body=c[1])
+
     # -- blocks --
     def pre(self, meta, c):
         return ast.pre(span=self._s(meta), body=c[0])

@@ -14,8 +14,8 @@ from typing import Any, Mapping
 from ..errors import SpecError, unknown
 from . import ast
 
-SYMBOLS = frozenset({"identity", "zeropad", "projection", "projection_all", "none",
-                     "linear", "constant", "concat", "sum"})
+SYMBOLS = frozenset({"identity", "zeropad", "projection", "projection_all", "avgdown", "none",
+                     "add", "gate", "concat", "sum", "linear", "constant", "batch", "sample"})
 MAX_INT = 2 ** 62
 
 

@@ -4,7 +4,9 @@ Node attributes: kind, attrs, scope (section, block, role), span; infer_shapes a
 in_shapes, out_shape, params, macs. Edge attributes: kind ("main" or "shortcut"),
 shortcut (the shortcut kind, on shortcut edges), port (input position, for concat).
 Graph attributes: name, input_shape, params (network parameters), output (last node),
-stages (name, block, blocks), blocks (name -> block, stage, shortcut kind, span).
+stages (name, block, blocks), blocks (name -> block, section, shortcut kind, combine, scale,
+drop_prob, shares, args, span). A node of a weight-sharing block has `shared_from` (the node
+whose parameters it uses) and counts no parameters of its own.
 """
 from __future__ import annotations
 
@@ -39,21 +41,46 @@ class GraphBuilder:
         return x
 
     def block(self, b: Block, x: str, section: str) -> str:
-        """Residual unit: y = post(scale * sum_k residual_k(pre(x)) + shortcut(x))."""
+        """Residual unit: y = post(merge(scale * sum_k residual_k(pre(x)), shortcut(x)))."""
         scope = lambda role: {"section": section, "block": b.name, "role": role}  # noqa: E731
+        first = self.g.number_of_nodes()
         self.g.graph["blocks"][b.name] = {"block": b.block, "section": section, "shortcut": b.shortcut.kind,
-                                          "scale": b.scale, "args": b.args, "span": b.span}
+                                          "combine": b.combine, "scale": b.scale, "drop_prob": b.drop_prob,
+                                          "shares": b.shares, "args": b.args, "span": b.span}
         a = self.items(b.pre, x, scope("pre"))
         outs = [self.items(r, a, scope("residual")) for r in b.residuals]
         sc = b.shortcut
-        if sc.kind == "none" and len(outs) == 1 and b.scale == 1.0:
+        merge_attrs = {"scale": b.scale, "drop_prob": b.drop_prob, "drop_mode": b.drop_mode}
+        if sc.kind == "none" and len(outs) == 1 and b.scale == 1.0 and b.drop_prob == 0:
             y = outs[0]
+        elif sc.kind == "none":
+            y = self.node(f"{b.name}.add", "add", merge_attrs, b.span, scope("merge"), *outs)
         else:
-            y = self.node(f"{b.name}.add", "add", {"scale": b.scale}, b.span, scope("merge"), *outs)
-            if sc.kind != "none":
-                src = self.items(sc.layers, a if sc.source == "pre" else x, scope("shortcut"))
-                self.g.add_edge(src, y, port=len(outs), kind="shortcut", shortcut=sc.kind)
-        return self.items(b.post, y, scope("post"))
+            src = self.items(sc.layers, a if sc.source == "pre" else x, scope("shortcut"))
+            edge = {"kind": "shortcut", "shortcut": {"add": sc.kind, "gate": "gated", "concat": "concat"}[b.combine]}
+            if b.combine == "concat":      # y = concat(x, F(x)): the input comes first
+                y = self.node(f"{b.name}.concat", "concat", {}, b.span, scope("merge"))
+                self.g.add_edge(src, y, port=0, **edge)
+                self.g.add_edge(outs[0], y, port=1, kind="main")
+            elif b.combine == "gate":      # y = H(x)·T(x) + x·(1 − T(x))
+                t = self.items(b.gate, x, scope("gate"))
+                y = self.node(f"{b.name}.highway", "highway", {}, b.span, scope("merge"), outs[0])
+                self.g.add_edge(src, y, port=1, **edge)
+                self.g.add_edge(t, y, port=2, kind="main")
+            else:
+                y = self.node(f"{b.name}.add", "add", merge_attrs, b.span, scope("merge"), *outs)
+                self.g.add_edge(src, y, port=len(outs), **edge)
+        out = self.items(b.post, y, scope("post"))
+        if b.shares is not None:
+            self.mark_shared(list(self.g.nodes)[first:], b)
+        return out
+
+    def mark_shared(self, nodes: list[str], b: Block) -> None:
+        """Nodes of a weight-sharing block point at the node whose parameters they use."""
+        for n in nodes:
+            kind = self.g.nodes[n]["kind"]
+            if kind in ("conv", "fc", "se") or (kind == "bn" and b.share_bn):
+                self.g.nodes[n]["shared_from"] = b.shares + n[len(b.name):]
 
     def build(self, net: Net) -> nx.DiGraph:
         x = "input"

@@ -8,6 +8,9 @@ Names are the public module paths (and so state_dict keys) of the compiled model
     stages.{i}.blocks.{j}.pre.bn1                   shared pre-activation
     stages.{i}.blocks.{j}.shortcut.conv1            projection shortcut
     stages.{i}.blocks.{j}.post.relu1                after the merge
+    stages.{i}.blocks.{j}.gate.conv1                highway gate T(x)
+    ....residual.se1.fc1 / .fc2                     squeeze-and-excitation inside a branch
+    ....residual.parallel1.{b}.conv1                branch b of a `parallel` merge
     transitions.{t}.conv1                           layers between stages
     head.fc1                                        classifier
 """
@@ -42,7 +45,7 @@ class Parallel(IR):
     span: Span
 
 
-ShortcutKind = Literal["identity", "zeropad", "projection", "projection_all", "custom", "none"]
+ShortcutKind = Literal["identity", "zeropad", "projection", "projection_all", "avgdown", "custom", "none"]
 
 
 class Shortcut(IR):
@@ -62,6 +65,13 @@ class Block(IR):
     residuals: tuple[tuple["Item", ...], ...]
     shortcut: Shortcut
     scale: float = 1.0
+    combine: Literal["add", "concat", "gate"] = "add"
+    gate: tuple["Item", ...] = ()    # T(x) layers of a highway block (conv, sigmoid)
+    gate_bias: float = 0.0
+    drop_prob: float = 0.0           # stochastic depth: probability that the residual is dropped
+    drop_mode: Literal["batch", "sample"] = "batch"
+    shares: str | None = None        # name of the block whose weights this one uses
+    share_bn: bool = True            # with `shares`: BN shared too (else one BN per step)
     post: tuple["Item", ...] = ()
     span: Span
 
@@ -90,6 +100,7 @@ class Net(IR):
     input_shape: Shape
     body: tuple[Union[Section, Stage], ...]
     span: Span
+    init: tuple[tuple[str, Any], ...] = ()   # `init` directives in order
     source: str = ""                 # the resolved spec text (for run directories)
 
     @property

@@ -150,6 +150,29 @@ def zeropad_shape(a: dict, ins: list[Shape]) -> Shape:
     return (a["out"], -(-h // s), -(-w // s))
 
 
+def se_channels(a: dict, c: int) -> int:
+    """Squeeze width: explicit `channels`, else C/r rounded to a multiple of `divisor` (timm's make_divisible)."""
+    if a.get("channels"):
+        return a["channels"]
+    d = a["divisor"]
+    return max(d, int(c / a["reduction"] + d / 2) // d * d)
+
+
+def se_shape(a: dict, ins: list[Shape]) -> Shape:
+    _spatial(ins[0], "se")
+    _positive(a, "reduction", "divisor", "channels")
+    return ins[0]
+
+
+def se_params(a: dict, ins: list[Shape], out: Shape) -> int:
+    c, r = ins[0][0], se_channels(a, ins[0][0])
+    return 2 * c * r + ((r + c) if a["bias"] else 0)
+
+
+def crelu_shape(a: dict, ins: list[Shape]) -> Shape:
+    return (2 * ins[0][0], *ins[0][1:])
+
+
 def _dropout_shape(a: dict, ins: list[Shape]) -> Shape:
     if not 0 <= a["p"] < 1:
         raise OpError(f"dropout probability must be in [0, 1), got {a['p']}")
@@ -183,8 +206,15 @@ OPS: dict[str, Op] = {op.kind: op for op in [
        fc_shape, lambda a, i, o: i[0][0] * o[0] + (o[0] if a["bias"] else 0),
        lambda a, i, o: i[0][0] * o[0]),
     Op("dropout", "dropout with probability P: dropout P", ("p",), (Attr("p", NUM),), _dropout_shape),
-    Op("add", "sum of a residual branch (times scale) and a shortcut", (),
-       (Attr("scale", NUM, 1.0),), add_shape, n_inputs=-1, user=False),
+    Op("se", "squeeze-and-excitation (Hu et al.): x·σ(W2 relu(W1 avgpool(x))), se r 16 [divisor 8] [channels N]",
+       (), (Attr("reduction", NUM, 16, short="r"), Attr("divisor", int, 1), Attr("channels", int, None),
+            Attr("bias", bool, True, flag=True)),
+       se_shape, se_params, lambda a, i, o: 2 * i[0][0] * se_channels(a, i[0][0])),
+    Op("crelu", "concatenated ReLU: [relu(x), relu(-x)], doubles the channels", (), (), crelu_shape),
+    Op("add", "sum of residual branches (times scale) and a shortcut; drop_prob: stochastic depth", (),
+       (Attr("scale", NUM, 1.0), Attr("drop_prob", NUM, 0.0), Attr("drop_mode", str, "batch")),
+       add_shape, n_inputs=-1, user=False),
+    Op("highway", "gated merge: h·t + x·(1 − t) of (h, x, t)", (), (), add_shape, n_inputs=3, user=False),
     Op("concat", "channel concatenation", (), (), concat_shape, n_inputs=-1, user=False),
     Op("zeropad", "option-A shortcut: subsample by stride, pad channels with zeros", (),
        (Attr("out", int), Attr("stride", int, 1)), zeropad_shape, user=False),

@@ -25,6 +25,8 @@ def infer_shapes(g: nx.DiGraph) -> nx.DiGraph:
         except ops.OpError as e:
             raise SpecError(str(e), d["span"]) from None
         params, macs = ops.cost(d["kind"], d["attrs"], ins, out)
+        if d.get("shared_from"):
+            params = 0
         d.update(in_shapes=ins, out_shape=out, params=params, macs=macs)
     return g
 
