@@ -24,27 +24,44 @@ _OPERAND_END = ("NAME", "INT", "FLOAT", "STRING", "SHAPE", "RPAR", "RSQB")
 
 
 class Separators:
-    """Post-lexer: drop newlines inside (...) and [...], and collapse runs of separators."""
+    """Post-lexer: drop newlines inside (...) and [...], collapse runs of separators, and tell
+    binary from unary minus.
+
+    Clause arguments are juxtaposed (`combine gate bias -2`), so after an operand a '-' may
+    start a new argument. The rule, as in shells: a '-' after an operand is unary only outside
+    brackets, with a space before it and none after (`bias -2`); otherwise it is binary
+    (`depth - 2`, `depth-2`, `(a -2)`).
+    """
 
     always_accept = ("_SEP",)
 
     def process(self, stream):
         depth = 0
         previous = None
+        pending = None       # a '-' after an operand, waiting for the next token
+        self.previous_end = 0
         for tok in stream:
+            if pending is not None:
+                minus, before = pending
+                pending = None
+                unary = depth == 0 and before and tok.start_pos == minus.end_pos
+                yield Token.new_borrow_pos("MINUS" if unary else "ADD_OP", minus.value, minus)
             if tok.type == "_SEP":
                 if depth > 0 or previous in (None, "_SEP", "LBRACE", "COMMA"):
                     continue
-            elif tok.type == "MINUS" and depth > 0 and previous in _OPERAND_END:
-                # LALR lookahead merging lets a clause's next argument start with '-' (`bias -2`),
-                # so the lexer prefers the unary '-'; inside (...) and [...] it can only be binary.
-                tok = Token.new_borrow_pos("ADD_OP", tok.value, tok)
+            elif tok.value == "-" and tok.type in ("MINUS", "ADD_OP") and previous in _OPERAND_END:
+                pending = (tok, tok.start_pos > self.previous_end)
+                previous = "ADD_OP"
+                continue
             elif tok.type in ("LPAR", "LSQB"):
                 depth += 1
             elif tok.type in ("RPAR", "RSQB"):
                 depth = max(0, depth - 1)
             previous = tok.type
+            self.previous_end = tok.end_pos
             yield tok
+        if pending is not None:
+            yield Token.new_borrow_pos("ADD_OP", pending[0].value, pending[0])
 
 
 @functools.lru_cache(maxsize=1)
