@@ -56,7 +56,10 @@ class Lowering:
         while i < len(args):
             a = args[i]
             key, value, vspan = None, None, a.span
-            if isinstance(a, ast.name) and (a.id in by_name and a.id not in positional or a.id in by_short):
+            # A word that names an attribute is that attribute, unless it is also a variable in
+            # scope and a positional argument is still open (`conv g k3` with a parameter `g`).
+            is_key = isinstance(a, ast.name) and (a.id in by_name and a.id not in positional or a.id in by_short)
+            if is_key and not (a.id in env and pos):
                 attr = by_name.get(a.id) or by_short[a.id]
                 key = attr.name
                 nxt = args[i + 1] if i + 1 < len(args) else None
