@@ -64,7 +64,28 @@ def write_atomic(path: Path, write) -> None:
         raise
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Subcommands that import torch or heavy libraries are imported only when run, so that
+# `resdsl check` starts fast: name -> "module:attribute".
+LAZY_COMMANDS = {
+    "train": "resdsl.train.cli:train",
+    "eval": "resdsl.train.cli:evaluate",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx, name):
+        if name in LAZY_COMMANDS and name not in self.commands:
+            import importlib
+
+            module, _, attr = LAZY_COMMANDS[name].partition(":")
+            self.add_command(getattr(importlib.import_module(module), attr), name)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="resdsl")
 def main():
     """resdsl: describe residual networks in .res specs; check, draw, compile, train and profile them."""
@@ -142,5 +163,4 @@ def compile_cmd(spec, network, sets, output, batch_size, force):
 
 
 # -- commands from subpackages --
-from resdsl.train.cli import train, evaluate  # noqa: E402
-main.add_command(train); main.add_command(evaluate, name="eval")
+# (registered lazily in LAZY_COMMANDS above)
