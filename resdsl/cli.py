@@ -52,7 +52,7 @@ def spec_options(fn):
 def write_atomic(path: Path, write) -> None:
     """Write through a temporary file in the same folder, then rename: a crash leaves the old file."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
     os.close(fd)
     try:
         write(tmp)
