@@ -28,6 +28,12 @@ def remember_source(file: str, text: str) -> None:
     _SOURCES[file] = text
 
 
+def source_line(span: Span) -> str:
+    """The text of the span's line, stripped, or '' when the source is unknown."""
+    lines = _SOURCES.get(span.file, "").splitlines()
+    return lines[span.line - 1].strip() if 0 < span.line <= len(lines) else ""
+
+
 @dataclass
 class SpecError(Exception):
     """A mistake in a spec (or its parameters), with where it is and what would fix it."""

@@ -14,7 +14,8 @@ from ..errors import Span, SpecError, unknown
 from ..ir import ops
 from ..ir.net import Block, Layer, Net, Parallel, Section, Shortcut, Stage
 from . import ast
-from .load import Program
+from ..errors import source_line as _source_line
+from .load import PRELUDE, Program
 from .values import BlockRef, Evaluator, Symbol, bind_call, is_int, is_num, show, type_name
 
 MAX_LAYERS = 200_000
@@ -229,8 +230,23 @@ class Lowering:
         try:
             env = self.block_env(ref, shape, call_span)
             return self.block_body(d, env, shape, name, call_span)
+        except SpecError as e:
+            raise self.in_block(e, ref, name, shape, call_span) from None
         finally:
             self.block_stack.pop()
+
+    @staticmethod
+    def in_block(e: SpecError, ref: BlockRef, name: str, shape, call_span: Span) -> SpecError:
+        """Say which block instance an error happened in. An error inside the prelude points at
+        the user's call instead, with the prelude line as a note."""
+        if e.span is not None and e.span.file == PRELUDE and call_span.file != PRELUDE:
+            e.notes.insert(0, f"in {ref} ({name}, input {ops.fmt(shape)}), at prelude block '{ref.name}' "
+                              f"line {e.span.line}: {_source_line(e.span)}")
+            e.span = call_span
+        elif not any(n.startswith("in block") or n.startswith(f"in {ref.name}(") for n in e.notes) \
+                and e.span is not None and e.span != call_span:
+            e.notes.append(f"in block {ref} ({name}, input {ops.fmt(shape)}) called at {call_span}")
+        return e
 
     def block_env(self, ref: BlockRef, shape: ops.Shape, call_span: Span) -> dict:
         env: dict[str, Any] = {"in": shape[0]}
