@@ -69,6 +69,7 @@ def write_atomic(path: Path, write) -> None:
 LAZY_COMMANDS = {
     "train": "resdsl.train.cli:train",
     "eval": "resdsl.train.cli:evaluate",
+    "profile": "resdsl.cost.cli:profile",
 }
 
 

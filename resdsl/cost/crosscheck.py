@@ -1,0 +1,64 @@
+"""Cross-check the graph's MACs against torch.utils.flop_counter on the compiled module.
+
+flop_counter counts FLOPs = 2 × MACs of the aten ops it knows (convolution, mm, addmm, bmm,
+attention) and nothing for elementwise ops, so both sides count the same things. Differences
+are reported per op kind and per layer (graph node ids equal the module paths it reports).
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import networkx as nx
+
+# aten op (as flop_counter names it) -> graph op kind
+ATEN_KINDS = {"convolution": "conv", "_convolution": "conv", "conv2d": "conv",
+              "mm": "fc", "addmm": "fc", "linear": "fc"}
+
+
+def counted_macs(model, input_shape: tuple[int, ...]) -> tuple[dict[str, int], dict[str, int]]:
+    """(MACs per graph op kind, MACs per leaf module path) of one forward pass on one sample."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(torch.zeros(1, *input_shape))
+    finally:
+        model.train(was_training)
+    counts = counter.get_flop_counts()
+    by_kind: dict[str, int] = defaultdict(int)
+    for op, flops in counts.get("Global", {}).items():
+        name = str(op).split(".")[1] if "." in str(op) else str(op)
+        by_kind[ATEN_KINDS.get(name, f"aten.{name}")] += flops // 2
+    leaves = {n for n, m in model.named_modules() if n and not any(True for _ in m.children())}
+    by_module = {k.partition(".")[2]: sum(v.values()) // 2 for k, v in counts.items()
+                 if k.partition(".")[2] in leaves}
+    return dict(by_kind), by_module
+
+
+def graph_macs(g: nx.DiGraph) -> tuple[dict[str, int], dict[str, int]]:
+    """(MACs per op kind, MACs per node) of the annotated graph, nodes with MACs only."""
+    by_kind: dict[str, int] = defaultdict(int)
+    by_node = {}
+    for n, d in g.nodes(data=True):
+        if d.get("macs"):
+            by_kind[d["kind"]] += d["macs"]
+            by_node[n] = d["macs"]
+    return dict(by_kind), by_node
+
+
+def cross_check(model, g: nx.DiGraph) -> dict:
+    """{"ok", "by_kind": [{kind, graph, counted, diff}], "layers": [...only those that differ]}."""
+    counted_kind, counted_mod = counted_macs(model, tuple(g.graph["input_shape"]))
+    graph_kind, graph_node = graph_macs(g)
+    kinds = [{"kind": k, "graph": graph_kind.get(k, 0), "counted": counted_kind.get(k, 0),
+              "diff": counted_kind.get(k, 0) - graph_kind.get(k, 0)}
+             for k in sorted(set(graph_kind) | set(counted_kind))]
+    layers = [{"layer": n, "graph": graph_node.get(n, 0), "counted": counted_mod.get(n, 0),
+               "diff": counted_mod.get(n, 0) - graph_node.get(n, 0)}
+              for n in sorted(set(graph_node) | set(counted_mod))
+              if counted_mod.get(n, 0) != graph_node.get(n, 0)]
+    return {"ok": all(k["diff"] == 0 for k in kinds) and not layers, "unit": "MACs per sample",
+            "by_kind": kinds, "layers": layers}
