@@ -86,3 +86,38 @@ def test_ctrl_c_checkpoints_then_exits_130(tmp_path):
     assert "interrupted: stopped at epoch" in err and "Traceback" not in err
     ck = torch.load(tmp_path / "c" / "last.pt", weights_only=False)
     assert ck["epoch"] >= 1 and json.loads((tmp_path / "c" / "summary.json").read_text())["status"] == "interrupted"
+
+
+def test_eval_of_a_checkpoint_that_does_not_fit_the_spec(tmp_path):
+    assert _run("train", DIGITS, *TINY, "--epochs", "1", "--output", tmp_path, "--experiment", "a").exit_code == 0
+    r = _run("eval", DIGITS, "--set", "width=16", "--checkpoint", tmp_path / "a" / "last.pt")
+    assert r.exit_code == 2 and "does not fit this model" in r.output, r.output
+    r = _run("eval", DIGITS, "--checkpoint", tmp_path / "nothing.pt")
+    assert r.exit_code == 2 and "no checkpoint at" in r.output
+
+
+def test_live_progress_bar_on_a_terminal(tmp_path):
+    import io
+
+    from resdsl.train import TrainConfig, fit, load_data, seed_everything
+    from resdsl.train.progress import Reporter
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    out = Tty()
+    seed_everything(0, False)
+    import resdsl
+
+    model = resdsl.compile(DIGITS, width=8, n=1)
+    fit(model, load_data("digits"), TrainConfig(epochs=1, output=str(tmp_path)), reporter=Reporter(stream=out))
+    text = out.getvalue()
+    assert "img/s" in text and "loss" in text and "epoch 1/1" in text
+
+
+@pytest.mark.slow
+def test_compile_and_bf16_channels_last(tmp_path):
+    r = _run("train", DIGITS, *TINY, "--epochs", "1", "--output", tmp_path, "--compile", "--precision", "bf16",
+             "--channels-last")
+    assert r.exit_code == 0, r.output
