@@ -7,6 +7,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import resdsl
 from conftest import SPECS
+from resdsl.cost.crosscheck import cross_check
 from resdsl.cost.memory import activation_elements
 from resdsl.cost.receptive import receptive_fields
 from resdsl.cost.static import profile
@@ -50,6 +51,15 @@ def test_macs_and_params_equal_references(name, spec, params, gmacs, n_params):
     with FlopCounterMode(display=False) as counter:
         model(x)
     assert counter.get_total_flops() == d["totals"]["flops"]
+
+
+@pytest.mark.parametrize("spec", sorted(SPECS.glob("*.res")), ids=lambda p: p.stem)
+def test_zoo_graph_macs_agree_with_flop_counter(spec):
+    net = resdsl.load_spec(spec)
+    g = resdsl.graph_of(net)
+    with torch.device("meta"):
+        c = cross_check(resdsl.compile(spec), g)
+    assert c["ok"], c
 
 
 def test_rows_add_up_at_every_level():

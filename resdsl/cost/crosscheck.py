@@ -3,6 +3,7 @@
 flop_counter counts FLOPs = 2 × MACs of the aten ops it knows (convolution, mm, addmm, bmm,
 attention) and nothing for elementwise ops, so both sides count the same things. Differences
 are reported per op kind and per layer (graph node ids equal the module paths it reports).
+A model built on the meta device is counted from shapes alone, without arithmetic.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def counted_macs(model, input_shape: tuple[int, ...]) -> tuple[dict[str, int], d
     model.eval()
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(torch.zeros(1, *input_shape))
+            model(torch.zeros(1, *input_shape, device=next(model.parameters()).device))
     finally:
         model.train(was_training)
     counts = counter.get_flop_counts()
