@@ -22,12 +22,13 @@ def _main_rank() -> bool:
 
 def user_errors(fn):
     """Spec mistakes, training mistakes, Ctrl-C and divergence end with a message, never a traceback."""
-    from pydantic import ValidationError
-
-    from resdsl.train.loop import Interrupted
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        from pydantic import ValidationError  # imported here: `resdsl check` must not pay for torch
+
+        from resdsl.train.loop import Interrupted
+
         def fail(text: str, code: int):
             if _main_rank():
                 click.echo(text, err=True)

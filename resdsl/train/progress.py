@@ -19,8 +19,12 @@ class Reporter:
         self.task = None
 
     def message(self, text: str) -> None:
-        if not self.quiet:
-            (self.bar.console if self.bar else self.console).print(text) if self.live else print(text, file=self.stream, flush=True)
+        if self.quiet:
+            return
+        if self.live:
+            (self.bar.console if self.bar else self.console).print(text)
+        else:
+            print(text, file=self.stream, flush=True)
 
     def start_epoch(self, epoch: int, epochs: int, steps: int, start: int) -> None:
         if self.quiet or not self.live:
