@@ -51,14 +51,13 @@ def profile(spec, network, sets, level, batch_size, precision, as_json, cross_ch
     docs = [static_profile(net, g, level, batch_size, precision) for net, g in zip(nets, graphs)]
     for d, (s, _, _) in zip(docs, specs):
         d["spec"] = str(s)
-    if cross_check or run:
-        models = _compile(nets, graphs)
-        if cross_check:
-            from .crosscheck import cross_check as check_macs
-            for d, m, g in zip(docs, models, graphs):
-                d["check"] = check_macs(m, g)
-        if run:
-            _measure(docs, models, nets, device, batch_size, precision, channels_last, use_compile, repeats, warmup)
+    if cross_check:
+        from .crosscheck import cross_check as check_macs
+        for d, m, g in zip(docs, _compile(nets, graphs, meta=True), graphs):
+            d["check"] = check_macs(m, g)
+    if run:
+        _measure(docs, _compile(nets, graphs), nets, device, batch_size, precision, channels_last, use_compile,
+                 repeats, warmup)
     if as_json:
         out = docs[0] if len(docs) == 1 else _vs_doc(SCHEMA, *docs)
         click.echo(json.dumps(out, indent=2))
@@ -68,10 +67,16 @@ def profile(spec, network, sets, level, batch_size, precision, as_json, cross_ch
         sys.exit(1)
 
 
-def _compile(nets, graphs) -> list:
+def _compile(nets, graphs, meta: bool = False) -> list:
+    """The compiled models; on the meta device (shapes only, no memory, no arithmetic) for --check."""
+    import contextlib
+
+    import torch
+
     from resdsl.backend.compile import compile_net
 
-    return [compile_net(net, g) for net, g in zip(nets, graphs)]
+    with torch.device("meta") if meta else contextlib.nullcontext():
+        return [compile_net(net, g, force=meta) for net, g in zip(nets, graphs)]
 
 
 def _measure(docs, models, nets, device, batch_size, precision, channels_last, use_compile, repeats, warmup):
