@@ -102,7 +102,7 @@ def _print(docs: list[dict]) -> None:
 
     from . import render
 
-    console = Console(width=max(120, Console().width))
+    console = Console(width=max(160, Console().width))      # a pipe gets 80 columns otherwise
     for d in docs:
         console.print(render.profile_table(d))
         if "check" in d:

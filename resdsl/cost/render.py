@@ -43,15 +43,15 @@ def _rf(r: dict) -> str:
 
 def profile_table(d: dict) -> Table:
     """Rows at the document's level, then the totals."""
-    mem = f"act. mem (b={d['batch_size']}, {d['precision']})"
     t = Table(title=title(d), title_justify="left", caption_justify="left", caption=(
+        f"FLOPs = 2·MACs. activations: training, batch {d['batch_size']}, {d['precision']}, every op output "
+        "kept for backward (resdsl/cost/memory.py). RF, stride: receptive field and jump in input pixels.\n"
         f"parameter memory {human_bytes(d['totals']['param_bytes']['fp32'])} fp32, "
-        f"{human_bytes(d['totals']['param_bytes']['bf16'])} bf16; FLOPs = 2·MACs; activation memory = "
-        "every op output kept for backward (resdsl/cost/memory.py)"))
-    for col in ("name", "what"):
-        t.add_column(col)
-    for col in ("output", "params", "% params", "MACs", "FLOPs", mem, "RF", "stride"):
-        t.add_column(col, justify="right")
+        f"{human_bytes(d['totals']['param_bytes']['bf16'])} bf16"))
+    t.add_column("name", no_wrap=True, min_width=max(len(r["name"]) for r in d["rows"]))
+    t.add_column("what", no_wrap=True)
+    for col in ("output", "params", "% params", "MACs", "FLOPs", "activations", "RF", "stride"):
+        t.add_column(col, justify="right", no_wrap=True)
 
     def add(r: dict, name: str, what: str) -> None:
         t.add_row(name, what, shape_str(r["out_shape"]), f"{r['params']:,}", f"{r['params_pct']:.1f}",
@@ -134,7 +134,7 @@ def vs_rows_table(a: dict, b: dict) -> Table:
     ra, rb = {r["name"]: r for r in a["rows"]}, {r["name"]: r for r in b["rows"]}
     names = merged_order(list(ra), list(rb))
     t = Table(title=f"per {a['level']}, side by side", title_justify="left")
-    t.add_column("name")
+    t.add_column("name", no_wrap=True, min_width=max(map(len, names)))
     for col in ("params A", "params B", "B/A", "MACs A", "MACs B", "B/A", "RF A", "RF B"):
         t.add_column(col, justify="right")
 
