@@ -70,6 +70,7 @@ LAZY_COMMANDS = {
     "train": "resdsl.train.cli:train",
     "eval": "resdsl.train.cli:evaluate",
     "profile": "resdsl.cost.cli:profile",
+    "render": "resdsl.render.cli:render",
 }
 
 

@@ -1,0 +1,73 @@
+"""`resdsl render SPEC -o OUT.{svg,png,pdf,dot}`: draw a spec with Graphviz."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ..cli import parse_sets, reports_errors, spec_options, write_atomic
+from ..errors import SpecError
+from .levels import LEVELS
+
+INSTALL_HINT = ("install Graphviz, e.g. `apt-get install graphviz` (Debian/Ubuntu) or "
+                "`brew install graphviz` (macOS)")
+
+
+@click.command()
+@spec_options
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Where to draw; the format follows the extension: .svg, .png, .pdf or .dot.")
+@click.option("--level", type=click.Choice(LEVELS), default=None,
+              help="Detail: network (stages as boxes), stage (repeated units collapsed ×N), block "
+                   "(every unit), layer (every op). Default: stage, or layer with --focus.")
+@click.option("--focus", metavar="PATH", default=None,
+              help="Draw only one stage, block or section, e.g. stages.1 or stages.0.blocks.0.")
+@click.option("--rankdir", type=click.Choice(["TB", "LR"], case_sensitive=False), default="TB",
+              show_default=True, help="Top to bottom or left to right.")
+@click.option("--costs", is_flag=True, help="Show parameter counts and MACs on every node.")
+@reports_errors
+def render(spec, network, sets, output, level, focus, rankdir, costs):
+    """Draw SPEC as an architecture diagram: stages, units, layers, shortcuts styled by kind."""
+    from ..api import graph
+    from . import FORMATS
+    from . import render as draw
+
+    out = Path(output)
+    fmt = out.suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise click.BadParameter(f"cannot tell the format of '{output}': use .svg, .png, .pdf or .dot",
+                                 param_hint="'-o'")
+    if not out.parent.is_dir():
+        raise SpecError(f"cannot write '{output}': folder {out.parent} does not exist")
+    dot = draw(graph(spec, network, **parse_sets(sets)), level=level, focus=focus, rankdir=rankdir,
+               show_cost=costs)
+    if fmt == "dot":
+        write_atomic(out, lambda tmp: Path(tmp).write_text(dot.source, encoding="utf-8"))
+        click.echo(f"wrote {output}")
+        return
+    if fmt == "png":
+        dot.attr(dpi="144")
+    try:
+        data = dot.pipe(format=fmt)
+    except Exception as e:          # graphviz.ExecutableNotFound, CalledProcessError
+        _no_dot(e, out, dot.source)
+    write_atomic(out, lambda tmp: Path(tmp).write_bytes(data))
+    click.echo(f"wrote {output}")
+
+
+def _no_dot(e: Exception, out: Path, source: str) -> None:
+    """Keep the drawing as DOT text and say how to get the `dot` program; exit non-zero."""
+    import graphviz
+
+    dot_path = out.with_suffix(".dot")
+    write_atomic(dot_path, lambda tmp: Path(tmp).write_text(source, encoding="utf-8"))
+    if isinstance(e, graphviz.ExecutableNotFound):
+        click.echo(f"error: cannot draw {out}: the Graphviz program `dot` was not found on PATH\n"
+                   f"note: wrote the drawing as DOT text to {dot_path}\n"
+                   f"note: {INSTALL_HINT}; then `dot -T{out.suffix.lstrip('.')} {dot_path} -o {out}`",
+                   err=True)
+    else:
+        click.echo(f"error: Graphviz `dot` failed to draw {out}: {e}\n"
+                   f"note: wrote the drawing as DOT text to {dot_path}", err=True)
+    sys.exit(1)

@@ -1,0 +1,353 @@
+"""view(g, level, focus) -> View: the annotated graph collapsed into what one level draws.
+
+    network   one box per section: stem, each stage (block ×N, width, output shape), head
+    stage     one cluster per stage; runs of identical residual units collapsed to one (×N)
+    block     every residual unit as a body box and a merge node, its shortcut beside it
+    layer     every op; each residual unit a cluster inside its stage's cluster
+
+Every level is a quotient of the graph: `key(node)` names the drawn node a graph node belongs
+to (None: hidden, e.g. shortcut layers folded into a labelled shortcut edge), and graph edges
+between different keys become drawn edges. Works for any node kind and shortcut kind.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+import networkx as nx
+
+from ..errors import SpecError, did_you_mean
+from ..ir.shapes import totals
+from . import styles as st
+
+LEVELS = ("network", "stage", "block", "layer")
+SUMMARY_SKIP = {"bn", "relu", "sigmoid", "add", "concat"}
+MAX_LINES = 12
+BRANCH = re.compile(r"(?:^|\.)(parallel\d+|residuals)\.(\d+)\.")
+IN, OUT = "focus.in", "focus.out"
+
+
+@dataclass
+class Node:
+    id: str
+    title: str
+    lines: list[str] = field(default_factory=list)
+    role: str = "residual"
+    cluster: tuple[str, ...] = ()
+    params: int = 0
+    macs: int = 0
+    repeat: int = 1
+    merge: bool = False          # drawn as a small circle (add, concat, ...)
+    plain: bool = False          # a residual unit without shortcut
+    main: bool = True            # on the main path (kept in one straight line)
+    kinds: list[str] = field(default_factory=list)   # shortcut kinds to mention in the label
+
+
+@dataclass
+class Edge:
+    src: str
+    dst: str
+    label: str = ""
+    shortcut: str | None = None  # the drawn kind of a shortcut edge; None: main path
+
+
+@dataclass
+class View:
+    title: list[str]
+    level: str
+    nodes: dict[str, Node]
+    edges: list[Edge]
+    clusters: dict[str, str]     # cluster path element -> label
+
+
+class Facts:
+    """Indexes of the annotated graph that every level reads."""
+
+    def __init__(self, g: nx.DiGraph):
+        self.g = g
+        self.pos = {n: i for i, n in enumerate(nx.topological_sort(g))}
+        self.order = sorted(g, key=self.pos.__getitem__)
+        self.stages = {s["name"]: s for s in g.graph["stages"]}
+        tops = {b for s in g.graph["stages"] for b in s["blocks"]}
+        self.top = {n: self._top(n, tops) for n in g}
+        self.members: dict[str, list[str]] = {}
+        self.sc_layers: dict[str, list[str]] = {}
+        self.merge: dict[str, str] = {}          # unit -> the node its shortcut enters
+        self.merged: set[str] = set()            # units with a merge node
+        for n in self.order:
+            d = g.nodes[n]
+            if self.top[n]:
+                self.members.setdefault(self.top[n], []).append(n)
+                if d["scope"].get("role") == "merge" and d["scope"]["block"] == self.top[n]:
+                    self.merged.add(self.top[n])
+            if d["scope"].get("role") == "shortcut":
+                self.sc_layers.setdefault(d["scope"]["block"], []).append(n)
+        for u, v, e in g.edges(data=True):
+            if e["kind"] == "shortcut":
+                self.merge[g.nodes[v]["scope"]["block"]] = v
+
+    @staticmethod
+    def _top(n: str, tops: set[str]) -> str | None:
+        parts = n.split(".")
+        return next((p for p in (".".join(parts[:k]) for k in range(1, len(parts))) if p in tops), None)
+
+    def scope(self, n: str) -> dict:
+        return self.g.nodes[n]["scope"]
+
+    def role(self, n: str) -> str:
+        """Role within its top-level unit; `nested` for a unit inside a unit."""
+        s = self.scope(n)
+        return "nested" if self.top[n] and s["block"] != self.top[n] else s["role"]
+
+    def kind(self, block: str) -> str:
+        """The drawn kind of a unit's shortcut ("none" when it has none)."""
+        if block not in self.merge:
+            return "none"
+        info = self.g.graph["blocks"].get(block, {})
+        return st.shortcut_kind(info, self.g.nodes[self.merge[block]]["kind"], self._layer_data(block))
+
+    def shortcut_label(self, block: str) -> str:
+        return st.shortcut_label(self.kind(block), self.g.graph["blocks"].get(block, {}), self._layer_data(block))
+
+    def _layer_data(self, block: str) -> list[dict]:
+        return [self.g.nodes[n] for n in self.sc_layers.get(block, [])]
+
+    def origin(self, block: str) -> str:
+        """Where a unit's shortcut starts, seen from outside the unit (its input)."""
+        first = self.members[block][0]
+        return min(self.g.predecessors(first), key=self.pos.__getitem__)
+
+    def unit_name(self, n: str) -> str:
+        return self.top[n] or self.scope(n)["section"]
+
+    def summary(self, members: list[str], base: str) -> list[str]:
+        """The weighty ops of a group, one per line; parallel branches one line each."""
+        lines: list = []
+        branches: dict[str, dict[int, list[str]]] = {}
+        nested: set[str] = set()
+        for n in members:
+            d = self.g.nodes[n]
+            rel = n[len(base) + 1:] if n.startswith(base + ".") else n
+            blk = d["scope"]["block"]
+            if blk and blk != base and blk.startswith(base + "."):
+                if blk not in nested:
+                    nested.add(blk)
+                    lines.append(f"{self.g.graph['blocks'].get(blk, {}).get('block', 'residual')} unit")
+                continue
+            if d["kind"] in SUMMARY_SKIP:
+                continue
+            m = BRANCH.search(rel)
+            if m:
+                group = rel[:m.end(1)]
+                if group not in branches:
+                    branches[group] = {}
+                    lines.append(branches[group])
+                branches[group].setdefault(int(m.group(2)), []).append(st.short_conv(d["kind"], d["attrs"]))
+            else:
+                lines.append(st.op_text(d["kind"], d["attrs"]))
+        out = []
+        for line in lines:
+            out += ["‖ " + " → ".join(ops) for _, ops in sorted(line.items())] if isinstance(line, dict) else [line]
+        return out if len(out) <= MAX_LINES else out[:MAX_LINES - 1] + [f"… {len(out) - MAX_LINES + 1} more"]
+
+
+def view(g: nx.DiGraph, level: str = "stage", focus: str | None = None) -> View:
+    """The nodes, edges and clusters drawn for `level`, optionally only the part under `focus`."""
+    if level not in LEVELS:
+        raise SpecError(f"unknown level '{level}'", notes=["expected one of: " + ", ".join(LEVELS)])
+    f = Facts(g)
+    key = {"layer": _layer_key, "block": _unit_key, "stage": _unit_key, "network": _section_key}[level]
+    rep = _runs(f) if level == "stage" else {}
+    k: Callable[[str], str | None] = lambda n: key(f, n, rep)  # noqa: E731
+    if focus:
+        k = _focused(f, k, focus)
+    members: dict[str, list[str]] = {}
+    for n in f.order:
+        kn = k(n)
+        if kn is not None:
+            members.setdefault(kn, []).append(n)
+    nodes = {kn: _make(f, kn, ms, level, rep) for kn, ms in members.items()}
+    out = g.graph["output"]
+    if k(out) not in (None, OUT):
+        nodes["output"] = Node("output", "output", [st.shape_text(g.nodes[out]["out_shape"])], role="output")
+    order = {kn: f.pos[ms[0]] for kn, ms in members.items()} | {IN: -1, OUT: len(f.pos), "output": len(f.pos) + 1}
+    edges = (_layer_edges if level == "layer" else _unit_edges)(f, k, order, level)
+    if "output" in nodes:
+        edges.append(Edge(k(out), "output", st.shape_text(g.nodes[out]["out_shape"])))
+    return View(_title(g, level, focus), level, nodes, edges, _clusters(f, rep, level))
+
+
+# ---- keys: which drawn node a graph node belongs to ----
+
+def _section_key(f: Facts, n: str, rep: dict) -> str:
+    return "input" if f.scope(n)["role"] == "input" else f.scope(n)["section"]
+
+
+def _unit_key(f: Facts, n: str, rep: dict) -> str | None:
+    top = f.top[n]
+    if top is None:
+        return _section_key(f, n, rep)
+    role, unit = f.role(n), rep.get(top, top)
+    if role == "shortcut":
+        return None
+    if role == "merge" or (role == "post" and top in f.merged):
+        return unit + ".merge"
+    return unit
+
+
+def _layer_key(f: Facts, n: str, rep: dict) -> str:
+    return n
+
+
+def _focused(f: Facts, key: Callable, focus: str) -> Callable:
+    """Keep the nodes under `focus`; their outside neighbours become one `in` and one `out` stub."""
+    kept = {n for n in f.g if n == focus or n.startswith(focus + ".")}
+    if not kept:
+        units = [s["name"] for s in f.g.graph["stages"]] + list(f.g.graph["blocks"])
+        units += sorted({f.scope(n)["section"] for n in f.g if f.scope(n)["role"] != "input"})
+        hint = did_you_mean(focus, units) or "a focus is a stage, block or section, e.g. " + ", ".join(units[:3])
+        raise SpecError(f"nothing to focus on at '{focus}'", notes=[hint])
+    ins = {p for n in kept for p in f.g.predecessors(n)} - kept
+    outs = {s for n in kept for s in f.g.successors(n)} - kept
+    return lambda n: key(n) if n in kept else IN if n in ins else OUT if n in outs else None
+
+
+def _runs(f: Facts) -> dict[str, str]:
+    """Each unit -> the first unit of its run of identical consecutive units in the stage."""
+    rep: dict[str, str] = {}
+    for s in f.g.graph["stages"]:
+        prev_sig, first = None, None
+        for b in s["blocks"]:
+            sig = _signature(f, b)
+            if sig != prev_sig:
+                prev_sig, first = sig, b
+            rep[b] = first
+    return rep
+
+
+def _signature(f: Facts, b: str):
+    """What the drawing shows of a unit: its ops and attributes, its shortcut; not its shapes."""
+    info = f.g.graph["blocks"].get(b, {})
+    ops = tuple((n[len(b):], f.g.nodes[n]["kind"], repr(sorted(f.g.nodes[n]["attrs"].items())), f.role(n))
+                for n in f.members[b])
+    return info.get("block"), f.kind(b), info.get("scale", 1.0), ops
+
+
+# ---- nodes ----
+
+def _make(f: Facts, k: str, ms: list[str], level: str, rep: dict) -> Node:
+    g, first = f.g, ms[0]
+    params, macs = sum(g.nodes[n]["params"] for n in ms), sum(g.nodes[n]["macs"] for n in ms)
+    if k in (IN, OUT):
+        where = sorted({f.unit_name(n) for n in ms}, key=lambda u: min(f.pos[n] for n in ms if f.unit_name(n) == u))
+        word = "from" if k == IN else "to"
+        return Node(k, f"{word} {', '.join(where)}", role="input" if k == IN else "output")
+    if g.nodes[first]["kind"] == "input":
+        return Node(k, "input", [st.shape_text(g.nodes[first]["out_shape"])], role="input")
+    if level == "layer":
+        return _layer_node(f, first)
+    top = f.top[first]
+    if top is None or level == "network":
+        return _section_node(f, k, ms, params, macs)
+    stage = f.scope(first)["section"]
+    units = [b for b in f.stages[stage]["blocks"] if rep.get(b, b) == rep.get(top, top)]
+    ms = [n for n in ms if f.top[n] == top]      # a run is drawn as its first unit, ×N
+    if k.endswith(".merge"):
+        merge = next((n for n in ms if f.role(n) == "merge"), first)
+        post = [st.op_text(g.nodes[n]["kind"], g.nodes[n]["attrs"]) for n in ms if f.role(n) == "post"]
+        return Node(k, st.merge_symbol(g.nodes[merge]["kind"]), [" · ".join(post)] if post else [], role="merge",
+                    cluster=(stage,), params=params, macs=macs, merge=True)
+    idx = [b.rsplit(".", 1)[-1] for b in units]
+    name = units[0] if len(units) == 1 else f"{units[0].rsplit('.', 1)[0]}.{idx[0]}–{idx[-1]}"
+    title = g.graph["blocks"].get(top, {}).get("block", "unit") + (f" ×{len(units)}" if len(units) > 1 else "")
+    return Node(k, title, [name, *f.summary(ms, top)], role="block", cluster=(stage,), params=params,
+                macs=macs, repeat=len(units), plain=f.kind(top) == "none")
+
+
+def _layer_node(f: Facts, n: str) -> Node:
+    d = f.g.nodes[n]
+    role, top, sec = f.role(n), f.top[n], f.scope(n)["section"]
+    merge = d["kind"] in ("add", "concat") and f.g.in_degree(n) > 1
+    title = st.merge_symbol(d["kind"]) if merge else st.op_text(d["kind"], d["attrs"])
+    lines = [f"×{d['attrs']['scale']:g}"] if merge and d["attrs"].get("scale", 1.0) != 1.0 else []
+    in_branch = bool(BRANCH.search(n)) or role == "shortcut"
+    return Node(n, title, lines, role="residual" if role == "nested" else role,
+                cluster=(sec, top) if top else (sec,), params=d["params"], macs=d["macs"], merge=merge,
+                main=not in_branch)
+
+
+def _section_node(f: Facts, k: str, ms: list[str], params: int, macs: int) -> Node:
+    g = f.g
+    if k in f.stages:
+        s = f.stages[k]
+        b0 = s["blocks"][0]
+        args = g.graph["blocks"].get(b0, {}).get("args", {})
+        width = next(iter(args.items()), None)
+        kinds = list(dict.fromkeys(f.kind(b) for b in s["blocks"]))
+        lines = [f"{width[0]} {st._name(width[1])}"] if width else []
+        lines.append("→ " + st.shape_text(g.nodes[ms[-1]]["out_shape"]))
+        return Node(k, f"{k} · {s['block']} ×{len(s['blocks'])}", lines, role="stage", params=params, macs=macs,
+                    repeat=len(s["blocks"]), kinds=kinds)
+    role = f.scope(ms[0])["role"]
+    return Node(k, k, f.summary(ms, k), role=role if role in st.ROLE_COLOURS else "stem", params=params, macs=macs)
+
+
+# ---- edges ----
+
+def _layer_edges(f: Facts, key: Callable, order: dict, level: str) -> list[Edge]:
+    """Every graph edge; shortcut paths styled by their unit's kind; shapes where they change."""
+    g, seen, edges = f.g, set(), []
+    for u, v, e in g.edges(data=True):
+        ku, kv = key(u), key(v)
+        if ku is None or kv is None or ku == kv or (ku, kv) in seen:
+            continue
+        seen.add((ku, kv))
+        sv = f.scope(v)
+        kind = f.kind(sv["block"]) if e["kind"] == "shortcut" or sv["role"] == "shortcut" else None
+        du = g.nodes[u]
+        changed = du["kind"] == "input" or ku == IN or list(du["in_shapes"][:1]) != [du["out_shape"]] \
+            or f.unit_name(u) != f.unit_name(v)
+        label = st.shape_text(du["out_shape"]) if changed and e["kind"] != "shortcut" else ""
+        if kind == "scaled" and e["kind"] == "shortcut":
+            label = f.shortcut_label(sv["block"])
+        edges.append(Edge(ku, kv, label, kind))
+    return edges
+
+
+def _unit_edges(f: Facts, key: Callable, order: dict, level: str) -> list[Edge]:
+    """Edges between collapsed groups: shapes on the main path, one labelled edge per shortcut."""
+    g, labels, shortcuts = f.g, {}, {}
+    for u, v, e in g.edges(data=True):
+        top = f.top[v]
+        if level != "network" and e["kind"] == "shortcut" and top and f.scope(v)["block"] == top:
+            ko, kv = key(f.origin(top)), key(v)
+            if ko is not None and kv is not None and order[ko] < order[kv]:
+                shortcuts.setdefault((ko, kv), Edge(ko, kv, f.shortcut_label(top), f.kind(top)))
+            continue
+        ku, kv = key(u), key(v)
+        if ku is None or kv is None or ku == kv or order[ku] >= order[kv]:
+            continue
+        into_merge = kv.endswith(".merge") and g.nodes[u]["out_shape"] == g.nodes[v]["out_shape"]
+        labels.setdefault((ku, kv), []).append("" if into_merge else st.shape_text(g.nodes[u]["out_shape"]))
+    main = [Edge(a, b, ls[0] if len(set(ls)) == 1 else f"{ls[0]} … {ls[-1]}") for (a, b), ls in labels.items()]
+    return main + list(shortcuts.values())
+
+
+# ---- clusters and title ----
+
+def _clusters(f: Facts, rep: dict, level: str) -> dict[str, str]:
+    out = {}
+    for s in f.g.graph["stages"]:
+        out[s["name"]] = f"{s['name']} · {s['block']} ×{len(s['blocks'])}"
+        if level == "layer":
+            out.update({b: f"{b} · {f.g.graph['blocks'][b]['block']}" for b in s["blocks"]})
+    return out
+
+
+def _title(g: nx.DiGraph, level: str, focus: str | None) -> list[str]:
+    args = ", ".join(f"{k}={st._name(v)}" for k, v in g.graph["params"].items())
+    params, macs = totals(g)
+    where = f"{focus} · " if focus else ""
+    return [f"{g.graph['name']}({args})",
+            f"{where}{level} level · input {st.shape_text(g.graph['input_shape'])} · {st.cost_text(params, macs)}"]

@@ -1,0 +1,141 @@
+"""How things look: colours per role, one edge style per shortcut kind, short texts for ops.
+
+Shortcut kinds are classified from the annotated graph (edge `shortcut`, the merge node's kind,
+the block's `scale`, `combine` and shortcut layers), so the drawing needs no extra IR. A kind
+this file does not know is drawn in the generic style under its own name, never an error.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..cost.tables import human
+from ..ir.ops import fmt
+
+FONT = "Helvetica"
+
+
+@dataclass(frozen=True)
+class Fill:
+    fill: str
+    border: str
+
+
+ROLE_COLOURS: dict[str, Fill] = {
+    "input": Fill("#ffffff", "#7f7f7f"),
+    "output": Fill("#ffffff", "#7f7f7f"),
+    "stem": Fill("#e4e9f1", "#7b8aa3"),
+    "stage": Fill("#d6e6f7", "#4f7fab"),
+    "block": Fill("#d6e6f7", "#4f7fab"),
+    "residual": Fill("#d6e6f7", "#4f7fab"),
+    "pre": Fill("#d7efe3", "#4f9a76"),
+    "shortcut": Fill("#fde3c8", "#c77d2e"),
+    "merge": Fill("#ffffff", "#333333"),
+    "post": Fill("#ebe3f6", "#8464b0"),
+    "nested": Fill("#d6e6f7", "#4f7fab"),
+    "transition": Fill("#f7e1ed", "#ad5f89"),
+    "head": Fill("#dcefd5", "#5f9a4c"),
+}
+GENERIC_FILL = Fill("#eeeeee", "#888888")
+
+
+@dataclass(frozen=True)
+class EdgeStyle:
+    color: str
+    style: str
+    penwidth: str
+    arrowhead: str
+    what: str          # legend text
+
+
+SHORTCUT_STYLES: dict[str, EdgeStyle] = {
+    "identity": EdgeStyle("#222222", "solid", "1.6", "normal", "identity: x + F(x)"),
+    "zeropad": EdgeStyle("#1f77b4", "dashed", "1.8", "empty", "zero-pad: subsample, pad channels"),
+    "projection": EdgeStyle("#d62728", "solid", "2.6", "normal", "projection: conv + BN"),
+    "avgdown": EdgeStyle("#9467bd", "solid", "2.6", "normal", "avg-down: avgpool, conv + BN"),
+    "gated": EdgeStyle("#2ca02c", "dotted", "2.4", "odot", "gated: T·F(x) + (1−T)·x"),
+    "concat": EdgeStyle("#8c564b", "bold", "2.2", "diamond", "concatenation: [x, F(x)]"),
+    "scaled": EdgeStyle("#ff7f0e", "solid", "2.0", "normal", "scaled: x + s·F(x), labelled ×s"),
+}
+GENERIC_STYLE = EdgeStyle("#7f7f7f", "dashed", "1.6", "onormal", "other shortcut")
+MAIN_COLOR = "#555555"
+
+
+def edge_style(kind: str) -> EdgeStyle:
+    return SHORTCUT_STYLES.get(kind, GENERIC_STYLE)
+
+
+def _name(v) -> str:
+    """A Symbol (`projection`) or plain value as text."""
+    return str(getattr(v, "name", v))
+
+
+def shortcut_kind(info: dict, merge_kind: str, layers: list[dict]) -> str:
+    """The kind drawn for a block's shortcut: identity, zeropad, projection, avgdown, gated, ...
+
+    info: graph.graph["blocks"][block]; merge_kind: kind of the node the shortcut enters;
+    layers: node data of the shortcut's own layers, in order.
+    """
+    kind = _name(info.get("shortcut", "custom"))
+    combine = _name(info.get("combine", "")).lower()
+    kinds = [d["kind"] for d in layers]
+    if "gate" in combine or "gate" in merge_kind or "highway" in merge_kind:
+        return "gated"
+    if "concat" in combine or merge_kind == "concat":
+        return "concat"
+    if kind in ("projection", "projection_all", "custom", "avgdown") and kinds[:1] == ["avgpool"]:
+        return "avgdown"
+    if kind == "projection_all" or (kind == "custom" and "conv" in kinds):
+        return "projection"
+    if kind == "identity" and info.get("scale", 1.0) != 1.0:
+        return "scaled"
+    return kind
+
+
+def shortcut_label(kind: str, info: dict, layers: list[dict]) -> str:
+    """What a collapsed shortcut edge says: its layers ("1×1 conv, s2 + BN") or its scale (×0.17)."""
+    if kind == "scaled":
+        return f"×{info.get('scale', 1.0):g}"
+    if kind == "identity" or not layers:
+        return ""
+    return " + ".join(op_text(d["kind"], d["attrs"], brief=True) for d in layers)
+
+
+def op_text(kind: str, a: dict, brief: bool = False) -> str:
+    """One op in the papers' words: "3×3 conv 64, s2", "BN", "global avgpool", "fc 1000"."""
+    extras = [f"s{a['stride']}" if (a.get("stride") or 1) != 1 else "",
+              f"g{a['groups']}" if a.get("groups", 1) != 1 else "",
+              f"d{a['dilation']}" if a.get("dilation", 1) != 1 else ""]
+    tail = "".join(f", {e}" for e in extras if e)
+    k = a.get("kernel")
+    if kind == "conv":
+        return f"{k}×{k} conv{'' if brief else ' ' + str(a['out'])}{tail}"
+    if kind in ("maxpool", "avgpool"):
+        return f"global {kind}" if k is None else f"{k}×{k} {kind}{tail}"
+    if kind == "zeropad":
+        return f"zero-pad to {a['out']} ch{tail}"
+    if kind == "fc":
+        return f"fc {a['out']}"
+    if kind == "dropout":
+        return f"dropout {a['p']:g}"
+    if kind == "add":
+        return "+" if a.get("scale", 1.0) == 1.0 else f"+ (×{a['scale']:g})"
+    return {"bn": "BN", "relu": "ReLU", "sigmoid": "sigmoid"}.get(kind, kind)
+
+
+def short_conv(kind: str, a: dict) -> str:
+    """Inside a branch list: "3×3 64" for a conv, else op_text."""
+    if kind == "conv":
+        return op_text(kind, a).replace(" conv ", " ", 1)
+    return op_text(kind, a)
+
+
+def merge_symbol(kind: str) -> str:
+    return {"add": "+", "concat": "‖"}.get(kind, kind[:1] or "?")
+
+
+def shape_text(shape) -> str:
+    return fmt(tuple(shape)) if shape else ""
+
+
+def cost_text(params: int, macs: int) -> str:
+    return f"{human(params)} params · {human(macs)} MACs"
