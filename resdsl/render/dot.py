@@ -98,27 +98,34 @@ def _edge(d: graphviz.Digraph, e: Edge) -> None:
 
 
 def _legend(d: graphviz.Digraph, v: View) -> None:
-    """One sample edge per shortcut kind drawn (and a dashed box for units without one)."""
-    kinds = list(dict.fromkeys([e.shortcut for e in v.edges if e.shortcut]
-                               + [k for n in v.nodes.values() for k in n.kinds]))
-    plain = any(n.plain for n in v.nodes.values()) or "none" in kinds
-    kinds = [k for k in kinds if k != "none"]
+    """One sample edge per shortcut kind drawn, one row each (and a dashed box for plain units)."""
+    drawn = {e.shortcut for e in v.edges if e.shortcut} | {k for n in v.nodes.values() for k in n.kinds}
+    plain = any(n.plain for n in v.nodes.values()) or "none" in drawn
+    known = list(st.SHORTCUT_STYLES)
+    kinds = sorted(drawn - {"none"}, key=lambda k: (k not in known, known.index(k) if k in known else 0, k))
     if not kinds and not plain:
         return
     with d.subgraph(name="cluster_legend") as c:
         c.attr(label="shortcuts", style="rounded", color="#cccccc", fontsize="10", fontcolor="#555555",
                labeljust="l")
+        rows = []
         for i, k in enumerate(kinds):
             s = st.edge_style(k)
             what = s.what if k in st.SHORTCUT_STYLES else f"{k}: {s.what}"
-            c.node(f"legend.{i}.a", label="", shape="point", width="0.04", color="#999999", group="")
-            c.node(f"legend.{i}.b", label="", shape="point", width="0.04", color="#999999")
-            c.edge(f"legend.{i}.a", f"legend.{i}.b", label=f" {what} ", color=s.color, style=s.style,
-                   penwidth=s.penwidth, arrowhead=s.arrowhead, fontcolor=s.color, minlen="1",
-                   **{"class": f"legend shortcut {k}"})
+            a, b = f"legend.{i}.a", f"legend.{i}.b"
+            with c.subgraph() as row:
+                row.attr(rank="same")
+                row.node(a, label="", shape="point", width="0.04", color="#999999")
+                row.node(b, label="", shape="point", width="0.04", color="#999999")
+            c.edge(a, b, label=f" {what} ", color=s.color, style=s.style, penwidth=s.penwidth,
+                   arrowhead=s.arrowhead, fontcolor=s.color, minlen="3", **{"class": f"legend shortcut {k}"})
+            rows.append(a)
         if plain:
             c.node("legend.none", label=_html([_small("none: plain unit, no shortcut", "#333333")]),
                    style="rounded,dashed", color="#4f7fab", fontsize="9")
+            rows.append("legend.none")
+        for a, b in zip(rows, rows[1:]):
+            c.edge(a, b, style="invis", minlen="1")
 
 
 def _small(text: str, colour: str) -> str:

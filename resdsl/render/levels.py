@@ -22,7 +22,8 @@ from ..ir.shapes import totals
 from . import styles as st
 
 LEVELS = ("network", "stage", "block", "layer")
-SUMMARY_SKIP = {"bn", "relu", "sigmoid", "add", "concat"}
+FOLDED = {"bn", "relu", "sigmoid"}      # written after the op they follow: "3×3 conv 64 · BN · ReLU"
+MERGES = {"add", "concat"}
 MAX_LINES = 12
 BRANCH = re.compile(r"(?:^|\.)(parallel\d+|residuals)\.(\d+)\.")
 IN, OUT = "focus.in", "focus.out"
@@ -108,7 +109,11 @@ class Facts:
         return st.shortcut_kind(info, self.g.nodes[self.merge[block]]["kind"], self._layer_data(block))
 
     def shortcut_label(self, block: str) -> str:
-        return st.shortcut_label(self.kind(block), self.g.graph["blocks"].get(block, {}), self._layer_data(block))
+        """The collapsed shortcut's text; "on pre(x)" when it reads the unit's pre-activation."""
+        text = st.shortcut_label(self.kind(block), self.g.graph["blocks"].get(block, {}), self._layer_data(block))
+        layers = self.sc_layers.get(block, [])
+        src = next(iter(self.g.predecessors(layers[0])), None) if layers else None
+        return f"{text} on pre(x)" if src is not None and self.top[src] == block else text
 
     def _layer_data(self, block: str) -> list[dict]:
         return [self.g.nodes[n] for n in self.sc_layers.get(block, [])]
@@ -135,17 +140,20 @@ class Facts:
                     nested.add(blk)
                     lines.append(f"{self.g.graph['blocks'].get(blk, {}).get('block', 'residual')} unit")
                 continue
-            if d["kind"] in SUMMARY_SKIP:
-                continue
             m = BRANCH.search(rel)
+            if d["kind"] in MERGES or (m and d["kind"] in FOLDED):
+                continue
             if m:
                 group = rel[:m.end(1)]
                 if group not in branches:
                     branches[group] = {}
                     lines.append(branches[group])
                 branches[group].setdefault(int(m.group(2)), []).append(st.short_conv(d["kind"], d["attrs"]))
+            elif d["kind"] in FOLDED and lines and isinstance(lines[-1], str):
+                lines[-1] += " · " + st.op_text(d["kind"], d["attrs"])     # "3×3 conv 64 · BN · ReLU"
             else:
-                lines.append(st.op_text(d["kind"], d["attrs"]))
+                pre = "pre: " if d["scope"]["role"] == "pre" and d["kind"] in FOLDED else ""
+                lines.append(pre + st.op_text(d["kind"], d["attrs"]))
         out = []
         for line in lines:
             out += ["‖ " + " → ".join(ops) for _, ops in sorted(line.items())] if isinstance(line, dict) else [line]

@@ -95,9 +95,10 @@ def shortcut_label(kind: str, info: dict, layers: list[dict]) -> str:
     """What a collapsed shortcut edge says: its layers ("1×1 conv, s2 + BN") or its scale (×0.17)."""
     if kind == "scaled":
         return f"×{info.get('scale', 1.0):g}"
-    if kind == "identity" or not layers:
-        return ""
-    return " + ".join(op_text(d["kind"], d["attrs"], brief=True) for d in layers)
+    ops = " + ".join(op_text(d["kind"], d["attrs"], brief=True) for d in layers)
+    if kind not in SHORTCUT_STYLES:                  # a kind this file does not know: say its name
+        return f"{kind}: {ops}" if ops else kind
+    return "" if kind == "identity" else ops
 
 
 def op_text(kind: str, a: dict, brief: bool = False) -> str:
