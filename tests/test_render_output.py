@@ -39,7 +39,7 @@ def test_svg_has_styled_shortcut_edges(tmp_path):
     assert sorted(drawn) == ["identity", "zeropad"] and len(drawn["zeropad"]) == 2 and len(drawn["identity"]) == 7
     assert set(drawn["zeropad"]) == {(SHORTCUT_STYLES["zeropad"].color, "5,2")}        # dashed blue
     assert set(drawn["identity"]) == {(SHORTCUT_STYLES["identity"].color, None)}       # solid
-    texts = [t.text for t in root.iter(f"{SVG}text")]
+    texts = [(t.text or "").strip() for t in root.iter(f"{SVG}text")]
     assert "zero-pad to 32 ch, s2" in texts and "32×16×16" in texts
 
 
