@@ -134,3 +134,11 @@ def test_cli_rejects_unknown_format_and_bad_focus(tmp_path):
 
 def test_styles_cover_the_issue_kinds():
     assert {"identity", "zeropad", "projection", "avgdown", "gated", "concat", "scaled"} <= set(SHORTCUT_STYLES)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_costs_add_up_at_every_level(r50, level):
+    """Every op's parameters and MACs land on exactly one drawn box (shortcut layers on their unit)."""
+    boxes = [n for n in view(r50, level).nodes.values() if not n.merge]
+    assert sum(n.params for n in boxes) == 25_557_032
+    assert sum(n.macs for n in boxes) == sum(d["macs"] for _, d in r50.nodes(data=True))

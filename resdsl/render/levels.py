@@ -261,6 +261,8 @@ def _make(f: Facts, k: str, ms: list[str], level: str, rep: dict) -> Node:
     stage = f.scope(first)["section"]
     units = [b for b in f.stages[stage]["blocks"] if rep.get(b, b) == rep.get(top, top)]
     ms = [n for n in ms if f.top[n] == top]      # a run is drawn as its first unit, ×N
+    whole = [n for b in units for n in f.members[b]]                    # with shortcut layers
+    params, macs = sum(g.nodes[n]["params"] for n in whole), sum(g.nodes[n]["macs"] for n in whole)
     if k.endswith(".merge"):
         merge = next((n for n in ms if f.role(n) == "merge"), first)
         post = [st.op_text(g.nodes[n]["kind"], g.nodes[n]["attrs"]) for n in ms if f.role(n) == "post"]
