@@ -19,8 +19,12 @@ FORMATS = ("svg", "png", "pdf", "dot")
 def render(g: nx.DiGraph, level: str | None = None, focus: str | None = None, rankdir: str = "TB",
            show_cost: bool = False) -> graphviz.Digraph:
     """Draw an annotated graph; `focus` (a stage, block or section) defaults to layer level."""
-    level = level or ("layer" if focus else DEFAULT_LEVEL)
-    return to_dot(view(g, level, focus), rankdir=rankdir.upper(), show_cost=show_cost)
+    return to_dot(view(g, level_for(level, focus), focus), rankdir=rankdir.upper(), show_cost=show_cost)
 
 
-__all__ = ["render", "view", "View", "LEVELS", "DEFAULT_LEVEL", "FORMATS"]
+def level_for(level: str | None, focus: str | None) -> str:
+    """The level drawn when none is asked for: stage, or layer when focusing on one part."""
+    return level or ("layer" if focus else DEFAULT_LEVEL)
+
+
+__all__ = ["render", "view", "to_dot", "level_for", "View", "LEVELS", "DEFAULT_LEVEL", "FORMATS"]

@@ -10,6 +10,7 @@ from ..cli import parse_sets, reports_errors, spec_options, write_atomic
 from ..errors import SpecError
 from .levels import LEVELS
 
+BIG = 600          # boxes beyond which a drawing is slow (seconds per thousand) and hard to read
 INSTALL_HINT = ("install Graphviz, e.g. `apt-get install graphviz` (Debian/Ubuntu) or "
                 "`brew install graphviz` (macOS)")
 
@@ -29,9 +30,10 @@ INSTALL_HINT = ("install Graphviz, e.g. `apt-get install graphviz` (Debian/Ubunt
 @reports_errors
 def render(spec, network, sets, output, level, focus, rankdir, costs):
     """Draw SPEC as an architecture diagram: stages, units, layers, shortcuts styled by kind."""
+    import graphviz
+
     from ..api import graph
-    from . import FORMATS
-    from . import render as draw
+    from . import FORMATS, level_for, to_dot, view
 
     out = Path(output)
     fmt = out.suffix.lower().lstrip(".")
@@ -40,20 +42,23 @@ def render(spec, network, sets, output, level, focus, rankdir, costs):
                                  param_hint="'-o'")
     if not out.parent.is_dir():
         raise SpecError(f"cannot write '{output}': folder {out.parent} does not exist")
-    dot = draw(graph(spec, network, **parse_sets(sets)), level=level, focus=focus, rankdir=rankdir,
-               show_cost=costs)
+    drawn = view(graph(spec, network, **parse_sets(sets)), level_for(level, focus), focus)
+    boxes = len(drawn.nodes)
+    if boxes > BIG:
+        click.echo(f"note: drawing {boxes:,} boxes, which takes a while and is hard to read; "
+                   "--level stage, or --focus on one stage or block, draws less", err=True)
+    dot = to_dot(drawn, rankdir=rankdir.upper(), show_cost=costs)
     if fmt == "dot":
-        write_atomic(out, lambda tmp: Path(tmp).write_text(dot.source, encoding="utf-8"))
-        click.echo(f"wrote {output}")
-        return
-    if fmt == "png":
-        dot.attr(dpi="144")
-    try:
-        data = dot.pipe(format=fmt)
-    except Exception as e:          # graphviz.ExecutableNotFound, CalledProcessError
-        _no_dot(e, out, dot.source)
+        data = dot.source.encode("utf-8")
+    else:
+        if fmt == "png":
+            dot.attr(dpi="144")
+        try:
+            data = dot.pipe(format=fmt)
+        except (graphviz.ExecutableNotFound, graphviz.CalledProcessError) as e:
+            _no_dot(e, out, dot.source)
     write_atomic(out, lambda tmp: Path(tmp).write_bytes(data))
-    click.echo(f"wrote {output}")
+    click.echo(f"wrote {output} ({drawn.level} level, {boxes} boxes)")
 
 
 def _no_dot(e: Exception, out: Path, source: str) -> None:

@@ -11,7 +11,6 @@ between different keys become drawn edges. Works for any node kind and shortcut 
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -20,12 +19,9 @@ import networkx as nx
 from ..errors import SpecError, did_you_mean
 from ..ir.shapes import totals
 from . import styles as st
+from .facts import BRANCH, Facts
 
 LEVELS = ("network", "stage", "block", "layer")
-FOLDED = {"bn", "relu", "sigmoid"}      # written after the op they follow: "3×3 conv 64 · BN · ReLU"
-MERGES = {"add", "concat"}
-MAX_LINES = 12
-BRANCH = re.compile(r"(?:^|\.)(parallel\d+|residuals)\.(\d+)\.")
 IN, OUT = "focus.in", "focus.out"
 
 
@@ -60,104 +56,6 @@ class View:
     nodes: dict[str, Node]
     edges: list[Edge]
     clusters: dict[str, str]     # cluster path element -> label
-
-
-class Facts:
-    """Indexes of the annotated graph that every level reads."""
-
-    def __init__(self, g: nx.DiGraph):
-        self.g = g
-        self.pos = {n: i for i, n in enumerate(nx.topological_sort(g))}
-        self.order = sorted(g, key=self.pos.__getitem__)
-        self.stages = {s["name"]: s for s in g.graph["stages"]}
-        tops = {b for s in g.graph["stages"] for b in s["blocks"]}
-        self.top = {n: self._top(n, tops) for n in g}
-        self.members: dict[str, list[str]] = {}
-        self.sc_layers: dict[str, list[str]] = {}
-        self.merge: dict[str, str] = {}          # unit -> the node its shortcut enters
-        self.merged: set[str] = set()            # units with a merge node
-        for n in self.order:
-            d = g.nodes[n]
-            if self.top[n]:
-                self.members.setdefault(self.top[n], []).append(n)
-                if d["scope"].get("role") == "merge" and d["scope"]["block"] == self.top[n]:
-                    self.merged.add(self.top[n])
-            if d["scope"].get("role") == "shortcut":
-                self.sc_layers.setdefault(d["scope"]["block"], []).append(n)
-        for u, v, e in g.edges(data=True):
-            if e["kind"] == "shortcut":
-                self.merge[g.nodes[v]["scope"]["block"]] = v
-
-    @staticmethod
-    def _top(n: str, tops: set[str]) -> str | None:
-        parts = n.split(".")
-        return next((p for p in (".".join(parts[:k]) for k in range(1, len(parts))) if p in tops), None)
-
-    def scope(self, n: str) -> dict:
-        return self.g.nodes[n]["scope"]
-
-    def role(self, n: str) -> str:
-        """Role within its top-level unit; `nested` for a unit inside a unit."""
-        s = self.scope(n)
-        return "nested" if self.top[n] and s["block"] != self.top[n] else s["role"]
-
-    def kind(self, block: str) -> str:
-        """The drawn kind of a unit's shortcut ("none" when it has none)."""
-        if block not in self.merge:
-            return "none"
-        info = self.g.graph["blocks"].get(block, {})
-        return st.shortcut_kind(info, self.g.nodes[self.merge[block]]["kind"], self._layer_data(block))
-
-    def shortcut_label(self, block: str) -> str:
-        """The collapsed shortcut's text; "on pre(x)" when it reads the unit's pre-activation."""
-        text = st.shortcut_label(self.kind(block), self.g.graph["blocks"].get(block, {}), self._layer_data(block))
-        layers = self.sc_layers.get(block, [])
-        src = next(iter(self.g.predecessors(layers[0])), None) if layers else None
-        return f"{text} on pre(x)" if src is not None and self.top[src] == block else text
-
-    def _layer_data(self, block: str) -> list[dict]:
-        return [self.g.nodes[n] for n in self.sc_layers.get(block, [])]
-
-    def origin(self, block: str) -> str:
-        """Where a unit's shortcut starts, seen from outside the unit (its input)."""
-        first = self.members[block][0]
-        return min(self.g.predecessors(first), key=self.pos.__getitem__)
-
-    def unit_name(self, n: str) -> str:
-        return self.top[n] or self.scope(n)["section"]
-
-    def summary(self, members: list[str], base: str) -> list[str]:
-        """The weighty ops of a group, one per line; parallel branches one line each."""
-        lines: list = []
-        branches: dict[str, dict[int, list[str]]] = {}
-        nested: set[str] = set()
-        for n in members:
-            d = self.g.nodes[n]
-            rel = n[len(base) + 1:] if n.startswith(base + ".") else n
-            blk = d["scope"]["block"]
-            if blk and blk != base and blk.startswith(base + "."):
-                if blk not in nested:
-                    nested.add(blk)
-                    lines.append(f"{self.g.graph['blocks'].get(blk, {}).get('block', 'residual')} unit")
-                continue
-            m = BRANCH.search(rel)
-            if d["kind"] in MERGES or (m and d["kind"] in FOLDED):
-                continue
-            if m:
-                group = rel[:m.end(1)]
-                if group not in branches:
-                    branches[group] = {}
-                    lines.append(branches[group])
-                branches[group].setdefault(int(m.group(2)), []).append(st.short_conv(d["kind"], d["attrs"]))
-            elif d["kind"] in FOLDED and lines and isinstance(lines[-1], str):
-                lines[-1] += " · " + st.op_text(d["kind"], d["attrs"])     # "3×3 conv 64 · BN · ReLU"
-            else:
-                pre = "pre: " if d["scope"]["role"] == "pre" and d["kind"] in FOLDED else ""
-                lines.append(pre + st.op_text(d["kind"], d["attrs"]))
-        out = []
-        for line in lines:
-            out += ["‖ " + " → ".join(ops) for _, ops in sorted(line.items())] if isinstance(line, dict) else [line]
-        return out if len(out) <= MAX_LINES else out[:MAX_LINES - 1] + [f"… {len(out) - MAX_LINES + 1} more"]
 
 
 def view(g: nx.DiGraph, level: str = "stage", focus: str | None = None) -> View:
@@ -248,7 +146,7 @@ def _make(f: Facts, k: str, ms: list[str], level: str, rep: dict) -> Node:
     g, first = f.g, ms[0]
     params, macs = sum(g.nodes[n]["params"] for n in ms), sum(g.nodes[n]["macs"] for n in ms)
     if k in (IN, OUT):
-        where = sorted({f.unit_name(n) for n in ms}, key=lambda u: min(f.pos[n] for n in ms if f.unit_name(n) == u))
+        where = dict.fromkeys(f.unit_name(n) for n in ms)         # in graph order
         word = "from" if k == IN else "to"
         return Node(k, f"{word} {', '.join(where)}", role="input" if k == IN else "output")
     if g.nodes[first]["kind"] == "input":
@@ -295,7 +193,7 @@ def _section_node(f: Facts, k: str, ms: list[str], params: int, macs: int) -> No
         args = g.graph["blocks"].get(b0, {}).get("args", {})
         width = next(iter(args.items()), None)
         kinds = list(dict.fromkeys(f.kind(b) for b in s["blocks"]))
-        lines = [f"{width[0]} {st._name(width[1])}"] if width else []
+        lines = [f"{width[0]} {st.name_of(width[1])}"] if width else []
         lines.append("→ " + st.shape_text(g.nodes[ms[-1]]["out_shape"]))
         return Node(k, f"{k} · {s['block']} ×{len(s['blocks'])}", lines, role="stage", params=params, macs=macs,
                     repeat=len(s["blocks"]), kinds=kinds)
@@ -356,7 +254,7 @@ def _clusters(f: Facts, rep: dict, level: str) -> dict[str, str]:
 
 
 def _title(g: nx.DiGraph, level: str, focus: str | None) -> list[str]:
-    args = ", ".join(f"{k}={st._name(v)}" for k, v in g.graph["params"].items())
+    args = ", ".join(f"{k}={st.name_of(v)}" for k, v in g.graph["params"].items())
     params, macs = totals(g)
     where = f"{focus} · " if focus else ""
     return [f"{g.graph['name']}({args})",

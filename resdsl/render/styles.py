@@ -64,7 +64,7 @@ def edge_style(kind: str) -> EdgeStyle:
     return SHORTCUT_STYLES.get(kind, GENERIC_STYLE)
 
 
-def _name(v) -> str:
+def name_of(v) -> str:
     """A Symbol (`projection`) or plain value as text."""
     return str(getattr(v, "name", v))
 
@@ -75,8 +75,8 @@ def shortcut_kind(info: dict, merge_kind: str, layers: list[dict]) -> str:
     info: graph.graph["blocks"][block]; merge_kind: kind of the node the shortcut enters;
     layers: node data of the shortcut's own layers, in order.
     """
-    kind = _name(info.get("shortcut", "custom"))
-    combine = _name(info.get("combine", "")).lower()
+    kind = name_of(info.get("shortcut", "custom"))
+    combine = name_of(info.get("combine", "")).lower()
     kinds = [d["kind"] for d in layers]
     if "gate" in combine or "gate" in merge_kind or "highway" in merge_kind:
         return "gated"
