@@ -78,9 +78,14 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
 
 
 def unknown(what: str, word: str, candidates: Iterable[str], span: Span | None) -> SpecError:
-    """Error for an unknown name, with a suggestion and the list of valid names when short."""
+    """Error for an unknown name, with a suggestion and the list of valid names when short.
+
+    `what` may name an owner after " of ": ("parameter of block basic", "strid") reads
+    "unknown parameter 'strid' of block basic".
+    """
     candidates = sorted(set(candidates))
-    err = SpecError(f"unknown {what} '{word}'", span)
+    noun, of, owner = what.partition(" of ")
+    err = SpecError(f"unknown {noun} '{word}'" + (f" of {owner}" if of else ""), span)
     hint = did_you_mean(word, candidates)
     if hint:
         err.with_note(hint)

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from ..errors import Span, SpecError, unknown
+from ..errors import Span, SpecError, did_you_mean, unknown
 from . import ast
 from .parse import parse
 
@@ -47,7 +47,7 @@ def load(spec: str | Path) -> Program:
     if is_path(spec):
         path = Path(spec)
         if not path.is_file():
-            raise SpecError(f"cannot read spec '{spec}': no such file")
+            raise _missing_spec(path)
         prog.file, prog.text = str(spec), path.read_text()
         _add(prog, parse(prog.text, prog.file), path.resolve(), {path.resolve()}, main=True)
     else:
@@ -81,13 +81,29 @@ def _import(prog: Program, stmt: ast.import_stmt, importer: Path | None, seen: s
     base = importer.parent if importer else Path.cwd()
     target = (base / stmt.path).resolve()
     if target in chain:
-        cycle = " -> ".join(p.name for p in (*chain, target))
-        raise SpecError(f"import cycle: {cycle}", stmt.span)
+        cycle = " -> ".join(shown(p) for p in (*chain[chain.index(target):], target))
+        raise SpecError(f"import cycle: {cycle}", stmt.span).with_note(
+            "a file cannot import itself, directly or through other imports")
     if target in seen and target not in chain:
         return
     if not target.is_file():
         raise SpecError(f"cannot import '{stmt.path}': no such file", stmt.span).with_note(
-            f"looked for {target}")
+            f"looked for {shown(target)} (imports are relative to the importing file)")
     seen.add(target)
-    _add(prog, parse(target.read_text(), str(Path(stmt.path) if importer is None else target)),
-         target, seen, chain=chain)
+    _add(prog, parse(target.read_text(), shown(target)), target, seen, chain=chain)
+
+
+def shown(path: Path) -> str:
+    """A path as error messages show it: relative to the working folder when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _missing_spec(path: Path) -> SpecError:
+    err = SpecError(f"cannot read spec '{path}': no such file")
+    if not path.parent.is_dir():
+        return err.with_note(f"folder '{path.parent}' does not exist")
+    hint = did_you_mean(str(path), [str(p) for p in path.parent.glob("*.res")])
+    return err.with_note(hint) if hint else err

@@ -163,7 +163,8 @@ class Evaluator:
         if not (is_num(a) and is_num(b)):
             raise SpecError(f"cannot apply '{e.op}' to {type_name(a)} and {type_name(b)}", e.span)
         if e.op in ("/", "//", "%") and b == 0:
-            raise SpecError("division by zero", e.span)
+            err = SpecError("division by zero", e.span)
+            raise err.with_note(f"{e.right.id} = {show(b)}") if isinstance(e.right, ast.name) else err
         if e.op == "**" and (abs(b) > 64 or (abs(a) > 1 and b > 0 and b * math.log2(abs(a)) > 62)):
             raise SpecError(f"number too large: {show(a)} ** {show(b)}", e.span)
         out = _ARITH[e.op](a, b)
@@ -209,6 +210,8 @@ class Evaluator:
                 return BUILTINS[e.func.id](*[self(a.value, env) for a in e.args])
             except (TypeError, ValueError, OverflowError) as exc:
                 raise SpecError(str(exc), e.span) from None
+        if isinstance(e.func, ast.name) and e.func.id not in (*env, *self.blocks, *SYMBOLS):
+            raise unknown("block", e.func.id, [*self.blocks, *BUILTINS], e.func.span)
         f = self(e.func, env)
         if not isinstance(f, BlockRef):
             raise SpecError(f"a {type_name(f)} cannot be called", e.func.span)
