@@ -97,7 +97,7 @@ def test_preactivation_projection_says_so():
     spec = "block u(w, stride = 1) { pre { bn; relu }; residual { conv w k3 s stride }; shortcut projection }\n" \
            "network n() { input 3x8x8; stem { conv 8 k3 }; stage x 2 u(16) stride 2; head { avgpool; fc 2 } }"
     edges = [e for e in view(resdsl.graph(spec), "block").edges if e.shortcut]
-    assert edges[0].label == "1×1 conv, s2 + BN on pre(x)" and edges[0].src == "stem"
+    assert edges[0].label == "1×1 conv, s2 on pre(x)" and edges[0].src == "stem"
 
 
 def test_focus(r50):

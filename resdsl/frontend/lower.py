@@ -385,8 +385,9 @@ class Lowering:
             pool, stride = (Layer(kind="avgpool", name=f"{name}.shortcut.avgpool1", attrs=p, span=span),), 1
         conv = {"out": r_shape[0], "kernel": 1, "stride": stride, "padding": 0, "dilation": 1, "groups": 1, "bias": False}
         self.infer("conv", conv, [src_shape], span)
-        layers = (*pool, Layer(kind="conv", name=f"{name}.shortcut.conv1", attrs=conv, span=span),
-                  Layer(kind="bn", name=f"{name}.shortcut.bn1", attrs={"eps": 1e-5, "momentum": 0.1}, span=span))
+        layers = (*pool, Layer(kind="conv", name=f"{name}.shortcut.conv1", attrs=conv, span=span))
+        if not has_pre:    # after a pre-activation the projection is a bare conv (He et al. 2016, timm, WRN)
+            layers += (Layer(kind="bn", name=f"{name}.shortcut.bn1", attrs={"eps": 1e-5, "momentum": 0.1}, span=span),)
         self.n_layers += len(layers)
         return Shortcut(kind=kind, layers=layers, source="pre" if has_pre else "input", span=span)
 
