@@ -73,6 +73,12 @@ class Lowering:
                         raise SpecError(f"{what} attribute '{a.id}' needs a value", a.span).with_note(
                             f"write e.g. '{a.id} 2'")
                     value, vspan, i = self.eval(nxt, env), nxt.span, i + 1
+            elif (isinstance(a, ast.call) and isinstance(a.func, ast.name) and len(a.args) == 1
+                  and a.args[0].name is None and (a.func.id in by_name or a.func.id in by_short)
+                  and a.func.id not in (*positional, *env, *self.program.blocks)):
+                # `x (n - 1)` and `stride (s * 2)` parse as calls: an attribute with a bracketed value.
+                attr = by_name.get(a.func.id) or by_short[a.func.id]
+                key, value, vspan = attr.name, self.eval(a.args[0].value, env), a.args[0].span
             elif isinstance(a, ast.name) and (m := _SHORT.match(a.id)) and m.group(1) in by_short and a.id not in env:
                 key, value = by_short[m.group(1)].name, int(m.group(2))
             elif isinstance(a, ast.name) and a.id not in env and a.id not in self.program.blocks and pos == []:
