@@ -42,10 +42,10 @@ def fixed_memory(monkeypatch):
 def test_error_message(name, update_golden, monkeypatch, tmp_path, fixed_memory):
     monkeypatch.chdir(ROOT)
     result = run_cli(command(name, tmp_path))
+    assert result.exit_code != 0, f"expected a failure, got exit 0:\n{result.output}"
     if not isinstance(result.exception, SystemExit):
         pytest.fail("resdsl crashed instead of reporting an error:\n"
                     + "".join(traceback.format_exception(result.exception)))
-    assert result.exit_code != 0, f"expected a failure, got exit 0:\n{result.output}"
     stderr = result.stderr
     assert "Traceback" not in stderr
     assert not list(tmp_path.iterdir()), "a failed command left files behind"
