@@ -151,13 +151,13 @@ def compile_cmd(spec, network, sets, output, batch_size, force):
 
     from .api import compile as compile_spec
 
+    out = Path(output)
+    if not out.parent.is_dir():         # before the expensive part
+        raise SpecError(f"cannot write '{output}': folder '{out.parent}' does not exist")
     model = compile_spec(spec, network, force=force, **parse_sets(sets)).eval()
     example = torch.randn(batch_size, *model.input_shape)
     batch = torch.export.Dim("batch", min=1, max=1 << 16)
     program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
-    out = Path(output)
-    if not out.parent.is_dir():
-        raise SpecError(f"cannot write '{output}': folder {out.parent} does not exist")
     write_atomic(out, lambda tmp: torch.export.save(program, tmp))
     n = sum(p.numel() for p in model.parameters())
     click.echo(f"wrote {output}: {model.spec_name}, {n:,} parameters, input {tuple(model.input_shape)}; "
