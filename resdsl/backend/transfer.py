@@ -89,7 +89,18 @@ def _mismatch(src, dst) -> str | None:
 
 def _describe(leaf) -> tuple:
     _, m = leaf
+    if _is_dense(m):     # a classifier written as Linear or as a 1×1 conv (timm's ResNetV2 head)
+        return ("linear", tuple((n, (t.shape[0], t[0].numel()) if n == "weight" else tuple(t.shape))
+                                for n, t in _tensors(m)))
     return (_category(m), tuple((n, tuple(t.shape)) for n, t in _tensors(m)))
+
+
+def _is_dense(m: nn.Module) -> bool:
+    """Linear, or an ungrouped, unstrided, unpadded 1×1 conv2d with bias: the same map on a C×1×1 input."""
+    if isinstance(m, nn.Linear):
+        return True
+    return (isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1) and m.groups == 1 and m.bias is not None
+            and m.stride == (1, 1) and m.padding == (0, 0))
 
 
 def _at(i, src, dst) -> str:
@@ -116,7 +127,7 @@ def transfer_weights(src: nn.Module, dst: nn.Module, input_shape=None) -> Transf
     with torch.no_grad():
         for (sn, sm), (dn, dm) in zip(s_leaves, d_leaves):
             for (_, st), (_, dt) in zip(_tensors(sm), _tensors(dm)):
-                dt.copy_(st)
+                dt.copy_(st.reshape(dt.shape))
                 report.tensors += 1
                 report.elements += st.numel()
             report.pairs.append((sn, dn))
