@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from .atomic import write_atomic  # noqa: F401  (re-exported for subcommands)
 from .errors import SpecError
 
 
@@ -47,21 +48,6 @@ def spec_options(fn):
                       help="Override a network parameter (repeatable), e.g. --set depth=101.")(fn)
     fn = click.option("--network", default=None, help="Which network of the file (default: the first).")(fn)
     return click.argument("spec", type=click.Path(dir_okay=False))(fn)
-
-
-def write_atomic(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename: a crash leaves the old file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # Subcommands that import torch or heavy libraries are imported only when run, so that

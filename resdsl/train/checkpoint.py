@@ -1,14 +1,14 @@
 """Checkpoints: written atomically (temp file in the same folder, fsync, rename), with every RNG state."""
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+
+from resdsl.atomic import write_atomic
 
 from resdsl.train.errors import TrainError
 
@@ -43,23 +43,8 @@ def set_rng_states(states: dict) -> None:
 
 
 def save_atomic(obj: dict, path: Path) -> None:
-    """torch.save to a temp file beside `path`, fsync it, rename over `path`, fsync the folder."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """torch.save through write_atomic: a crash never leaves a torn checkpoint."""
+    write_atomic(path, lambda tmp: torch.save(obj, tmp))
 
 
 def load_checkpoint(path: Path, map_location="cpu") -> dict:

@@ -7,6 +7,7 @@ import os
 import time
 from pathlib import Path
 
+from resdsl.atomic import write_atomic
 from resdsl.train.errors import TrainError
 
 EPOCH_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "epoch_s", "images_per_s")
@@ -85,9 +86,8 @@ class RunDir:
         return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(self.csv.open())]
 
     def write_summary(self, summary: dict) -> None:
-        tmp = self.path / ".summary.json.tmp"
-        tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n")
-        os.replace(tmp, self.path / "summary.json")
+        text = json.dumps(summary, indent=2, default=str) + "\n"
+        write_atomic(self.path / "summary.json", lambda tmp: Path(tmp).write_text(text))
 
     def plot(self) -> None:
         """loss.png, accuracy.png and lr.png from metrics.csv (matplotlib, Agg backend)."""
@@ -111,7 +111,7 @@ class RunDir:
             ax.grid(alpha=0.3)
             ax.legend()
             fig.tight_layout()
-            fig.savefig(self.path / f"{name}.png")
+            write_atomic(self.path / f"{name}.png", lambda tmp, fig=fig: fig.savefig(tmp, format="png"))
             plt.close(fig)
 
 
