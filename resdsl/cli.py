@@ -57,6 +57,7 @@ LAZY_COMMANDS = {
     "eval": "resdsl.train.cli:evaluate",
     "profile": "resdsl.cost.cli:profile",
     "render": "resdsl.render.cli:render",
+    "list": "resdsl.zoo:list_cmd",
 }
 
 

@@ -1,0 +1,103 @@
+"""The zoo: every network of every spec in a folder, with its cost and the reference it reproduces.
+
+A spec's header comment (the `#` lines before its first definition) names the paper; a line
+`# reference: ...` says what the spec is checked against (one in the comment right above a
+second network of the file overrides it for that network). `resdsl list` prints one row per
+network, built with its default parameters.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import click
+
+SPECS = Path(__file__).resolve().parents[1] / "specs"
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    name: str            # network name
+    family: str          # spec file stem
+    spec: str            # path of the spec
+    params: int
+    macs: int
+    input_shape: tuple[int, ...]
+    title: str           # first line of the header comment
+    reference: str       # the `# reference:` line, or ""
+
+
+def header(text: str) -> list[str]:
+    """The leading comment lines of a spec, without their '#'."""
+    lines = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("#").strip())
+    return lines
+
+
+def reference_of(lines: list[str]) -> str:
+    return next((ln.split(":", 1)[1].strip() for ln in lines if ln.lower().startswith("reference:")), "")
+
+
+def comment_above(text: str, network: str) -> list[str]:
+    """The comment lines directly above `network NAME(`, without their '#'."""
+    lines = text.splitlines()
+    at = next((i for i, ln in enumerate(lines) if ln.startswith(f"network {network}(")), None)
+    above = []
+    while at is not None and at > 0 and lines[at - 1].startswith("#"):
+        at -= 1
+        above.insert(0, lines[at].lstrip("#").strip())
+    return above
+
+
+def entries(path: Path) -> list[ZooEntry]:
+    """One entry per network defined in the spec file itself (not its imports)."""
+    from .api import graph_of
+    from .frontend.load import load
+    from .frontend.lower import lower
+    from .ir.shapes import totals
+
+    program = load(path)
+    text = path.read_text()
+    lines = header(text)
+    out = []
+    for name in program.main_networks:
+        net = lower(program, name, {})
+        params, macs = totals(graph_of(net))
+        reference = reference_of(comment_above(text, name)) or reference_of(lines)
+        out.append(ZooEntry(name, path.stem, str(path), params, macs, tuple(net.input_shape),
+                            lines[0] if lines else "", reference))
+    return out
+
+
+def zoo(folder: Path = SPECS) -> list[ZooEntry]:
+    return [e for path in sorted(Path(folder).glob("*.res")) for e in entries(path)]
+
+
+@click.command("list")
+@click.option("--specs", "folder", default=str(SPECS), show_default=True, type=click.Path(file_okay=False),
+              help="Folder of .res specs.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of a table.")
+def list_cmd(folder, as_json):
+    """List the zoo: every network in the specs folder with parameters, MACs, input and reference."""
+    from .cli import reports_errors
+    from .cost.tables import human
+
+    rows = reports_errors(zoo)(Path(folder))
+    if as_json:
+        click.echo(json.dumps([asdict(e) for e in rows], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"resdsl zoo: {len(rows)} networks in {folder}", title_justify="left")
+    for col, just in (("name", "left"), ("family", "left"), ("params", "right"), ("MACs", "right"),
+                      ("input", "right"), ("reference", "left")):
+        table.add_column(col, justify=just, overflow="fold")
+    for e in rows:
+        table.add_row(e.name, e.family, f"{e.params:,}", human(e.macs), "×".join(map(str, e.input_shape)),
+                      e.reference)
+    Console(width=max(140, Console().width)).print(table)
