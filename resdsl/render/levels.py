@@ -135,7 +135,9 @@ def _runs(f: Facts) -> dict[str, str]:
 def _signature(f: Facts, b: str):
     """What the drawing shows of a unit: its ops and attributes, its shortcut; not its shapes."""
     info = f.g.graph["blocks"].get(b, {})
-    ops = tuple((n[len(b):], f.g.nodes[n]["kind"], repr(sorted(f.g.nodes[n]["attrs"].items())), f.role(n))
+    # a stochastic-depth rate differs from unit to unit (linear decay) but is not drawn: not part of it
+    ops = tuple((n[len(b):], f.g.nodes[n]["kind"],
+                 repr(sorted((k, v) for k, v in f.g.nodes[n]["attrs"].items() if k != "drop_prob")), f.role(n))
                 for n in f.members[b])
     return info.get("block"), f.kind(b), info.get("scale", 1.0), ops
 
