@@ -110,16 +110,12 @@ def test_imports_are_relative_to_the_importing_file(tmp_path, monkeypatch):
     assert structure(spec) == structure(block + net("conv 16 k3", "  stage x 2 mine(16)\n"))
 
 
-MINUS_BUG = pytest.mark.xfail(strict=True, reason="parse.Separators holds back a binary '-' and the "
-                               "contextual lexer then reads the next token in the wrong parser state")
-
-
 @pytest.mark.parametrize("body", [
-    "  let d = n - 1\n  stage x d basic(16)\n", "  stage x n - 1 basic(16)\n",
+    "  let d = n - 1\n  stage x d basic(16)\n", "  stage x n - 1 basic(16)\n", "  stage x n-1 basic(16)\n",
     "  let d = (n - 1)\n  stage x d basic(16)\n", "  let d = n-1\n  stage x d basic(16)\n",
-    pytest.param("  stage x (n - 1) basic(16)\n", marks=MINUS_BUG),
-    pytest.param("  stage x max(n - 1, 1) basic(16)\n", marks=MINUS_BUG),
-    pytest.param("  let d = max(n - 1, 1)\n  stage x d basic(16)\n", marks=MINUS_BUG),
+    "  stage x (n - 1) basic(16)\n",
+    "  stage x max(n - 1, 1) basic(16)\n",
+    "  let d = max(n - 1, 1)\n  stage x d basic(16)\n",
 ])
 def test_minus_is_binary_after_an_operand(body):
     """`a - 1` subtracts wherever it is written (in a let, a call, a stage's repeat count)."""

@@ -35,33 +35,29 @@ class Separators:
 
     always_accept = ("_SEP",)
 
+    text = ""                # the text being parsed, set by _parse (to look at the spacing)
+
     def process(self, stream):
         depth = 0
         previous = None
-        pending = None       # a '-' after an operand, waiting for the next token
-        self.previous_end = 0
+        previous_end = 0
         for tok in stream:
-            if pending is not None:
-                minus, before = pending
-                pending = None
-                unary = depth == 0 and before and tok.start_pos == minus.end_pos
-                yield Token.new_borrow_pos("MINUS" if unary else "ADD_OP", minus.value, minus)
             if tok.type == "_SEP":
                 if depth > 0 or previous in (None, "_SEP", "LBRACE", "COMMA"):
                     continue
             elif tok.value == "-" and tok.type in ("MINUS", "ADD_OP") and previous in _OPERAND_END:
-                pending = (tok, tok.start_pos > self.previous_end)
-                previous = "ADD_OP"
-                continue
+                after = self.text[tok.end_pos:tok.end_pos + 1]
+                unary = depth == 0 and tok.start_pos > previous_end and after not in ("", " ", "\t")
+                tok = Token.new_borrow_pos("MINUS" if unary else "ADD_OP", tok.value, tok)
             elif tok.type in ("LPAR", "LSQB"):
                 depth += 1
             elif tok.type in ("RPAR", "RSQB"):
                 depth = max(0, depth - 1)
-            previous = tok.type
-            self.previous_end = tok.end_pos
+            previous, previous_end = tok.type, tok.end_pos
             yield tok
-        if pending is not None:
-            yield Token.new_borrow_pos("ADD_OP", pending[0].value, pending[0])
+
+
+SEPARATORS = Separators()
 
 
 @functools.lru_cache(maxsize=1)
@@ -69,7 +65,7 @@ def parser() -> Lark:
     # cache=True: Lark keeps the built LALR tables in the temp folder, keyed by a hash of the
     # grammar and options (0.19 s -> 0.01 s per process; a stale or corrupt cache is rebuilt).
     return Lark(grammar_text(), parser="lalr", start=["module", "expr"], propagate_positions=True,
-                postlex=Separators(), maybe_placeholders=True, cache=True)
+                postlex=SEPARATORS, maybe_placeholders=True, cache=True)
 
 
 def _span(meta_or_tok, file: str) -> Span:
@@ -193,8 +189,10 @@ def parse_expr(text: str, file: str = "<expr>") -> ast.Expr:
 
 def _parse(text: str, file: str, start: str):
     remember_source(file, text)
+    p = parser()
+    SEPARATORS.text = text
     try:
-        tree = parser().parse(text, start=start)
+        tree = p.parse(text, start=start)
     except UnexpectedInput as e:
         raise _syntax_error(e, file, text) from None
     return ToAst(file).transform(tree)
