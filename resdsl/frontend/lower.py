@@ -114,7 +114,8 @@ class Lowering:
               isinstance(v, bool) if want is bool else isinstance(v, want))
         if not ok:
             words = {int: "an integer", float: "a number", bool: "true or false", ops.NUM: "a number"}
-            raise SpecError(f"{what} {attr.name} must be {words.get(want, want)}, got {type_name(v)} {show(v)}", span)
+            name = ops.WORDS.get(attr.name, attr.name)
+            raise SpecError(f"{what}: {name} must be {words.get(want, want)}, got {type_name(v)} {show(v)}", span)
         return float(v) if want is float else v
 
     # ---- sequences of layers ----

@@ -61,11 +61,15 @@ def _window(size: int, k: int, s: int, p: int, d: int = 1, ceil: bool = False) -
     return out
 
 
+# How an attribute is named in messages, where its short name would not say what it is.
+WORDS = {"out": "the number of output channels"}
+
+
 def _positive(attrs: dict, *names: str) -> None:
     for n in names:
         v = attrs.get(n)
         if v is not None and v <= 0:
-            raise OpError(f"{n} must be positive, got {v}")
+            raise OpError(f"{WORDS.get(n, n)} must be positive, got {v}")
 
 
 def _conv_padding(a: dict) -> int:
