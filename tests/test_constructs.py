@@ -251,3 +251,23 @@ def test_avgdown_shortcut_layout():
     sc = m.stages[0].blocks[0].shortcut
     assert isinstance(sc.avgpool1, nn.AvgPool2d) and sc.avgpool1.ceil_mode and not sc.avgpool1.count_include_pad
     assert sc.conv1.stride == (1, 1) and sc.conv1.kernel_size == (1, 1)
+
+
+# ---- Non-square kernels (Inception's 1×7 / 7×1 factorisation) ----
+
+@pytest.mark.parametrize("spelling", ["conv 8 k 1x7 p 0x3", "conv 8 k1x7 p0x3", "conv 8 kernel [1, 7] padding 0x3",
+                                      "conv 8 k1x7"])
+def test_rectangular_kernel(spelling):
+    spec = net(f"  stem {{ {spelling} }}", inp="3x9x11")
+    g = resdsl.graph(spec)
+    d = g.nodes["stem.conv1"]
+    assert d["out_shape"] == (8, 9, 11)
+    assert d["params"] == 8 * 3 * 1 * 7
+    assert d["macs"] == 8 * 9 * 11 * 3 * 7
+    conv = resdsl.compile(spec).stem.conv1
+    assert conv.kernel_size == (1, 7) and conv.padding == (0, 3)
+
+
+def test_square_kernel_written_as_pair_is_an_int():
+    a = resdsl.load_spec(net("  stem { conv 8 k 3x3 }", inp="3x8x8")).body[0].items[0].attrs
+    assert a["kernel"] == 3

@@ -22,8 +22,8 @@ _NEEDS_OUTPUT = {"relu", "sigmoid"}
 
 
 def _conv(a: dict, c_in: int, shape) -> nn.Module:
-    pad = a["padding"] if a["padding"] is not None else (a["kernel"] - 1) // 2 * a["dilation"]
-    return nn.Conv2d(c_in, a["out"], a["kernel"], a["stride"], pad, a["dilation"], a["groups"], a["bias"])
+    return nn.Conv2d(c_in, a["out"], ops.pair(a["kernel"]), a["stride"], ops.conv_padding(a), a["dilation"],
+                     a["groups"], a["bias"])
 
 
 def _bn(a: dict, c_in: int, shape) -> nn.Module:

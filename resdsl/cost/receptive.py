@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
+from ..ir.ops import pair
 from ..ir.shapes import inputs_of
 
 
@@ -29,7 +30,7 @@ def _geometry(d: dict) -> tuple[int, int, int] | None:
     """(kernel, stride, dilation) of a windowed op, (1, 1, 1) for pointwise, None for global."""
     a, kind = d["attrs"], d["kind"]
     if kind == "conv":
-        return a["kernel"], a["stride"], a["dilation"]
+        return max(pair(a["kernel"])), a["stride"], a["dilation"]   # the larger side of a k_h×k_w kernel
     if kind in ("maxpool", "avgpool"):
         return None if a.get("kernel") is None else (a["kernel"], a.get("stride") or a["kernel"], 1)
     if kind == "zeropad":

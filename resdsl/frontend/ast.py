@@ -27,6 +27,11 @@ class str_lit(Node):
     value: str
 
 
+class shape_lit(Node):
+    """`3x224x224` or `1x7`: a list of integers."""
+    dims: tuple[int, ...]
+
+
 class bool_lit(Node):
     value: bool
 
@@ -93,7 +98,7 @@ class map_lit(Node):
     items: tuple[map_item, ...]
 
 
-Expr = Union[int_lit, float_lit, str_lit, bool_lit, name, binop, neg, not_op, and_op, or_op,
+Expr = Union[int_lit, float_lit, str_lit, shape_lit, bool_lit, name, binop, neg, not_op, and_op, or_op,
              cond, index, call, list_lit, map_lit]
 
 

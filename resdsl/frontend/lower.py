@@ -19,7 +19,7 @@ from .load import PRELUDE, Program
 from .values import BlockRef, Evaluator, Symbol, bind_call, is_int, is_num, show, type_name
 
 MAX_LAYERS = 200_000
-_SHORT = re.compile(r"^([a-z])(\d+)$")
+_SHORT = re.compile(r"^([a-z])(\d+(?:x\d+)?)$")      # k7, s2, k1x7
 
 # Clause schemas that are not ops: `stage` and `shortcut`.
 STAGE_ATTRS = (ops.Attr("block", object), ops.Attr("repeat", int, 1, short="x"),
@@ -80,7 +80,8 @@ class Lowering:
                 attr = by_name.get(a.func.id) or by_short[a.func.id]
                 key, value, vspan = attr.name, self.eval(a.args[0].value, env), a.args[0].span
             elif isinstance(a, ast.name) and (m := _SHORT.match(a.id)) and m.group(1) in by_short and a.id not in env:
-                key, value = by_short[m.group(1)].name, int(m.group(2))
+                key, value = by_short[m.group(1)].name, [int(p) for p in m.group(2).split("x")]
+                value = value[0] if len(value) == 1 else value
             elif isinstance(a, ast.name) and a.id not in env and a.id not in self.program.blocks and pos == []:
                 names = [*by_name, *by_short]
                 raise unknown(f"attribute of {what}", a.id, names, a.span)
@@ -110,6 +111,10 @@ class Lowering:
         want = attr.type
         if want is object:
             return v
+        if want == ops.SIZE:
+            if isinstance(v, (list, tuple)) and len(v) == 2 and all(is_int(x) for x in v):
+                return v[0] if v[0] == v[1] else tuple(v)
+            want = int
         ok = (is_int(v) if want is int else is_num(v) if want in (float, ops.NUM) else
               isinstance(v, bool) if want is bool else isinstance(v, want))
         if not ok:

@@ -219,6 +219,9 @@ class ToAst(Transformer):
     def str_lit(self, meta, c):
         return ast.str_lit(span=_span(c[0], self.file), value=str(c[0])[1:-1])
 
+    def shape_lit(self, meta, c):
+        return ast.shape_lit(span=_span(c[0], self.file), dims=tuple(int(p) for p in str(c[0]).split("x")))
+
     def true_lit(self, meta, c):
         return ast.bool_lit(span=self._s(meta), value=True)
 
@@ -326,8 +329,8 @@ class ToAst(Transformer):
     # -- networks --
     def input_stmt(self, meta, c):
         v = c[0]
-        if isinstance(v, Token):
-            return ast.input_stmt(span=self._s(meta), shape=tuple(int(p) for p in str(v).split("x")), value=None)
+        if isinstance(v, ast.shape_lit):
+            return ast.input_stmt(span=self._s(meta), shape=v.dims, value=None)
         return ast.input_stmt(span=self._s(meta), shape=None, value=v)
 
     def stem(self, meta, c):

@@ -123,6 +123,9 @@ class Evaluator:
 
     e_float_lit = e_str_lit = e_bool_lit = e_int_lit
 
+    def e_shape_lit(self, e, env):
+        return list(e.dims)
+
     def e_name(self, e, env):
         return self.lookup(e, env)
 

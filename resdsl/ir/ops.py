@@ -72,31 +72,43 @@ def _positive(attrs: dict, *names: str) -> None:
             raise OpError(f"{WORDS.get(n, n)} must be positive, got {v}")
 
 
-def _conv_padding(a: dict) -> int:
-    return a["padding"] if a["padding"] is not None else (a["kernel"] - 1) // 2 * a["dilation"]
+def pair(v: int | tuple[int, int]) -> tuple[int, int]:
+    """A size given as one int (square) or as (height, width)."""
+    return (v, v) if isinstance(v, int) else tuple(v)  # type: ignore[return-value]
+
+
+def conv_padding(a: dict) -> tuple[int, int]:
+    """Explicit padding, else 'same' for stride 1: (k − 1)/2 · dilation per dimension."""
+    if a["padding"] is not None:
+        return pair(a["padding"])
+    return tuple((k - 1) // 2 * a["dilation"] for k in pair(a["kernel"]))  # type: ignore[return-value]
 
 
 def conv_shape(a: dict, ins: list[Shape]) -> Shape:
     c, h, w = _spatial(ins[0], "conv")
-    _positive(a, "out", "kernel", "stride", "dilation", "groups")
-    if a["padding"] is not None and a["padding"] < 0:
+    _positive(a, "out", "stride", "dilation", "groups")
+    if min(pair(a["kernel"])) <= 0:
+        raise OpError(f"kernel must be positive, got {a['kernel']}")
+    if a["padding"] is not None and min(pair(a["padding"])) < 0:
         raise OpError(f"padding must be >= 0, got {a['padding']}")
     g = a["groups"]
     if c % g or a["out"] % g:
         raise OpError(f"groups {g} must divide input channels {c} and output channels {a['out']}")
-    p = _conv_padding(a)
-    oh, ow = (_window(x, a["kernel"], a["stride"], p, a["dilation"]) for x in (h, w))
+    p = conv_padding(a)
+    k = pair(a["kernel"])
+    oh, ow = (_window(x, kx, a["stride"], px, a["dilation"]) for x, kx, px in zip((h, w), k, p))
     if oh < 1 or ow < 1:
-        raise OpError(f"feature map {h}×{w} shrinks below 1×1 (kernel {a['kernel']}, stride {a['stride']}, padding {p})")
+        raise OpError(f"feature map {h}×{w} shrinks below 1×1 (kernel {fmt(k)}, stride {a['stride']}, "
+                      f"padding {fmt(p)})")
     return (a["out"], oh, ow)
 
 
 def conv_params(a: dict, ins: list[Shape], out: Shape) -> int:
-    return out[0] * (ins[0][0] // a["groups"]) * a["kernel"] ** 2 + (out[0] if a["bias"] else 0)
+    return out[0] * (ins[0][0] // a["groups"]) * math.prod(pair(a["kernel"])) + (out[0] if a["bias"] else 0)
 
 
 def conv_macs(a: dict, ins: list[Shape], out: Shape) -> int:
-    return math.prod(out) * (ins[0][0] // a["groups"]) * a["kernel"] ** 2
+    return math.prod(out) * (ins[0][0] // a["groups"]) * math.prod(pair(a["kernel"]))
 
 
 def pool_shape(kind: str) -> Callable[[dict, list[Shape]], Shape]:
@@ -184,11 +196,12 @@ def _dropout_shape(a: dict, ins: list[Shape]) -> Shape:
 
 
 NUM = (int, float)
+SIZE = "size"        # attribute type: an int, or [height, width] (written 1x7 or [1, 7])
 OPS: dict[str, Op] = {op.kind: op for op in [
-    Op("conv", "2-D convolution: conv OUT k K s S [p P] [d D] [groups G] [bias]",
+    Op("conv", "2-D convolution: conv OUT k K s S [p P] [d D] [groups G] [bias]; K and P may be HxW (k 1x7 p 0x3)",
        ("out",),
-       (Attr("out", int), Attr("kernel", int, 1, short="k"), Attr("stride", int, 1, short="s"),
-        Attr("padding", int, None, short="p"), Attr("dilation", int, 1, short="d"),
+       (Attr("out", int), Attr("kernel", SIZE, 1, short="k"), Attr("stride", int, 1, short="s"),
+        Attr("padding", SIZE, None, short="p"), Attr("dilation", int, 1, short="d"),
         Attr("groups", int, 1, short="g"), Attr("bias", bool, False, flag=True)),
        conv_shape, conv_params, conv_macs),
     Op("bn", "batch normalisation (affine, running statistics)", (),

@@ -109,7 +109,8 @@ def op_text(kind: str, a: dict, brief: bool = False) -> str:
     tail = "".join(f", {e}" for e in extras if e)
     k = a.get("kernel")
     if kind == "conv":
-        return f"{k}×{k} conv{'' if brief else ' ' + str(a['out'])}{tail}"
+        kh, kw = (k, k) if isinstance(k, int) else k
+        return f"{kh}×{kw} conv{'' if brief else ' ' + str(a['out'])}{tail}"
     if kind in ("maxpool", "avgpool"):
         return f"global {kind}" if k is None else f"{k}×{k} {kind}{tail}"
     if kind == "zeropad":
