@@ -227,3 +227,15 @@ def test_lowered_blocks_keep_their_arguments():
     assert isinstance(b, Block) and b.block == "bottleneck"
     assert b.args["width"] == 128 and b.args["stride"] == 2
     assert n.stages[1].blocks[1].args["stride"] == 1
+
+
+@pytest.mark.parametrize("expr,value", [("[1, 2][0]", 1), ("{3: [4, 5]}[3][1]", 5)])
+def test_bracket_right_after_a_value_indexes(expr, value):
+    from resdsl.api import parse_value
+    assert parse_value(expr) == value
+
+
+def test_bracket_spaced_after_an_attribute_opens_a_list():
+    spec = "network t() {\n  input 3x8x8\n  let l = [1, 7]\n  stem { conv 4 kernel [1, 7] padding [0, 3]; conv 4 k l[1] }\n}\n"
+    a = [it.attrs for it in resdsl.load_spec(spec).body[0].items]
+    assert a[0]["kernel"] == (1, 7) and a[0]["padding"] == (0, 3) and a[1]["kernel"] == 7

@@ -30,11 +30,11 @@ class Separators:
     Clause arguments are juxtaposed (`combine gate bias -2`), so after an operand a '-' may
     start a new argument. The rule, as in shells: a '-' after an operand is unary only outside
     brackets, with a space before it and none after (`bias -2`); otherwise it is binary
-    (`depth - 2`, `depth-2`, `(a -2)`).
+    (`depth - 2`, `depth-2`, `(a -2)`). Likewise a '[' spaced after an operand outside brackets
+    opens a list (`kernel [1, 7]`), while `layers[0]` indexes.
     """
 
     always_accept = ("_SEP",)
-
     text = ""                # the text being parsed, set by _parse (to look at the spacing)
 
     def process(self, stream):
@@ -49,6 +49,9 @@ class Separators:
                 after = self.text[tok.end_pos:tok.end_pos + 1]
                 unary = depth == 0 and tok.start_pos > previous_end and after not in ("", " ", "\t")
                 tok = Token.new_borrow_pos("MINUS" if unary else "ADD_OP", tok.value, tok)
+            elif tok.type == "LSQB" and depth == 0 and previous in _OPERAND_END and tok.start_pos > previous_end:
+                tok = Token.new_borrow_pos("_LIST_OPEN", tok.value, tok)
+                depth += 1
             elif tok.type in ("LPAR", "LSQB"):
                 depth += 1
             elif tok.type in ("RPAR", "RSQB"):
@@ -89,7 +92,7 @@ _TOKEN_WORDS = {
 
 
 # Tokens that can start an expression: reported together as "an expression".
-_EXPR_START = {"INT", "FLOAT", "STRING", "NAME", "SHAPE", "LPAR", "LSQB", "LBRACE", "MINUS",
+_EXPR_START = {"INT", "FLOAT", "STRING", "NAME", "SHAPE", "LPAR", "LSQB", "_LIST_OPEN", "LBRACE", "MINUS",
                "TRUE", "FALSE", "NOT"}
 # Statements of a network or block body: one found nested deeper means a '}' is missing before it.
 _STATEMENT_WORDS = {"network": 0, "block": 0, "import": 0, "input": 1, "stem": 1, "stage": 1,
