@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import click

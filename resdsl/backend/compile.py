@@ -6,7 +6,6 @@ from collections import OrderedDict
 from typing import Callable
 
 import networkx as nx
-import torch
 from torch import nn
 
 from ..errors import SpecError

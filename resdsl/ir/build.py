@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from .net import Block, Item, Layer, Net, Parallel, Section, Stage
+from .net import Block, Item, Layer, Net, Parallel, Section
 
 
 class GraphBuilder:
