@@ -36,3 +36,25 @@ def shared_data(name: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} not present (tests on real data need ../shared/data beside the clone)")
     return path
+
+
+def assert_equal_after_transfer(ref, ours, x, atol=0.0, grad_rtol=1e-4):
+    """Transfer ref's weights into ours, then equal outputs in eval mode and equal gradients of
+    every paired parameter in train mode. Returns the transfer report."""
+    import torch
+
+    import resdsl
+
+    report = resdsl.transfer_weights(ref, ours)
+    assert report.tensors == len(ref.state_dict())
+    ref.eval(), ours.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), ref(x), rtol=0, atol=atol)
+    ref.train(), ours.train()
+    ref(x).square().mean().backward()
+    ours(x).square().mean().backward()
+    src, dst = dict(ref.named_modules()), dict(ours.named_modules())
+    for sn, dn in report.pairs:
+        for (n, p1), (_, p2) in zip(src[sn].named_parameters(recurse=False), dst[dn].named_parameters(recurse=False)):
+            torch.testing.assert_close(p2.grad, p1.grad.reshape(p2.shape), rtol=grad_rtol, atol=1e-6, msg=f"{sn}.{n}")
+    return report

@@ -159,8 +159,7 @@ def test_drop_path_sample_mode_is_inverted_and_identity_at_test():
     m.train()
     torch.manual_seed(0)
     with torch.no_grad():
-        blk.post = None
-        r = blk.residual(x)            # BN in train mode: recompute inside the same call below
+        blk.post = None                # y = x + mask·r/keep: a dropped sample has y − x = 0
         out = blk(x) - x
     kept = (out.flatten(1).abs().sum(1) > 0).float().mean().item()
     assert abs(kept - 0.5) < 0.1

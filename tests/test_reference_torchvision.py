@@ -4,7 +4,7 @@ import torch
 import torchvision
 
 import resdsl
-from conftest import SPECS
+from conftest import SPECS, assert_equal_after_transfer
 
 RESNET = SPECS / "resnet.res"
 
@@ -38,17 +38,7 @@ def test_outputs_and_gradients_equal_after_transfer(name, params):
     torch.manual_seed(0)
     ref = getattr(torchvision.models, name)()
     ours = resdsl.compile(RESNET, **params)
-    report = resdsl.transfer_weights(ref, ours)
-    assert report.tensors == len(ref.state_dict())
-    x = torch.randn(2, 3, 64, 64)
-    ref.eval(), ours.eval()
-    with torch.no_grad():
-        torch.testing.assert_close(ours(x), ref(x), rtol=0, atol=0)
-    ref.train(), ours.train()
-    ref(x).square().mean().backward()
-    ours(x).square().mean().backward()
-    for (n1, p1), (n2, p2) in zip(ref.named_parameters(), ours.named_parameters()):
-        torch.testing.assert_close(p2.grad, p1.grad, rtol=1e-5, atol=1e-6, msg=f"{n1} vs {n2}")
+    assert_equal_after_transfer(ref, ours, torch.randn(2, 3, 64, 64), atol=0.0, grad_rtol=1e-5)
 
 
 def test_graph_macs_match_torchvision_figures():
