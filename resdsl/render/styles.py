@@ -105,7 +105,8 @@ def op_text(kind: str, a: dict, brief: bool = False) -> str:
     """One op in the papers' words: "3×3 conv 64, s2", "BN", "global avgpool", "fc 1000"."""
     extras = [f"s{a['stride']}" if (a.get("stride") or 1) != 1 else "",
               f"g{a['groups']}" if a.get("groups", 1) != 1 else "",
-              f"d{a['dilation']}" if a.get("dilation", 1) != 1 else ""]
+              f"d{a['dilation']}" if a.get("dilation", 1) != 1 else "",
+              "+bias" if kind == "conv" and a.get("bias") else ""]
     tail = "".join(f", {e}" for e in extras if e)
     k = a.get("kernel")
     if kind == "conv":
