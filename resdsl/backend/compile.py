@@ -60,6 +60,7 @@ BUILDERS: dict[str, Callable[[dict, int, tuple], nn.Module]] = {
 class Compiler:
     def __init__(self, g: nx.DiGraph):
         self.g = g
+        self.gate_biases: list[tuple[nn.Parameter, float]] = []   # set after init_weights
 
     def in_shape(self, name: str) -> tuple:
         return self.g.nodes[name]["in_shapes"][0]
@@ -95,7 +96,7 @@ class Compiler:
         gate = None
         if b.gate:
             gate = self.seq(b.gate)
-            nn.init.constant_(gate.conv1.bias, b.gate_bias)
+            self.gate_biases.append((gate.conv1.bias, b.gate_bias))
         return ResidualBlock(
             pre=self.seq(b.pre) if b.pre else None,
             residuals=[self.seq(r) for r in b.residuals],
@@ -130,17 +131,10 @@ class Compiler:
         out = self.g.nodes[self.g.graph["output"]]["out_shape"]
         model = Network(net.name, net.input_shape, out[0], stem, body, head)
         init_weights(model)
-        self.restore_gate_biases(model, net)
+        for bias, value in self.gate_biases:      # highway gate biases come from the spec
+            nn.init.constant_(bias, value)
         apply_init(model, net.init)
         return model
-
-    @staticmethod
-    def restore_gate_biases(model: nn.Module, net: Net) -> None:
-        """Highway gate biases are set by the spec (init_weights zeroed every conv bias)."""
-        for part in net.stages:
-            for b in part.blocks:
-                if b.gate:
-                    nn.init.constant_(model.get_submodule(b.name).gate.conv1.bias, b.gate_bias)
 
 
 def tie(src: nn.Module, dst: nn.Module, share_bn: bool) -> None:
