@@ -76,6 +76,12 @@ def _builtin_len(x):
     return len(x)
 
 
+def _builtin_sum(xs):
+    if not isinstance(xs, list) or not all(is_num(x) for x in xs):
+        raise TypeError("sum() needs a list of numbers")
+    return sum(xs)
+
+
 def _numeric(fn, name):
     def call(*xs):
         if not xs or not all(is_num(x) for x in xs):
@@ -89,7 +95,7 @@ BUILTINS = {
     "int": _numeric(int, "int"), "float": _numeric(float, "float"),
     "round": _numeric(round, "round"), "ceil": _numeric(math.ceil, "ceil"),
     "floor": _numeric(math.floor, "floor"), "len": _builtin_len,
-    "sum": lambda xs: _numeric(lambda *a: sum(a), "sum")(*xs) if isinstance(xs, list) else _numeric(sum, "sum")(xs),
+    "sum": _builtin_sum,
 }
 
 _ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
