@@ -85,6 +85,7 @@ def main():
 def check(spec, network, sets, as_json):
     """Parse and validate SPEC; print a per-stage table of shapes, parameters and MACs."""
     from .api import graph_of, load_spec
+    from .cost.static import jsonable
     from .cost.tables import human, section_rows, shape_str
     from .ir.shapes import totals
 
@@ -93,7 +94,7 @@ def check(spec, network, sets, as_json):
     rows = section_rows(g)
     params, macs = totals(g)
     if as_json:
-        doc = {"network": net.name, "params": net.params and {k: _jsonable(v) for k, v in net.params.items()},
+        doc = {"network": net.name, "params": jsonable(net.params),
                "input_shape": list(net.input_shape), "output_shape": list(g.nodes[g.graph["output"]]["out_shape"]),
                "total_params": params, "total_macs": macs, "sections": [r.as_dict() for r in rows]}
         click.echo(json.dumps(doc, indent=2))
@@ -101,7 +102,7 @@ def check(spec, network, sets, as_json):
     from rich.console import Console
     from rich.table import Table
 
-    args = ", ".join(f"{k}={_jsonable(v)}" for k, v in net.params.items())
+    args = ", ".join(f"{k}={jsonable(v)}" for k, v in net.params.items())
     table = Table(title=f"{net.name}({args})  input {shape_str(net.input_shape)}", title_justify="left")
     for col, just in (("section", "left"), ("blocks", "left"), ("output", "right"),
                       ("params", "right"), ("MACs", "right")):
@@ -111,16 +112,6 @@ def check(spec, network, sets, as_json):
     table.add_section()
     table.add_row("total", "", shape_str(g.nodes[g.graph["output"]]["out_shape"]), f"{params:,}", human(macs))
     Console(width=max(100, Console().width)).print(table)
-
-
-def _jsonable(v):
-    if isinstance(v, (int, float, str, bool)) or v is None:
-        return v
-    if isinstance(v, list):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    return str(v)
 
 
 @main.command("compile")
