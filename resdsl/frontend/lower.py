@@ -118,6 +118,7 @@ class Lowering(BlockLowering):
                 blocks = []
                 for b in part.blocks:
                     l += 1
+                    _check_droppable(b, st)
                     p = rate * l / total if schedule == "linear" else rate
                     blocks.append(b.model_copy(update={"drop_prob": p, "drop_mode": mode}))
                 part = part.model_copy(update={"blocks": tuple(blocks)})
@@ -208,3 +209,14 @@ def _without(ref: BlockRef, param: str) -> BlockRef:
 
 def lower(program: Program, network: str | None = None, params: Mapping[str, Any] | None = None) -> Net:
     return Lowering(program).network(program.network(network), params or {})
+
+
+def _check_droppable(b, st: ast.drop_path_stmt) -> None:
+    """Stochastic depth drops a residual added to a shortcut; any other block would never be dropped."""
+    why = ("it has no shortcut (`shortcut none`)" if b.shortcut.kind == "none"
+           else f"it merges with `combine {b.combine}`" if b.combine != "add" else None)
+    if why:
+        raise SpecError(f"drop_path cannot apply to block '{b.name}' ({b.block}): {why}", st.span).with_note(
+            f"block defined at {b.span}; stochastic depth needs `combine add` with a shortcut "
+            "(y = x + f(x), the residual dropped); remove drop_path or change the block")
+
