@@ -56,6 +56,8 @@ LAZY_COMMANDS = {
     "profile": "resdsl.cost.cli:profile",
     "render": "resdsl.render.cli:render",
     "list": "resdsl.zoo:list_cmd",
+    "fmt": "resdsl.source_cli:fmt",
+    "show": "resdsl.source_cli:show",
 }
 
 
