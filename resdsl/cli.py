@@ -119,7 +119,7 @@ def check(spec, network, sets, as_json):
 @main.command("compile")
 @spec_options
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="Where to write the torch.export program (.pt2).")
+              help="Where to write: a torch.export program (.pt2) or standalone PyTorch source (.py).")
 @click.option("--batch-size", default=2, show_default=True, help="Batch size of the example input.")
 @click.option("--force", is_flag=True, help="Build even a network too large for this machine's memory.")
 @reports_errors
@@ -133,6 +133,14 @@ def compile_cmd(spec, network, sets, output, batch_size, force):
     if not out.parent.is_dir():         # before the expensive part
         raise SpecError(f"cannot write '{output}': folder '{out.parent}' does not exist")
     model = compile_spec(spec, network, force=force, **parse_sets(sets)).eval()
+    if out.suffix == ".py":             # standalone PyTorch source (resdsl/backend/emit.py)
+        from .backend.emit import emit_source
+
+        source = emit_source(model)
+        write_atomic(out, lambda tmp: Path(tmp).write_text(source, encoding="utf-8"))
+        click.echo(f"wrote {output}: {model.spec_name}, standalone PyTorch source; "
+                   f"build() returns the network (state_dict keys as resdsl.compile's)")
+        return
     example = torch.randn(batch_size, *model.input_shape)
     batch = torch.export.Dim("batch", min=1, max=1 << 16)
     program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
