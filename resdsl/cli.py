@@ -42,10 +42,12 @@ def reports_errors(fn):
 
 def spec_options(fn):
     """The options every command that reads a spec shares."""
-    fn = click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
+    from .completion import complete_set, complete_spec
+
+    fn = click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", shell_complete=complete_set,
                       help="Override a network parameter (repeatable), e.g. --set depth=101.")(fn)
     fn = click.option("--network", default=None, help="Which network of the file (default: the first).")(fn)
-    return click.argument("spec", type=click.Path(dir_okay=False))(fn)
+    return click.argument("spec", type=click.Path(dir_okay=False), shell_complete=complete_spec)(fn)
 
 
 # Subcommands that import torch or heavy libraries are imported only when run, so that
