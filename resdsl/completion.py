@@ -22,7 +22,8 @@ def complete_spec(ctx, param, incomplete: str) -> list[CompletionItem]:
 
 def complete_set(ctx, param, incomplete: str) -> list[CompletionItem]:
     """`--set NAME=`: the parameters of the chosen network of the spec given before."""
-    spec = ctx.params.get("spec")
+    # while completing an option, click leaves the positional SPEC unparsed in ctx.args
+    spec = ctx.params.get("spec") or next((a for a in ctx.args if a.endswith(".res")), None)
     if not spec or "=" in incomplete:
         return []
     try:
