@@ -17,6 +17,8 @@ LAZY_COMMANDS = {
     "profile": "resdsl.cost.cli:profile",
     "render": "resdsl.render.cli:render",
     "list": "resdsl.zoo:list_cmd",
+    "fmt": "resdsl.source_cli:fmt",
+    "show": "resdsl.source_cli:show",
 }
 
 
@@ -78,7 +80,7 @@ def check(spec, network, sets, allow_imports, as_json):
 @main.command("compile")
 @spec_options
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="Where to write; the format follows the extension: .pt2 (torch.export), .onnx, .safetensors.")
+              help="Where to write; the format follows the extension: .pt2 (torch.export), .onnx, .safetensors, .py (PyTorch source).")
 @click.option("--batch-size", type=click.IntRange(1, 1 << 16), default=2, show_default=True,
               help="Batch size of the example input (the exported batch is dynamic either way).")
 @click.option("--checkpoint", type=click.Path(exists=True), default=None,
@@ -97,7 +99,8 @@ def compile_cmd(spec, network, sets, allow_imports, output, batch_size, checkpoi
     model = export(prog, output, batch_size=batch_size, checkpoint=checkpoint, network=network, force=force, **args)
     n = sum(p.numel() for p in model.parameters())
     how = {".pt2": f"torch.export.load('{output}').module()", ".onnx": f"onnxruntime.InferenceSession('{output}')",
-           ".safetensors": f"safetensors.torch.load_file('{output}')"}[Path(output).suffix]
+           ".safetensors": f"safetensors.torch.load_file('{output}')",
+           ".py": f"build() from '{output}' (plain PyTorch source)"}[Path(output).suffix]
     trained = f", trained weights of {checkpoint} (input: raw pixels 0..255)" if checkpoint else ""
     click.echo(f"wrote {output}: {model.spec_name}, {n:,} parameters, input {tuple(model.input_shape)}{trained}; "
                f"load with {how}")

@@ -4,6 +4,7 @@
     .onnx         ONNX (torch.onnx.export), dynamic batch; checked with onnx.checker and run in
                   onnxruntime, whose outputs must equal torch's before the file is written
     .safetensors  the weights (state_dict) only
+    .py           standalone, readable PyTorch source (no resdsl import): build() returns the network
 
 A trained model (from a run or checkpoint, `checkpoint=`) is exported with the training set's
 input normalisation inside: the exported program takes raw pixel values (0..255, float) as the
@@ -88,10 +89,18 @@ def write_safetensors(model: nn.Module, path: Path, batch_size: int) -> None:
     write_atomic(path, lambda tmp: save_file(state, tmp, metadata=meta))
 
 
+def write_python(model: nn.Module, path: Path, batch_size: int) -> None:
+    from .backend.emit import emit_source
+
+    source = emit_source(getattr(model, "model", model) if isinstance(model, Normalized) else model)
+    write_atomic(path, lambda tmp: Path(tmp).write_text(source, encoding="utf-8"))
+
+
 EXPORTERS: dict[str, Callable[[nn.Module, Path, int], None]] = {
     ".pt2": write_pt2,
     ".onnx": write_onnx,
     ".safetensors": write_safetensors,
+    ".py": write_python,
 }
 
 
