@@ -56,6 +56,8 @@ LAZY_COMMANDS = {
     "profile": "resdsl.cost.cli:profile",
     "render": "resdsl.render.cli:render",
     "list": "resdsl.zoo:list_cmd",
+    "analyze": "resdsl.analyze.cli:analyze",
+    "sweep": "resdsl.analyze.sweep_cli:sweep",
 }
 
 
