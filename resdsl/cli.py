@@ -19,6 +19,8 @@ LAZY_COMMANDS = {
     "list": "resdsl.zoo:list_cmd",
     "fmt": "resdsl.source_cli:fmt",
     "show": "resdsl.source_cli:show",
+    "analyze": "resdsl.analyze.cli:analyze",
+    "sweep": "resdsl.analyze.sweep_cli:sweep",
 }
 
 
