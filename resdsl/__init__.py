@@ -12,4 +12,11 @@ def transfer_weights(src, dst, **kwargs):
     return _transfer(src, dst, **kwargs)
 
 
-__all__ = ["compile", "graph", "graph_of", "load_spec", "parse_value", "transfer_weights", "SpecError"]
+def fuse(model, report=False, **kwargs):
+    """An equivalent eval-mode module with BN folded and linear branches merged (see resdsl.backend.fuse)."""
+    from .backend.fuse import fuse as _fuse
+
+    return _fuse(model, report=report, **kwargs)
+
+
+__all__ = ["compile", "fuse", "graph", "graph_of", "load_spec", "parse_value", "transfer_weights", "SpecError"]
