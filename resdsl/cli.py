@@ -120,8 +120,10 @@ def check(spec, network, sets, as_json):
               help="Where to write the torch.export program (.pt2).")
 @click.option("--batch-size", default=2, show_default=True, help="Batch size of the example input.")
 @click.option("--force", is_flag=True, help="Build even a network too large for this machine's memory.")
+@click.option("--fuse", "fused", is_flag=True,
+              help="Export the inference form: BN folded, linear branches merged (resdsl.fuse).")
 @reports_errors
-def compile_cmd(spec, network, sets, output, batch_size, force):
+def compile_cmd(spec, network, sets, output, batch_size, force, fused):
     """Compile SPEC and write a torch.export program that plain PyTorch loads (torch.export.load)."""
     import torch
 
@@ -131,6 +133,9 @@ def compile_cmd(spec, network, sets, output, batch_size, force):
     if not out.parent.is_dir():         # before the expensive part
         raise SpecError(f"cannot write '{output}': folder '{out.parent}' does not exist")
     model = compile_spec(spec, network, force=force, **parse_sets(sets)).eval()
+    if fused:
+        from .backend.fuse import fuse
+        model = fuse(model)
     example = torch.randn(batch_size, *model.input_shape)
     batch = torch.export.Dim("batch", min=1, max=1 << 16)
     program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))

@@ -24,6 +24,9 @@ _BN = nn.modules.batchnorm._BatchNorm
 class FuseReport:
     folded: list[tuple[str, str]] = field(default_factory=list)    # (module, what was done)
     left: list[tuple[str, str]] = field(default_factory=list)      # (module, why not)
+    # (module that replaces them, module paths folded away, geometry of a new conv or None):
+    # what render --fuse applies to the graph, whose node names are the module paths
+    units: list[tuple[str, list[str], dict | None]] = field(default_factory=list)
     params_before: int = 0
     params_after: int = 0
 
@@ -87,6 +90,7 @@ class Fuser:
                 conv = self.shared((m, nxt[1]), lambda: fold.conv_then_bn(m, nxt[1]))
                 if conv is not None:
                     self.rep.folded.append((_join(name, k), f"{nxt[0]} folded into the conv"))
+                    self.rep.units.append((_join(name, k), [_join(name, nxt[0])], None))
                     items[i + 1] = (k, conv)
                     i += 1
                     continue
@@ -95,6 +99,7 @@ class Fuser:
                     conv, why = self.bn_conv(m, nxt[1])
                     if conv is not None:
                         self.rep.folded.append((_join(name, nxt[0]), f"{k} (before it) folded into the conv"))
+                        self.rep.units.append((_join(name, nxt[0]), [_join(name, k)], None))
                         items[i + 1] = (nxt[0], conv)
                         i += 1
                         continue
@@ -129,6 +134,7 @@ class Fuser:
                 conv, why = fold.merge(parts, c_in) if c_in else (None, "no conv gives the input channels")
                 if conv is not None:
                     self.rep.folded.append((name, f"{len(parts)} summed branches merged into one {_k(conv)} conv"))
+                    self.rep.units.append((name, [name], geometry(conv)))
                     return conv
                 self.rep.left.append((name, f"summed branches not merged: {why}"))
             else:
@@ -177,6 +183,8 @@ class Fuser:
         if b.post is not None:
             mods["post"] = b.post
         self.rep.folded.append((name, f"{len(parts)} linear paths (residuals and shortcut) merged into one {_k(conv)} conv"))
+        self.rep.units.append((f"{name}.conv", [f"{name}.{p}" for p in ("residual", "residuals", "shortcut", "add")],
+                               geometry(conv)))
         return nn.Sequential(mods)
 
     def fold_scale(self, b: ResidualBlock, name: str, scale: float) -> None:
@@ -240,6 +248,13 @@ def _in_channels(parts) -> int:
 
 def _any_tensor(m: nn.Module) -> torch.Tensor:
     return next(iter(m.parameters()), torch.empty(0))
+
+
+def geometry(conv: nn.Conv2d) -> dict:
+    """A conv's attributes as the graph writes them (ir/ops.py)."""
+    k = conv.kernel_size
+    return {"out": conv.out_channels, "kernel": k[0] if k[0] == k[1] else list(k), "stride": conv.stride[0],
+            "padding": list(conv.padding), "dilation": conv.dilation[0], "groups": conv.groups, "bias": True}
 
 
 def _join(a: str, b: str) -> str:
