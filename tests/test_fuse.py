@@ -54,7 +54,8 @@ def test_fused_zoo_equals_unfused(entry):
         assert_close_rel(fused(x), model(x))
     assert not fused.training
     assert report.params_before == entry.params and report.params_after == _params(fused) <= entry.params
-    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items()), "the original changed"
+    after = model.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in before.items()), "the original changed"
     if any(isinstance(m, nn.BatchNorm2d) for m in fused.modules()):
         assert report.left, "a BN survived without a reason in the report"
 
@@ -183,3 +184,61 @@ def test_fused_model_exports(tmp_path):
     out = onnx.InferenceSession(str(path)).run(None, {onnx.InferenceSession(str(path)).get_inputs()[0].name: x.numpy()})[0]
     with torch.no_grad():
         assert_close_rel(torch.from_numpy(out), fused(x), rel=1e-4)
+
+
+def _cli(*args):
+    from click.testing import CliRunner
+
+    from resdsl.cli import main
+
+    result = CliRunner().invoke(main, [*map(str, args)])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def test_compile_fuse_exports_the_inference_form(tmp_path):
+    out = tmp_path / "a0.pt2"
+    torch.manual_seed(0)
+    r = _cli("compile", SPECS / "repvgg.res", "--network", "repvgg_a0", "--set", "classes=10", "--fuse", "-o", out)
+    assert r.exit_code == 0, r.output
+    assert "7,041,194 parameters" in r.output       # timm fused 8,309,384, with a 10-way fc: − 1,281,000 + 12,810
+    program = torch.export.load(str(out))
+    assert not any("running_mean" in k for k in program.state_dict)
+    torch.manual_seed(0)
+    model = resdsl.compile(SPECS / "repvgg.res", "repvgg_a0", classes=10).eval()
+    x = torch.randn(1, 3, 224, 224)                  # the exported program's input size
+    with torch.no_grad():
+        assert_close_rel(program.module()(x), model(x))
+
+
+def test_render_fuse_draws_one_conv_per_repvgg_block(tmp_path):
+    out = tmp_path / "a0.dot"
+    r = _cli("render", SPECS / "repvgg.res", "--network", "repvgg_a0", "--fuse", "--level", "layer",
+             "--focus", "stages.1", "-o", out)
+    assert r.exit_code == 0, r.output
+    dot = out.read_text()
+    assert "stages.1.blocks.0.conv" in dot and "3×3 conv 48" in dot
+    assert "bn" not in dot.lower().replace("bnd", "") and "residuals" not in dot
+
+
+def test_fused_graph_counts_the_fused_parameters():
+    from resdsl.backend.fuse_graph import inference_graph
+
+    for spec, name in ((SPECS / "repvgg.res", "repvgg_a0"), (SPECS / "resnet.res", "resnet"),
+                       (SPECS / "recurrent_resnet.res", None)):
+        net = resdsl.load_spec(spec, name)
+        g, report = inference_graph(net, resdsl.graph_of(net))
+        assert sum(g.nodes[n]["params"] for n in g) == report.params_after
+    assert report.params_after < report.params_before
+
+
+def test_profile_run_fuse():
+    import json
+
+    r = _cli("profile", SPECS / "cifar_resnet.res", "--set", "n=1", "--run", "--fuse", "--json",
+             "--batch-size", "2", "--repeats", "1", "--warmup", "0")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["measured"]["forward"]["latency_ms"] > 0
+    bad = _cli("profile", SPECS / "cifar_resnet.res", "--fuse")
+    assert bad.exit_code != 0 and "--run" in bad.output

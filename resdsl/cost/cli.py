@@ -48,6 +48,8 @@ def profile(spec, network, sets, level, batch_size, precision, as_json, cross_ch
         specs.append((vs_spec, vs_network, parse_sets(vs_sets)))
     elif vs_sets or vs_network:
         raise click.UsageError("--vs-set and --vs-network need --vs")
+    if fused and not run:
+        raise click.UsageError("--fuse changes what --run measures: add --run")
     nets = [load_spec(s, n, **p) for s, n, p in specs]
     graphs = [graph_of(net) for net in nets]
     docs = [static_profile(net, g, level, batch_size, precision) for net, g in zip(nets, graphs)]
