@@ -19,4 +19,11 @@ def emit_source(model) -> str:
     return _emit(model)
 
 
-__all__ = ["emit_source", "compile", "graph", "graph_of", "load_spec", "parse_value", "transfer_weights", "SpecError"]
+def fuse(model, report=False, **kwargs):
+    """An equivalent eval-mode module with BN folded and linear branches merged (see resdsl.backend.fuse)."""
+    from .backend.fuse import fuse as _fuse
+
+    return _fuse(model, report=report, **kwargs)
+
+
+__all__ = ["compile", "emit_source", "fuse", "graph", "graph_of", "load_spec", "parse_value", "transfer_weights", "SpecError"]

@@ -88,8 +88,10 @@ def check(spec, network, sets, allow_imports, as_json):
 @click.option("--checkpoint", type=click.Path(exists=True), default=None,
               help="A run directory or checkpoint: export its trained weights, input normalisation inside.")
 @click.option("--force", is_flag=True, help="Build even a network over the memory budget.")
+@click.option("--fuse", "fused", is_flag=True,
+              help="Export the inference form: BN folded, linear branches merged (resdsl.fuse).")
 @reports_errors
-def compile_cmd(spec, network, sets, allow_imports, output, batch_size, checkpoint, force):
+def compile_cmd(spec, network, sets, allow_imports, output, batch_size, checkpoint, force, fused):
     """Compile SPEC (or a trained run with --checkpoint) and write it in the format of -o's extension."""
     from .api import load_program
     from .cli_common import split_sets
@@ -98,7 +100,8 @@ def compile_cmd(spec, network, sets, allow_imports, output, batch_size, checkpoi
     check_target(output)                 # before the expensive part
     prog = load_program(Path(spec), allow_imports)
     args = split_sets(sets) if checkpoint else parse_sets(sets)
-    model = export(prog, output, batch_size=batch_size, checkpoint=checkpoint, network=network, force=force, **args)
+    model = export(prog, output, batch_size=batch_size, checkpoint=checkpoint, network=network, force=force,
+                   fused=fused, **args)
     n = sum(p.numel() for p in model.parameters())
     how = {".pt2": f"torch.export.load('{output}').module()", ".onnx": f"onnxruntime.InferenceSession('{output}')",
            ".safetensors": f"safetensors.torch.load_file('{output}')",

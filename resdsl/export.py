@@ -124,17 +124,29 @@ def _free_space_check(out: Path) -> None:
 
 
 def export(model_or_spec: Any, path: str | Path, *, batch_size: int = 2, checkpoint: str | Path | None = None,
-           network: str | None = None, force: bool = False, **args: Any) -> nn.Module:
+           network: str | None = None, force: bool = False, fused: bool = False, **args: Any) -> nn.Module:
     """Write a model (an nn.Module, a spec path/text, or with `checkpoint=` a trained run) to
-    `path`, in the format its extension names. Returns the exported module (eval mode)."""
+    `path`, in the format its extension names; `fused=True` exports the inference form
+    (resdsl.fuse: BN folded, linear branches merged). Returns the exported module (eval mode)."""
     out = check_target(path)
     model = _model(model_or_spec, checkpoint, network, force, args).eval()
+    if fused:
+        model = _fused(model)
     _free_space_check(out)
     try:
         EXPORTERS[out.suffix](model, out, batch_size)
     except OSError as e:
         raise SpecError(f"cannot write '{out}': {e.strerror or e}") from None
     return model
+
+
+def _fused(model: nn.Module) -> nn.Module:
+    from .backend.fuse import fuse
+
+    if isinstance(model, Normalized):
+        model.model = fuse(model.model)
+        return model
+    return fuse(model)
 
 
 def _model(model_or_spec, checkpoint, network, force, args) -> nn.Module:
