@@ -89,6 +89,14 @@ class list_lit(Node):
     items: tuple["Expr", ...]
 
 
+class list_comp(Node):
+    """`[w * 2 for w in widths if w > 8]`: a list built by a loop."""
+    item: "Expr"
+    var: str
+    iterable: "Expr"
+    test: "Expr | None"
+
+
 class map_item(Node):
     key: "Expr"
     value: "Expr"
@@ -99,7 +107,7 @@ class map_lit(Node):
 
 
 Expr = Union[int_lit, float_lit, str_lit, shape_lit, bool_lit, name, binop, neg, not_op, and_op, or_op,
-             cond, index, call, list_lit, map_lit]
+             cond, index, call, list_lit, list_comp, map_lit]
 
 
 # ---- sequences of layers ----

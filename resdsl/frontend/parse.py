@@ -170,6 +170,9 @@ class ToAst(Transformer):
     def list_lit(self, meta, c):
         return ast.list_lit(span=self._s(meta), items=tuple(x for x in c if x is not None))
 
+    def list_comp(self, meta, c):
+        return ast.list_comp(span=self._s(meta), item=c[0], var=str(c[1]), iterable=c[2], test=c[3])
+
     def map_item(self, meta, c):
         return ast.map_item(span=self._s(meta), key=c[0], value=c[1])
 
