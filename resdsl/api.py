@@ -22,6 +22,7 @@ from .frontend.values import Evaluator
 from .ir.build import build
 from .ir.net import Net
 from .ir.shapes import infer_shapes, lint
+from .names import resolve
 
 
 @contextlib.contextmanager
@@ -48,9 +49,10 @@ def _params(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def load_spec(spec: str | Path, network: str | None = None, **params: Any) -> Net:
-    """Parse and lower a spec (a path or the text itself) into its explicit net."""
+    """Parse and lower a spec (a path, a zoo name such as `resnet50`, or the text itself) into its net."""
+    spec, network, values = resolve(spec, network, _params(params))     # a zoo name -> its spec
     with _gc_paused():
-        return lower(load(spec), network, _params(params))
+        return lower(load(spec), network, values)
 
 
 def graph_of(net: Net) -> nx.DiGraph:
