@@ -113,10 +113,36 @@ Expr = Union[int_lit, float_lit, str_lit, shape_lit, bool_lit, name, binop, neg,
 # ---- sequences of layers ----
 
 class clause(Node):
-    """`conv 64 k3 s2`: a keyword and its arguments (positional values and attributes)."""
+    """`conv 64 k3 s2`: a keyword and its arguments (positional values and attributes);
+    `split 2 -> a b`: with names for its output tensors."""
     keyword: str
     keyword_span: Span
     args: tuple[Expr, ...]
+    outputs: tuple[str, ...] = ()
+
+
+class tap(Node):
+    """`-> h`: name the current tensor."""
+    names: tuple[str, ...]
+
+
+class from_stmt(Node):
+    """`from h`: continue from the tensor named h."""
+    tensor: str
+
+
+class if_stmt(Node):
+    """`if cond { ... } else { ... }`: layers present when the condition holds."""
+    test: Expr
+    then: "seq"
+    orelse: "seq | None"
+
+
+class repeat(Node):
+    """`repeat n as r { ... }`: the body n times, r = 0 .. n-1."""
+    count: Expr
+    var: str | None
+    body: "seq"
 
 
 class let_stmt(Node):
@@ -141,7 +167,7 @@ class aggregate(Node):
 
 
 class seq(Node):
-    stmts: tuple[Union[clause, let_stmt, parallel, aggregate], ...]
+    stmts: tuple[Union[clause, let_stmt, parallel, aggregate, tap, from_stmt, if_stmt, repeat], ...]
 
 
 # ---- blocks ----
