@@ -47,7 +47,6 @@ NOT_YET = {
     "efficientnet": "not yet expressible: silu, SE squeezed from the block input, per-block drop rate",
     "efficientnet_v2": "not yet expressible: silu, fused-MBConv stages, SE squeezed from the block input",
     "convnext": "not yet expressible: layernorm over channels, learnable layer scale, gelu",
-    "mnasnet": "not yet expressible: MNASNet's depth rounding and per-stage expansion in one spec",
     "shufflenet": "not yet expressible: channel split, concat of named tensors, channel shuffle",
 }
 
