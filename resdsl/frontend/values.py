@@ -16,7 +16,9 @@ from ..errors import SpecError, unknown
 from . import ast
 
 SYMBOLS = frozenset({"identity", "zeropad", "projection", "projection_all", "avgdown", "none",
-                     "add", "gate", "concat", "sum", "linear", "constant", "batch", "sample"})
+                     "add", "gate", "concat", "sum", "linear", "constant", "batch", "sample",
+                     # activations, as values of `se act ... gate ...`
+                     "relu", "relu6", "silu", "gelu", "gelu_tanh", "hardswish", "hardsigmoid", "sigmoid", "tanh"})
 MAX_INT = 2 ** 62
 
 
