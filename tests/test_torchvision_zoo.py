@@ -43,8 +43,6 @@ FAMILIES = {
 
 # Families without a spec yet, and what they need that the language lacks.
 NOT_YET = {
-    "efficientnet": "not yet expressible: silu, SE squeezed from the block input, per-block drop rate",
-    "efficientnet_v2": "not yet expressible: silu, fused-MBConv stages, SE squeezed from the block input",
     "convnext": "not yet expressible: layernorm over channels, learnable layer scale, gelu",
     "shufflenet": "not yet expressible: channel split, concat of named tensors, channel shuffle",
 }
