@@ -43,7 +43,6 @@ FAMILIES = {
 
 # Families without a spec yet, and what they need that the language lacks.
 NOT_YET = {
-    "convnext": "not yet expressible: layernorm over channels, learnable layer scale, gelu",
     "shufflenet": "not yet expressible: channel split, concat of named tensors, channel shuffle",
 }
 

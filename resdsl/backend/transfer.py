@@ -76,7 +76,9 @@ def execution_order(model: nn.Module, leaves: list[tuple[str, nn.Module]], input
             seen.setdefault(i, len(seen))      # returns None: the inputs stay as they are
         return record
 
-    hooks = [m.register_forward_pre_hook(hook(i)) for i, (_, m) in enumerate(leaves)]
+    # A module with children (CNBlock owning its layer scale) counts when it finishes, after them.
+    hooks = [m.register_forward_hook(lambda mod, a, out, r=hook(i): r(mod, a)) if any(True for _ in m.children())
+             else m.register_forward_pre_hook(hook(i)) for i, (_, m) in enumerate(leaves)]
     was_training = model.training
     try:
         model.eval()

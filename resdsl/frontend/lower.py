@@ -161,8 +161,8 @@ class Lowering(BlockLowering):
             if isinstance(st, ast.let_stmt):
                 env[st.name] = self.eval(st.value, env)
             elif isinstance(st, ast.stage):
-                values, _ = self.bind("stage", STAGE_ATTRS, ("block",), st, self.index_env(env, st, 0, 0, 1))
-                total += max(values["repeat"], 0)
+                n = self.eval(repeat_expr(st), env) if repeat_expr(st) is not None else 1
+                total += n if is_int(n) and n > 0 else 0
         return total
 
     @staticmethod
@@ -177,7 +177,8 @@ class Lowering(BlockLowering):
     def stage(self, st: ast.stage, env, shape, name: str) -> tuple[Stage, ops.Shape]:
         """`stage x N block(args)`: the arguments are evaluated per block, with block_index,
         stage_blocks, net_index and net_blocks in scope."""
-        values, spans = self.bind("stage", STAGE_ATTRS, ("block",), st, self.index_env(env, st, 0, 0, 1))
+        values, spans = self.bind("stage", STAGE_ATTRS, ("block",), st, {
+            **self.index_env(env, st, 0, 0, self.net_blocks), "net_index": self.net_index})
         n = values["repeat"]
         per_block = [self.bind("stage", STAGE_ATTRS, ("block",), st, {
             **self.index_env(env, st, j, n, self.net_blocks), "net_index": self.net_index + j})[0]["block"]
@@ -230,6 +231,18 @@ class Lowering(BlockLowering):
             if other.shares is None and (other.block, other.args, other_shape) == (blk.block, blk.args, shape):
                 return blk.model_copy(update={"shares": other.name, "share_bn": not per_step_bn})
         return blk
+
+
+def repeat_expr(st: ast.stage):
+    """The expression of a stage's `x N` (`x N`, `x(N)` or `x3`), without evaluating its block."""
+    for i, a in enumerate(st.args):
+        if isinstance(a, ast.name) and a.id == "x" and i + 1 < len(st.args):
+            return st.args[i + 1]
+        if isinstance(a, ast.call) and isinstance(a.func, ast.name) and a.func.id == "x" and len(a.args) == 1:
+            return a.args[0].value
+        if isinstance(a, ast.name) and a.id[:1] == "x" and a.id[1:].isdigit():
+            return ast.int_lit(span=a.span, value=int(a.id[1:]))
+    return None
 
 
 def _without(ref: BlockRef, param: str) -> BlockRef:
