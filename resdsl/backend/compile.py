@@ -63,6 +63,7 @@ BUILDERS: dict[str, Callable[[dict, int, tuple], nn.Module]] = {
     "shuffle": lambda a, c, s: layers.ChannelShuffle(a["groups"]),
     "softmax": lambda a, c, s: layers.GroupSoftmax(a["groups"]),
     "pad_channels": lambda a, c, s: layers.ZeroPadChannels(a["out"] - c),
+    "slice": lambda a, c, s: layers.ChannelSlice(a["start"], a["stop"]),
     "se": lambda a, c, s: layers.SqueezeExcitation(c, ops.se_channels(a, c), str(a["act"]), str(a["gate"]), a["bias"]),
 }
 

@@ -277,6 +277,13 @@ def pad_channels_shape(a: dict, ins: list[Shape]) -> Shape:
     return (a["out"], *ins[0][1:])
 
 
+def slice_shape(a: dict, ins: list[Shape]) -> Shape:
+    c = _channels(ins[0], "slice")
+    if not 0 <= a["start"] < a["stop"] <= c:
+        raise OpError(f"slice {a['start']} {a['stop']}: needs 0 <= start < stop <= {c} (the input channels)")
+    return (a["stop"] - a["start"], *ins[0][1:])
+
+
 def se_check(a: dict, ins: list[Shape]) -> Shape:
     for attr in ("act", "gate"):
         if str(a[attr]) not in ACTIVATIONS:
@@ -309,6 +316,8 @@ VOCABULARY = [
     Op("shuffle", "channel shuffle (ShuffleNet): shuffle G", ("groups",), (Attr("groups", int),), shuffle_shape),
     Op("softmax", "softmax across G channel groups at each position (SK-Net, ResNeSt); G = 1: over channels",
        (), (Attr("groups", int, 1, short="g"),), softmax_shape),
+    Op("slice", "channels [START, STOP) of the input: slice 0 C/2 (one half of ShuffleNetV2's split)",
+       ("start", "stop"), (Attr("start", int), Attr("stop", int)), slice_shape),
     Op("pad_channels", "append zero channels up to OUT, no subsampling (PyramidNet): pad_channels OUT", ("out",),
        (Attr("out", int),), pad_channels_shape),
 ]
