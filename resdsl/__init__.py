@@ -12,4 +12,11 @@ def transfer_weights(src, dst, **kwargs):
     return _transfer(src, dst, **kwargs)
 
 
-__all__ = ["compile", "graph", "graph_of", "load_spec", "parse_value", "transfer_weights", "SpecError"]
+def emit_source(model) -> str:
+    """Standalone PyTorch source (no resdsl import) of a compiled network (see resdsl.backend.emit)."""
+    from .backend.emit import emit_source as _emit
+
+    return _emit(model)
+
+
+__all__ = ["emit_source", "compile", "graph", "graph_of", "load_spec", "parse_value", "transfer_weights", "SpecError"]

@@ -110,14 +110,15 @@ def named(folder: Path = SPECS) -> list[NamedEntry]:
 
 
 @click.command("list")
-@click.option("--specs", "folder", default=str(SPECS), show_default=True, type=click.Path(file_okay=False),
+@click.option("--specs", "folder", default=str(SPECS), show_default=True,
+              type=click.Path(file_okay=False, exists=True),
               help="Folder of .res specs.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of a table.")
 @click.option("--names", "by_name", is_flag=True,
               help="One row per zoo name (resnet50, regnet_y_400mf, ...: usable wherever a spec path is).")
 def list_cmd(folder, as_json, by_name):
     """List the zoo: every network in the specs folder with parameters, MACs, input and reference."""
-    from .cli import reports_errors
+    from .cli_common import reports_errors
     from .cost.tables import human
 
     if by_name:

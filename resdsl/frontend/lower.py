@@ -9,16 +9,18 @@ The passes of lowering live beside this file: clauses.py (arguments), sequences.
 """
 from __future__ import annotations
 
+import math
+
 from collections import Counter
 from typing import Any, Mapping
 
+from .. import limits
 from ..errors import SpecError, unknown
 from ..ir import ops
 from ..ir.net import Block, Net, Section, Stage
 from . import ast
 from .blocks import BlockLowering
 from .load import Program
-from .sequences import MAX_LAYERS
 from .values import BlockRef, Evaluator, Symbol, bind_call, is_int, is_num, show, type_name
 
 # Clause schemas that are not ops.
@@ -49,6 +51,7 @@ class Lowering(BlockLowering):
         shape = input_shape = drop = None
         init: list[tuple[str, Any]] = []
         counts = Counter()
+        limits.STAGES.check(sum(isinstance(st, ast.stage) for st in net.body), net.span)
         for st in net.body:
             if isinstance(st, ast.let_stmt):
                 env[st.name] = self.eval(st.value, env)
@@ -124,6 +127,7 @@ class Lowering(BlockLowering):
                     if b.drop_prob > 0:
                         raise SpecError("drop_path is set both by the network and by block "
                                         f"'{b.block}' ({b.name})", st.span)
+                    _check_droppable(b, st)
                     p = rate * l / total if schedule == "linear" else rate
                     blocks.append(b.model_copy(update={"drop_prob": p, "drop_mode": mode}))
                 part = part.model_copy(update={"blocks": tuple(blocks)})
@@ -152,6 +156,7 @@ class Lowering(BlockLowering):
             raise SpecError(f"input must be C×H×W integers, got {show(dims)}", st.span)
         if any(d <= 0 for d in dims):
             raise SpecError(f"input sizes must be positive, got {ops.fmt(tuple(dims))}", st.span)
+        limits.INPUT_ELEMENTS.check(math.prod(dims), st.span, ops.fmt(tuple(dims)))
         return tuple(dims)
 
     def count_blocks(self, net: ast.network, env: dict) -> int:
@@ -180,6 +185,9 @@ class Lowering(BlockLowering):
         values, spans = self.bind("stage", STAGE_ATTRS, ("block",), st, {
             **self.index_env(env, st, 0, 0, self.net_blocks), "net_index": self.net_index})
         n = values["repeat"]
+        if n < 0:
+            raise SpecError(f"a stage repeats its block zero or more times, got x {n}", spans.get("repeat", st.span))
+        limits.OPS.check(self.n_layers + n, spans.get("repeat", st.span), f"at least {self.n_layers + n:,} layers")
         per_block = [self.bind("stage", STAGE_ATTRS, ("block",), st, {
             **self.index_env(env, st, j, n, self.net_blocks), "net_index": self.net_index + j})[0]["block"]
             for j in range(max(n, 0))]
@@ -188,10 +196,6 @@ class Lowering(BlockLowering):
         if not isinstance(ref, BlockRef):
             raise SpecError(f"stage needs a block, got {type_name(ref)} {show(ref)}",
                             spans.get("block", st.span)).with_note("e.g. 'stage x 3 basic(64) stride 2'")
-        if n < 0:
-            raise SpecError(f"a stage repeats its block zero or more times, got x {n}", spans.get("repeat", st.span))
-        if self.n_layers + n > MAX_LAYERS:
-            raise SpecError(f"network too large: more than {MAX_LAYERS:,} layers", spans.get("repeat", st.span))
         for attr in ("stride", "dilation"):
             if attr in spans and attr not in {p.name for p in ref.defn.params}:
                 raise SpecError(f"block '{ref.name}' has no '{attr}' parameter", spans[attr])
@@ -257,3 +261,14 @@ def _without(ref: BlockRef, param: str) -> BlockRef:
 
 def lower(program: Program, network: str | None = None, params: Mapping[str, Any] | None = None) -> Net:
     return Lowering(program).network(program.network(network), params or {})
+
+
+def _check_droppable(b, st: ast.drop_path_stmt) -> None:
+    """Stochastic depth drops a residual added to a shortcut; any other block would never be dropped."""
+    why = ("it has no shortcut (`shortcut none`)" if b.shortcut.kind == "none"
+           else f"it merges with `combine {b.combine}`" if b.combine != "add" else None)
+    if why:
+        raise SpecError(f"drop_path cannot apply to block '{b.name}' ({b.block}): {why}", st.span).with_note(
+            f"block defined at {b.span}; stochastic depth needs `combine add` with a shortcut "
+            "(y = x + f(x), the residual dropped); remove drop_path or change the block")
+

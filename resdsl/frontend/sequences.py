@@ -8,10 +8,11 @@ from ..errors import Span, SpecError, unknown
 from ..ir import ops
 from ..ir.net import Layer, Parallel
 from . import ast
+from .. import limits
 from .clauses import ClauseBinder
 from .values import BlockRef, bind_call, is_int, show
 
-MAX_LAYERS = 200_000
+MAX_LAYERS = limits.OPS.default
 _UNSET = object()
 # Layers a path of `aggregate` may hold: per-channel or parameter-free, so C paths stack exactly.
 AGGREGATE_KINDS = {"conv", "bn", "relu", "dropout", "sigmoid"}
@@ -26,7 +27,7 @@ class SequenceLowering(ClauseBinder):
         out = self.infer(op.kind, attrs, [shape], c.span)
         self.n_layers += 1
         if self.n_layers > MAX_LAYERS:
-            raise SpecError(f"network too large: more than {MAX_LAYERS:,} layers", c.span)
+            limits.OPS.check(self.n_layers, c.span, f"more than {MAX_LAYERS:,} layers")
         return Layer(kind=op.kind, name=name, attrs=attrs, span=c.span), out
 
     @staticmethod
@@ -80,8 +81,7 @@ class SequenceLowering(ClauseBinder):
                 n = self.eval(st.count, env)
                 if not is_int(n) or n < 0:
                     raise SpecError(f"repeat needs a count >= 0, got {show(n)}", st.count.span)
-                if self.n_layers + n > MAX_LAYERS:
-                    raise SpecError(f"network too large: more than {MAX_LAYERS:,} layers", st.count.span)
+                limits.OPS.check(self.n_layers + n, st.count.span, f"at least {self.n_layers + n:,} layers")
                 outer = env.get(st.var, _UNSET)
                 for r in range(n):
                     if st.var is not None:
