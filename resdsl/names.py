@@ -65,8 +65,9 @@ def table(folder: str = str(SPECS)) -> dict[str, ZooName]:
 
 def resolve(spec: Any, network: str | None, params: dict[str, Any]) -> tuple[Any, str | None, dict[str, Any]]:
     """A zoo name -> (spec path, network, its arguments updated by `params`); anything else unchanged."""
-    if not isinstance(spec, str) or not WORD.match(spec) or Path(spec).exists():
+    if not isinstance(spec, (str, Path)) or not WORD.match(str(spec)) or Path(spec).exists():
         return spec, network, params
+    spec = str(spec)
     names = table()
     if spec not in names:
         hint = did_you_mean(spec, names)
