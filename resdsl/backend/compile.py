@@ -10,7 +10,7 @@ from torch import nn
 
 from ..errors import SpecError
 from ..ir import ops
-from ..ir.net import Block, Item, Layer, Net, Parallel, Section
+from ..ir.net import Block, Dataflow, Item, Layer, Net, Parallel, Section
 from ..ir.shapes import totals
 from . import layers
 from .init import apply_init
@@ -64,6 +64,9 @@ BUILDERS: dict[str, Callable[[dict, int, tuple], nn.Module]] = {
     "softmax": lambda a, c, s: layers.GroupSoftmax(a["groups"]),
     "pad_channels": lambda a, c, s: layers.ZeroPadChannels(a["out"] - c),
     "slice": lambda a, c, s: layers.ChannelSlice(a["start"], a["stop"]),
+    "add": lambda a, c, s: layers.Sum(),
+    "concat": lambda a, c, s: layers.Concat(),
+    "mul": lambda a, c, s: layers.Multiply(),
     "se": lambda a, c, s: layers.SqueezeExcitation(c, ops.se_channels(a, c), str(a["act"]), str(a["gate"]), a["bias"]),
 }
 
@@ -94,11 +97,24 @@ class Compiler:
             elif isinstance(it, Parallel):
                 m = Branches([self.seq(br) for br in it.branches], it.mode)
                 prev = "merge"
+            elif isinstance(it, Dataflow):
+                m = self.dataflow(it)
+                prev = "merge"
             else:
                 m = self.block(it)
                 prev = "block"
             mods[local] = m
         return nn.Sequential(mods)
+
+    def dataflow(self, d: Dataflow) -> nn.Module:
+        """A dataflow body: its steps' modules, called on the tensors they name."""
+        mods, wiring = OrderedDict(), []
+        for step in d.steps:
+            it = step.item
+            local = it.name.rsplit(".", 1)[-1]
+            mods[local] = self.layer(it) if isinstance(it, Layer) else self.seq((it,))
+            wiring.append((local, step.inputs, step.output))
+        return layers.Dataflow(mods, wiring, d.output)
 
     def block(self, b: Block) -> ResidualBlock:
         sc = b.shortcut

@@ -115,3 +115,39 @@ class SqueezeExcitation(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.gate(self.fc2(self.act(self.fc1(x.mean((2, 3), keepdim=True)))))
+
+
+class Sum(nn.Module):
+    """Sum of its inputs (a dataflow `add a b`)."""
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        out = xs[0]
+        for x in xs[1:]:
+            out = out + x
+        return out
+
+
+class Concat(nn.Module):
+    """Channel concatenation of its inputs (a dataflow `concat a b`)."""
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        return torch.cat(xs, 1)
+
+
+class Dataflow(nn.Module):
+    """A block body with named tensors: each step's module is called on the tensors it names;
+    `x` is the body's input. The steps are registered in order, so state_dict keys read as a
+    sequence's (`residual.flow.conv1`)."""
+
+    def __init__(self, mods: dict, wiring: list[tuple[str, tuple[str, ...], str]], output: str):
+        super().__init__()
+        for name, m in mods.items():
+            self.add_module(name, m)
+        self.wiring = wiring
+        self.output = output
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tensors = {"x": x}
+        for name, inputs, out in self.wiring:
+            tensors[out] = self._modules[name](*[tensors[i] for i in inputs])
+        return tensors[self.output]

@@ -10,6 +10,7 @@ from ..ir.net import Layer, Parallel
 from . import ast
 from .. import limits
 from .clauses import ClauseBinder
+from .dataflow import DATAFLOW_WORDS, DataflowLowering, uses_dataflow
 from .values import BlockRef, bind_call, is_int, show
 
 MAX_LAYERS = limits.OPS.default
@@ -18,7 +19,7 @@ _UNSET = object()
 AGGREGATE_KINDS = {"conv", "bn", "relu", "dropout", "sigmoid"}
 
 
-class SequenceLowering(ClauseBinder):
+class SequenceLowering(ClauseBinder, DataflowLowering):
     """Lowers `{ ... }` bodies, tracking the shape; names layers kind + index per kind."""
 
     def layer(self, c: ast.clause, env: Mapping, shape: ops.Shape, name: str) -> tuple[Layer, ops.Shape]:
@@ -39,35 +40,39 @@ class SequenceLowering(ClauseBinder):
 
     def seq(self, body: ast.seq, env: dict, shape: ops.Shape, prefix: str) -> tuple[tuple, ops.Shape]:
         """Lower `{ ... }` starting from `shape`; names are `prefix` + kind + per-kind index."""
+        if uses_dataflow(body):
+            return self.dataflow_seq(body, dict(env), shape, prefix)
         env = dict(env)
         items, count = [], Counter()
         for st in self.expand(body.stmts, env):
             if isinstance(st, ast.let_stmt):
                 env[st.name] = self.eval(st.value, env)
                 continue
-            if isinstance(st, (ast.tap, ast.from_stmt)) or (isinstance(st, ast.clause) and st.outputs):
-                raise SpecError("named tensors (`-> name`, `from name`) are not supported yet", st.span)
-            if isinstance(st, ast.parallel):
-                count["parallel"] += 1
-                item, shape = self.parallel(st, env, shape, f"{prefix}parallel{count['parallel']}")
-            elif isinstance(st, ast.aggregate):
-                layers, shape = self.aggregate(st, env, shape, prefix, count)
-                items.extend(layers)
-                continue
-            else:
-                target = env.get(st.keyword)
-                if isinstance(target, BlockRef) or (st.keyword not in env and st.keyword in self.program.blocks):
-                    ref = target if isinstance(target, BlockRef) else BlockRef(self.program.blocks[st.keyword])
-                    count[ref.name] += 1
-                    item, shape = self.nested_block(st, ref, env, shape, f"{prefix}{ref.name}{count[ref.name]}")
-                elif st.keyword in ops.OPS and ops.OPS[st.keyword].user:
-                    count[st.keyword] += 1
-                    item, shape = self.layer(st, env, shape, f"{prefix}{st.keyword}{count[st.keyword]}")
-                else:
-                    layers = [k for k, op in ops.OPS.items() if op.user]
-                    raise unknown("layer or block", st.keyword, [*layers, *self.program.blocks], st.keyword_span)
-            items.append(item)
+            new, shape = self.statement(st, env, shape, prefix, count)
+            items.extend(new)
         return tuple(items), shape
+
+    def statement(self, st, env: dict, shape, prefix: str, count: Counter) -> tuple[list, ops.Shape]:
+        """One layer, block, `parallel` or `aggregate` of a sequence: (its items, the shape after it)."""
+        if isinstance(st, ast.parallel):
+            count["parallel"] += 1
+            item, shape = self.parallel(st, env, shape, f"{prefix}parallel{count['parallel']}")
+        elif isinstance(st, ast.aggregate):
+            return self.aggregate(st, env, shape, prefix, count)
+        else:
+            target = env.get(st.keyword)
+            if isinstance(target, BlockRef) or (st.keyword not in env and st.keyword in self.program.blocks):
+                ref = target if isinstance(target, BlockRef) else BlockRef(self.program.blocks[st.keyword])
+                count[ref.name] += 1
+                item, shape = self.nested_block(st, ref, env, shape, f"{prefix}{ref.name}{count[ref.name]}")
+            elif st.keyword in ops.OPS and ops.OPS[st.keyword].user:
+                count[st.keyword] += 1
+                item, shape = self.layer(st, env, shape, f"{prefix}{st.keyword}{count[st.keyword]}")
+            else:
+                layers = [k for k, op in ops.OPS.items() if op.user]
+                raise unknown("layer or block", st.keyword, [*layers, *DATAFLOW_WORDS, *self.program.blocks],
+                              st.keyword_span)
+        return [item], shape
 
     def expand(self, stmts, env: dict):
         """The statements of a sequence with `if` and `repeat` unrolled (conditions and counts are

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from .net import Block, Item, Layer, Net, Parallel, Section
+from .net import Block, Dataflow, Item, Layer, Net, Parallel, Section
 
 
 class GraphBuilder:
@@ -36,9 +36,23 @@ class GraphBuilder:
                 outs = [self.items(br, x, scope) for br in it.branches]
                 x = self.node(f"{it.name}.merge", "concat" if it.mode == "concat" else "add",
                               {} if it.mode == "concat" else {"scale": 1.0}, it.span, scope, *outs)
+            elif isinstance(it, Dataflow):
+                x = self.dataflow(it, x, scope)
             else:
                 x = self.block(it, x, scope["section"])
         return x
+
+    def dataflow(self, d: Dataflow, x: str, scope: dict) -> str:
+        """Named tensors: each step reads the nodes its input names stand for (`x`: the input)."""
+        nodes = {"x": x}
+        for step in d.steps:
+            ins = [nodes[n] for n in step.inputs]
+            if isinstance(step.item, Layer):
+                nodes[step.output] = self.node(step.item.name, step.item.kind, step.item.attrs, step.item.span,
+                                               scope, *ins)
+            else:
+                nodes[step.output] = self.items((step.item,), ins[0], scope)
+        return nodes[d.output]
 
     def block(self, b: Block, x: str, section: str) -> str:
         """Residual unit: y = post(merge(scale * sum_k residual_k(pre(x)), shortcut(x)))."""

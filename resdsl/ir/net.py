@@ -76,7 +76,22 @@ class Block(IR):
     span: Span
 
 
-Item = Union[Layer, Parallel, Block]
+class Step(IR):
+    """One step of a dataflow body: an item applied to named tensors, its result named `output`."""
+    item: "Item"
+    inputs: tuple[str, ...]
+    output: str
+
+
+class Dataflow(IR):
+    """A sequence with named tensors (`-> h`, `from h`, `add a b`): any DAG. `x` is its input."""
+    name: str
+    steps: tuple[Step, ...]
+    output: str
+    span: Span
+
+
+Item = Union[Layer, Parallel, Block, Dataflow]
 
 
 class Stage(IR):
@@ -108,5 +123,5 @@ class Net(IR):
         return [s for s in self.body if isinstance(s, Stage)]
 
 
-for _cls in (Layer, Parallel, Shortcut, Block, Stage, Section, Net):
+for _cls in (Layer, Parallel, Shortcut, Block, Stage, Section, Net, Step, Dataflow):
     _cls.model_rebuild()

@@ -284,6 +284,15 @@ def slice_shape(a: dict, ins: list[Shape]) -> Shape:
     return (a["stop"] - a["start"], *ins[0][1:])
 
 
+def mul_shape(a: dict, ins: list[Shape]) -> Shape:
+    """Elementwise product; a C×1×1 gate broadcasts over a C×H×W map."""
+    big = max(ins, key=lambda s: (len(s), math.prod(s)))
+    for s in ins:
+        if s != big and not (len(s) == len(big) == 3 and s[0] == big[0] and s[1:] == (1, 1)):
+            raise OpError("cannot multiply tensors of shapes " + " and ".join(fmt(x) for x in ins))
+    return big
+
+
 def se_check(a: dict, ins: list[Shape]) -> Shape:
     for attr in ("act", "gate"):
         if str(a[attr]) not in ACTIVATIONS:
@@ -318,6 +327,8 @@ VOCABULARY = [
        (), (Attr("groups", int, 1, short="g"),), softmax_shape),
     Op("slice", "channels [START, STOP) of the input: slice 0 C/2 (one half of ShuffleNetV2's split)",
        ("start", "stop"), (Attr("start", int), Attr("stop", int)), slice_shape),
+    Op("mul", "elementwise product of named tensors (gating); a C×1×1 gate broadcasts", (), (), mul_shape,
+       n_inputs=-1, user=False),
     Op("pad_channels", "append zero channels up to OUT, no subsampling (PyramidNet): pad_channels OUT", ("out",),
        (Attr("out", int),), pad_channels_shape),
 ]
