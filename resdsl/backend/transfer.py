@@ -151,8 +151,13 @@ def transfer_weights(src: nn.Module, dst: nn.Module, input_shape=None) -> Transf
         if shape is None:
             raise TransferError(problem + " (pass input_shape= to also try forward order)")
         s_exec, d_exec = execution_order(src, s_leaves, shape), execution_order(dst, d_leaves, shape)
-        if _mismatch(s_exec, d_exec) is None:
-            order, problem, s_leaves, d_leaves = "execution", None, s_exec, d_exec
+        # Forward order on both sides; or one side's forward order against the other's registration
+        # order (timm's Res2Net registers its convs and BNs as two lists, and runs its shortcut last).
+        for name, s_try, d_try in (("execution", s_exec, d_exec), ("source execution", s_exec, d_leaves),
+                                   ("destination execution", s_leaves, d_exec)):
+            if _mismatch(s_try, d_try) is None:
+                order, problem, s_leaves, d_leaves = name, None, s_try, d_try
+                break
     if problem is not None:
         raise TransferError(f"models differ in structure: {problem}")
     report = TransferReport(order=order)
