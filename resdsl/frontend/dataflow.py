@@ -93,6 +93,12 @@ class DataflowLowering:
         if not steps:
             raise SpecError("a dataflow body needs at least one layer", body.span)
         out = alias.get(state["current"], state["current"])
+        used = {i for step in steps for i in step.inputs} | {out}
+        for step in steps:
+            if step.output not in used:
+                what = step.output if not step.output.startswith("%") else "this layer's output"
+                raise SpecError(f"{what} is computed but never used", step.item.span).with_note(
+                    "name it (`-> h`) and merge it (`add h ...`), or remove the layer")
         name = prefix.rstrip(".") + (".flow" if prefix else "flow")
         steps = [self.rename(s, prefix, name) for s in steps]
         return (Dataflow(name=name, steps=tuple(steps), output=out, span=body.span),), shapes[state["current"]]
