@@ -132,12 +132,17 @@ def _runs(f: Facts) -> dict[str, str]:
     return rep
 
 
+_WIDTHS = ("drop_prob", "out", "groups", "channels", "start", "stop")
+
+
 def _signature(f: Facts, b: str):
     """What the drawing shows of a unit: its ops and attributes, its shortcut; not its shapes."""
     info = f.g.graph["blocks"].get(b, {})
-    # a stochastic-depth rate differs from unit to unit (linear decay) but is not drawn: not part of it
+    # a stochastic-depth rate differs from unit to unit (linear decay) but is not drawn: not part of it;
+    # nor are widths, which may grow unit by unit (PyramidNet): a run of units differing only in
+    # width is drawn once, ×N
     ops = tuple((n[len(b):], f.g.nodes[n]["kind"],
-                 repr(sorted((k, v) for k, v in f.g.nodes[n]["attrs"].items() if k != "drop_prob")), f.role(n))
+                 repr(sorted((k, v) for k, v in f.g.nodes[n]["attrs"].items() if k not in _WIDTHS)), f.role(n))
                 for n in f.members[b])
     return info.get("block"), f.kind(b), info.get("scale", 1.0), ops
 
