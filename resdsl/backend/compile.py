@@ -67,7 +67,8 @@ BUILDERS: dict[str, Callable[[dict, int, tuple], nn.Module]] = {
     "add": lambda a, c, s: layers.Sum(),
     "concat": lambda a, c, s: layers.Concat(),
     "mul": lambda a, c, s: layers.Multiply(),
-    "se": lambda a, c, s: layers.SqueezeExcitation(c, ops.se_channels(a, c), str(a["act"]), str(a["gate"]), a["bias"]),
+    "se": lambda a, c, s: layers.SqueezeExcitation(c, ops.se_channels(a, c), layers.ACTIVATIONS[str(a["act"])](),
+                                                      layers.ACTIVATIONS[str(a["gate"])](), a["bias"]),
 }
 
 

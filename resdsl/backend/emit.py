@@ -14,10 +14,13 @@ import inspect
 import torch
 from torch import nn
 
+from . import layers as L
 from . import modules as M
 
 # resdsl's own layers, copied into the generated file by their source when used
-HELPERS = (M.FlattenLinear, M.ZeroPadShortcut, M.SqueezeExcite, M.CReLU, M.Branches, M.Stage)
+HELPERS = (M.FlattenLinear, M.ZeroPadShortcut, M.SqueezeExcite, M.CReLU, M.Branches, M.Stage,
+           L.LayerNorm2d, L.LayerScale, L.ChannelShuffle, L.ChannelSlice, L.GroupSoftmax, L.ZeroPadChannels,
+           L.Multiply, L.Sum, L.Concat, L.SqueezeExcitation, L.Dataflow)
 
 
 def _pair(v):
@@ -75,6 +78,25 @@ LAYERS = {
     M.SqueezeExcite: lambda m: f"SqueezeExcite({m.fc1.in_channels}, {m.fc1.out_channels}, "
                                f"bias={m.fc1.bias is not None})",
     M.CReLU: lambda m: "CReLU()",
+    # the vocabulary after ResNet (backend/layers.py)
+    nn.ReLU6: lambda m: "nn.ReLU6()",
+    nn.SiLU: lambda m: "nn.SiLU()",
+    nn.GELU: lambda m: f"nn.GELU(approximate={m.approximate!r})",
+    nn.Hardswish: lambda m: "nn.Hardswish()",
+    nn.Hardsigmoid: lambda m: "nn.Hardsigmoid()",
+    nn.Tanh: lambda m: "nn.Tanh()",
+    nn.LeakyReLU: lambda m: f"nn.LeakyReLU({m.negative_slope!r})",
+    nn.LayerNorm: lambda m: f"nn.LayerNorm({m.normalized_shape[0]}, eps={m.eps!r})",
+    L.LayerNorm2d: lambda m: f"LayerNorm2d({m.normalized_shape[0]}, eps={m.eps!r})",
+    nn.GroupNorm: lambda m: f"nn.GroupNorm({m.num_groups}, {m.num_channels}, eps={m.eps!r})",
+    L.LayerScale: lambda m: f"LayerScale({m.layer_scale.shape[0]}, 1.0, spatial={m.layer_scale.dim() == 3})",
+    L.ChannelShuffle: lambda m: f"ChannelShuffle({m.groups})",
+    L.ChannelSlice: lambda m: f"ChannelSlice({m.start}, {m.stop})",
+    L.GroupSoftmax: lambda m: f"GroupSoftmax({m.groups})",
+    L.ZeroPadChannels: lambda m: f"ZeroPadChannels({m.extra})",
+    L.Multiply: lambda m: "Multiply()",
+    L.Sum: lambda m: "Sum()",
+    L.Concat: lambda m: "Concat()",
 }
 
 
@@ -95,6 +117,12 @@ class Emitter:
             self.helpers.add(type(m))
         if type(m) in LAYERS:
             return LAYERS[type(m)](m)
+        if isinstance(m, L.SqueezeExcitation):
+            return (f"SqueezeExcitation({m.fc1.in_channels}, {m.fc1.out_channels}, {self.ctor(m.act, path + '.act', indent)}, "
+                    f"{self.ctor(m.gate, path + '.gate', indent)}, bias={m.fc1.bias is not None})")
+        if isinstance(m, L.Dataflow):
+            kids = self.children(list(m.named_children()), path, indent, named=True)
+            return f"Dataflow(OrderedDict([{kids}]), {m.wiring!r}, {m.output!r})"
         if isinstance(m, M.ResidualBlock):
             return self.block_class(m, path) + "()"
         if isinstance(m, M.Stage):

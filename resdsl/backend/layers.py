@@ -106,12 +106,12 @@ class SqueezeExcitation(nn.Module):
     its activation and gate chosen (ReLU/sigmoid: SE-Net, RegNet; SiLU/sigmoid: EfficientNet;
     ReLU/hardsigmoid: MobileNetV3)."""
 
-    def __init__(self, channels: int, reduced: int, act: str = "relu", gate: str = "sigmoid", bias: bool = True):
+    def __init__(self, channels: int, reduced: int, act: nn.Module, gate: nn.Module, bias: bool = True):
         super().__init__()
         self.fc1 = nn.Conv2d(channels, reduced, 1, bias=bias)
-        self.act = ACTIVATIONS[act]()
+        self.act = act
         self.fc2 = nn.Conv2d(reduced, channels, 1, bias=bias)
-        self.gate = ACTIVATIONS[gate]()
+        self.gate = gate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.gate(self.fc2(self.act(self.fc1(x.mean((2, 3), keepdim=True)))))
