@@ -52,7 +52,7 @@ def value(v: Any) -> str | None:
         parts = [value(x) for x in v]
         return None if None in parts else "[" + ", ".join(parts) + "]"
     if isinstance(v, str):
-        return v if v.isidentifier() else f'"{v}"'
+        return f'"{v}"'                          # a string stays a string (`variant = "tiny"`)
     name = getattr(v, "name", None)             # a symbol (`projection`) or a block reference
     return name if isinstance(name, str) else None
 
