@@ -90,3 +90,29 @@ network t(deep = {flag}) {{
   head {{ avgpool; fc 2 }}
 }}""")
     assert sum(d["kind"] == "conv" for _, d in g.nodes(data=True)) == expected
+
+
+def test_selective_kernel_unit_softmax_across_branches():
+    """SK-Net's unit (Li et al. 2019): two branches, attention by a softmax across them (not in
+    torchvision): y = s_a·a + s_b·b with (s_a, s_b) = softmax over branches of fc(mean(a + b))."""
+    text = spec("""block unit(w) {
+  residual {
+    conv w k3; bn; relu -> a
+    from x; conv w k3 d2; bn; relu -> b
+    add a b; avgpool; conv 8 k1; bn; relu; conv 2 * w k1; softmax g 2; split 2 -> sa sb
+    from a; mul sa -> pa; from b; mul sb; add pa
+  }
+  post relu
+}""")
+    g = resdsl.graph(text)
+    sm = "stages.0.blocks.0.residual.flow.softmax1"
+    assert g.nodes[sm]["out_shape"] == (32, 1, 1)
+    model = resdsl.compile(text).eval()
+    flow = model.stages[0].blocks[0].residual.flow
+    x = torch.randn(2, 16, 16, 16)
+    with torch.no_grad():
+        a = flow.relu1(flow.bn1(flow.conv1(x)))
+        b = flow.relu2(flow.bn2(flow.conv2(x)))
+        z = flow.conv4(flow.relu3(flow.bn3(flow.conv3((a + b).mean((2, 3), keepdim=True)))))
+        s = z.view(2, 2, 16, 1, 1).softmax(1)
+        torch.testing.assert_close(flow(x), s[:, 0] * a + s[:, 1] * b)
