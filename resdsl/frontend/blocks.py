@@ -116,8 +116,8 @@ class BlockLowering(SequenceLowering):
             if sc.kind == "none":
                 raise SpecError("a gated block needs a shortcut to carry", combine.span)
             stride = self.shortcut_stride(shape, r_shape, combine.span)
-            conv = {"out": r_shape[0], "kernel": gate_attrs["kernel"], "stride": stride, "padding": None,
-                    "dilation": 1, "groups": 1, "bias": True}
+            conv = self.make("conv", {"out": r_shape[0], "kernel": gate_attrs["kernel"], "stride": stride,
+                                      "padding": None, "dilation": 1, "groups": 1, "bias": True}, [shape], combine.span)
             self.infer("conv", conv, [shape], combine.span)
             gate = (Layer(kind="conv", name=f"{name}.gate.conv1", attrs=conv, span=combine.span),
                     Layer(kind="sigmoid", name=f"{name}.gate.sigmoid1", attrs={}, span=combine.span))
@@ -179,14 +179,16 @@ class BlockLowering(SequenceLowering):
         src_shape = a_shape if has_pre else x_shape
         pool = ()
         if kind == "avgdown" and stride > 1:     # ResNet-D (He et al. 2019): average, then project
-            p = {"kernel": stride, "stride": stride, "padding": 0, "ceil": True, "count_pad": False}
+            p = self.make("avgpool", {"kernel": stride, "stride": stride, "padding": 0, "ceil": True,
+                                      "count_pad": False}, [src_shape], span)
             src_shape = self.infer("avgpool", p, [src_shape], span)
             pool, stride = (Layer(kind="avgpool", name=f"{name}.shortcut.avgpool1", attrs=p, span=span),), 1
         conv = {"out": r_shape[0], "kernel": 1, "stride": stride, "padding": 0, "dilation": 1, "groups": 1, "bias": False}
         self.infer("conv", conv, [src_shape], span)
         layers = (*pool, Layer(kind="conv", name=f"{name}.shortcut.conv1", attrs=conv, span=span))
         if not has_pre:    # after a pre-activation the projection is a bare conv (He et al. 2016, timm, WRN)
-            layers += (Layer(kind="bn", name=f"{name}.shortcut.bn1", attrs={"eps": 1e-5, "momentum": 0.1}, span=span),)
+            bn = self.make("bn", {"eps": 1e-5, "momentum": 0.1}, [r_shape], span)
+            layers += (Layer(kind="bn", name=f"{name}.shortcut.bn1", attrs=bn, span=span),)
         self.n_layers += len(layers)
         return Shortcut(kind=kind, layers=layers, source="pre" if has_pre else "input", span=span)
 

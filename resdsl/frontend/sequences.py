@@ -12,8 +12,6 @@ from .clauses import ClauseBinder
 from .values import BlockRef, bind_call, is_int, show
 
 MAX_LAYERS = 200_000
-# Layers a path of `aggregate` may hold: per-channel or parameter-free, so C paths stack exactly.
-AGGREGATE_KINDS = {"conv", "bn", "relu", "dropout", "sigmoid"}
 
 
 class SequenceLowering(ClauseBinder):
@@ -22,11 +20,22 @@ class SequenceLowering(ClauseBinder):
     def layer(self, c: ast.clause, env: Mapping, shape: ops.Shape, name: str) -> tuple[Layer, ops.Shape]:
         op = ops.OPS[c.keyword]
         attrs, spans = self.bind(c.keyword, op.attrs, op.positional, c, env)
+        attrs = self.make(op.kind, attrs, [shape], c.span, spans)
         out = self.infer(op.kind, attrs, [shape], c.span)
         self.n_layers += 1
         if self.n_layers > MAX_LAYERS:
             raise SpecError(f"network too large: more than {MAX_LAYERS:,} layers", c.span)
         return Layer(kind=op.kind, name=name, attrs=attrs, span=c.span), out
+
+    @staticmethod
+    def make(kind: str, attrs: dict, ins: list[ops.Shape], span: Span, spans: Mapping[str, Span] = {}) -> dict:
+        """Check and resolve an op's attributes; a bad value is reported where it was written."""
+        try:
+            return ops.make(kind, attrs, ins)
+        except ops.AttrError as e:
+            raise SpecError(str(e), spans.get(e.attr, span), list(e.notes)) from None
+        except ops.OpError as e:
+            raise SpecError(str(e), span, list(e.notes)) from None
 
     @staticmethod
     def infer(kind: str, attrs: dict, ins: list[ops.Shape], span: Span) -> ops.Shape:
@@ -60,8 +69,8 @@ class SequenceLowering(ClauseBinder):
                     count[st.keyword] += 1
                     item, shape = self.layer(st, env, shape, f"{prefix}{st.keyword}{count[st.keyword]}")
                 else:
-                    layers = [k for k, op in ops.OPS.items() if op.user]
-                    raise unknown("layer or block", st.keyword, [*layers, *self.program.blocks], st.keyword_span)
+                    raise unknown("layer or block", st.keyword, [*ops.user_kinds(), *self.program.blocks],
+                                  st.keyword_span)
             items.append(item)
         return tuple(items), shape
 
@@ -91,10 +100,10 @@ class SequenceLowering(ClauseBinder):
         path, _ = self.seq(st.body, env, shape, "")
         convs = [i for i, it in enumerate(path) if isinstance(it, Layer) and it.kind == "conv"]
         for i, it in enumerate(path):
-            if not isinstance(it, Layer) or it.kind not in AGGREGATE_KINDS:
+            if not isinstance(it, Layer) or not ops.OPS[it.kind].per_channel:
                 what = it.kind if isinstance(it, Layer) else type(it).__name__.lower()
                 raise SpecError(f"'{what}' cannot be used in an aggregate path", it.span).with_note(
-                    "paths may hold " + ", ".join(sorted(AGGREGATE_KINDS)))
+                    "paths may hold " + ", ".join(sorted(k for k, op in ops.OPS.items() if op.per_channel)))
             if it.kind == "bn" and (not convs or i < convs[0]):
                 raise SpecError("an aggregate path must start with a conv before any bn", it.span)
         if not convs or convs[-1] != len(path) - 1:
