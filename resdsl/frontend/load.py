@@ -24,7 +24,7 @@ class Program:
     def network(self, name: str | None) -> ast.network:
         if name is None:
             if not self.main_networks:
-                raise SpecError("no network defined in this spec", Span(self.file, 1, 1, 1, 2)).with_note(
+                raise SpecError("no network defined in this spec", Span(self.file, 1, 1, 1, 2, self.text)).with_note(
                     "a spec needs `network NAME(params) { ... }`")
             return self.networks[self.main_networks[0]]
         if name not in self.networks:

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..errors import SpecError, unknown
+from ..ir.kinds import COMBINES, PARALLEL_MODES, USER_SHORTCUTS
 from . import ast
 
-SYMBOLS = frozenset({"identity", "zeropad", "projection", "projection_all", "avgdown", "none",
-                     "add", "gate", "concat", "sum", "linear", "constant", "batch", "sample"})
+# Bare words with a meaning to the compiler: shortcut kinds, combine and parallel modes, drop_path options.
+SYMBOLS = frozenset({*USER_SHORTCUTS, *COMBINES, *PARALLEL_MODES, "linear", "constant", "batch", "sample"})
 MAX_INT = 2 ** 62
 
 

@@ -38,8 +38,8 @@ class Combine:
 
 COMBINES: dict[str, Combine] = {c.name: c for c in (
     Combine("add", "add", None, "y = x + F(x)"),
-    Combine("concat", "concat", "concat", "y = [x, F(x)] (dense units)"),
     Combine("gate", "highway", "gated", "y = F(x)·T(x) + x·(1 − T(x)) (highway units)"),
+    Combine("concat", "concat", "concat", "y = [x, F(x)] (dense units)"),
 )}
 
 PARALLEL_MODES = ("concat", "sum")     # `parallel MODE { ... }`
