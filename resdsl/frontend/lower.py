@@ -38,9 +38,9 @@ class Body:
     counts: Counter = field(default_factory=Counter)
 
 
-def lower(program: Program, network: str | None = None, params: Mapping[str, Any] | None = None) -> Net:
+def lower(program: Program, network: str | None = None, args: Mapping[str, Any] | None = None) -> Net:
     ctx = Context(program, Evaluator(program.blocks), block)
-    return lower_network(ctx, program.network(network), params or {})
+    return lower_network(ctx, program.network(network), args or {})
 
 
 def lower_network(ctx: Context, net: ast.network, overrides: Mapping[str, Any]) -> Net:
@@ -52,7 +52,7 @@ def lower_network(ctx: Context, net: ast.network, overrides: Mapping[str, Any]) 
     if b.shape is None:
         raise SpecError(f"network '{net.name}' has no 'input'", net.span).with_note("e.g. 'input 3x224x224'")
     parts = drop_path(ctx, b.drop, env, b.parts) if b.drop is not None else b.parts
-    return Net(name=net.name, params=args, input_shape=b.input_shape, body=tuple(parts), span=net.span,
+    return Net(name=net.name, args=args, input_shape=b.input_shape, body=tuple(parts), span=net.span,
                init=tuple(b.init), source=ctx.program.text)
 
 

@@ -12,7 +12,7 @@ Node attributes: kind, attrs (resolved: ops.make), span, scope, and where the no
 infer_shapes adds in_shapes, out_shape, params, macs. Edge attributes: kind ("main" or
 "shortcut"), shortcut (the drawn shortcut kind, on shortcut edges), port (input position).
 
-Graph attributes: name, input_shape, span, init (directives), params (network arguments),
+Graph attributes: name, input_shape, span, init (directives), args (network arguments),
 output (last node), stages
 (name, block, blocks), blocks (name -> block, section, shortcut kind, combine, scale,
 drop_prob, drop_mode, source, gate_bias, shares, share_bn, args, span) and containers (module
@@ -53,7 +53,7 @@ class Where:
 
 class GraphBuilder:
     def __init__(self, net: Net):
-        self.g = nx.DiGraph(name=net.name, input_shape=net.input_shape, params=dict(net.params),
+        self.g = nx.DiGraph(name=net.name, input_shape=net.input_shape, args=dict(net.args),
                             stages=[], blocks={}, containers={}, init=net.init, span=net.span)
         where = Where("input", None, None, None, "input", "")
         self.g.add_node("input", kind="input", attrs={}, span=net.span, scope=where.scope(), **where.place())

@@ -98,7 +98,7 @@ class Section(IR):
 
 class Net(IR):
     name: str
-    params: dict[str, Any]
+    args: dict[str, Any]             # the network's arguments (defaults, or set with --set)
     input_shape: Shape
     body: tuple[Union[Section, Stage], ...]
     span: Span

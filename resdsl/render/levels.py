@@ -255,7 +255,7 @@ def _clusters(f: Facts, rep: dict, level: str) -> dict[str, str]:
 
 
 def _title(g: nx.DiGraph, level: str, focus: str | None) -> list[str]:
-    args = ", ".join(f"{k}={st.name_of(v)}" for k, v in g.graph["params"].items())
+    args = ", ".join(f"{k}={st.name_of(v)}" for k, v in g.graph["args"].items())
     params, macs = totals(g)
     where = f"{focus} · " if focus else ""
     return [f"{g.graph['name']}({args})",
