@@ -9,13 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
+from .. import limits
 from ..errors import Span, SpecError
 from ..ir import ops
 from ..ir.net import Layer
 from .load import Program
 from .values import Evaluator
 
-MAX_LAYERS = 200_000
 
 
 @dataclass
@@ -28,10 +28,9 @@ class Context:
     dilation: int = 1       # of the previous stage (for `dilation`)
 
     def count(self, n: int, span: Span) -> None:
-        """Count n more layers; refuse a network past MAX_LAYERS before building it."""
+        """Count n more layers; refuse a network past the `ops` budget (limits.py) before building it."""
         self.n_layers += n
-        if self.n_layers > MAX_LAYERS:
-            raise SpecError(f"network too large: more than {MAX_LAYERS:,} layers", span)
+        limits.OPS.check(self.n_layers, span, f"more than {limits.OPS.value:,} layers")
 
 
 def make(kind: str, attrs: dict, ins: list[ops.Shape], span: Span, spans: Mapping[str, Span] = {}) -> dict:

@@ -6,10 +6,12 @@ stages.py, and this file (networks: arguments, input, sections, stochastic depth
 """
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from .. import limits
 from ..errors import SpecError, unknown
 from ..ir import ops
 from ..ir.net import Net, Section, Stage
@@ -47,6 +49,7 @@ def lower_network(ctx: Context, net: ast.network, overrides: Mapping[str, Any]) 
     env = network_args(ctx, net, overrides)
     args = dict(env)
     b = Body()
+    limits.STAGES.check(sum(isinstance(st, ast.stage) for st in net.body), net.span)
     for st in net.body:
         statement(ctx, st, env, b)
     if b.shape is None:
@@ -117,6 +120,7 @@ def drop_path(ctx: Context, st: ast.drop_path_stmt, env, body: list) -> list:
             blocks = []
             for b in part.blocks:
                 l += 1
+                check_droppable(b, st)
                 p = rate * l / total if schedule == "linear" else rate
                 blocks.append(b.model_copy(update={"drop_prob": p, "drop_mode": mode}))
             part = part.model_copy(update={"blocks": tuple(blocks)})
@@ -164,4 +168,15 @@ def input_shape(ctx: Context, st: ast.input_stmt, env) -> ops.Shape:
         raise SpecError(f"input must be C×H×W integers, got {show(dims)}", st.span)
     if any(d <= 0 for d in dims):
         raise SpecError(f"input sizes must be positive, got {ops.fmt(tuple(dims))}", st.span)
+    limits.INPUT_ELEMENTS.check(math.prod(dims), st.span, ops.fmt(tuple(dims)))
     return tuple(dims)
+
+
+def check_droppable(b, st: ast.drop_path_stmt) -> None:
+    """Stochastic depth drops a residual added to a shortcut; any other block would never be dropped."""
+    why = ("it has no shortcut (`shortcut none`)" if b.shortcut.kind == "none"
+           else f"it merges with `combine {b.combine}`" if b.combine != "add" else None)
+    if why:
+        raise SpecError(f"drop_path cannot apply to block '{b.name}' ({b.block}): {why}", st.span).with_note(
+            f"block defined at {b.span}; stochastic depth needs `combine add` with a shortcut "
+            "(y = x + f(x), the residual dropped); remove drop_path or change the block")

@@ -1,13 +1,14 @@
 """Stages: `stage x N block(args) [stride S] [dilation D] [share [per_step_bn]]`."""
 from __future__ import annotations
 
+from .. import limits
 from ..errors import SpecError
 from ..ir import ops
 from ..ir.net import Block, Stage
 from . import ast
 from .blocks import block
 from .clauses import bind
-from .context import MAX_LAYERS, Context
+from .context import Context
 from .values import BlockRef, bind_call, show, type_name
 
 STAGE_ATTRS = (ops.Attr("block", object), ops.Attr("repeat", int, 1, short="x"),
@@ -48,8 +49,7 @@ def check_stage(ctx: Context, st: ast.stage, values: dict, spans: dict) -> tuple
     n = values["repeat"]
     if n < 1:
         raise SpecError(f"a stage repeats its block at least once, got x {n}", spans.get("repeat", st.span))
-    if ctx.n_layers + n > MAX_LAYERS:
-        raise SpecError(f"network too large: more than {MAX_LAYERS:,} layers", spans.get("repeat", st.span))
+    limits.OPS.check(ctx.n_layers + n, spans.get("repeat", st.span), f"at least {ctx.n_layers + n:,} layers")
     for attr in ("stride", "dilation"):
         if attr in spans and attr not in {p.name for p in ref.defn.params}:
             raise SpecError(f"block '{ref.name}' has no '{attr}' parameter", spans[attr])

@@ -16,8 +16,8 @@ Graph attributes: name, input_shape, span, init (directives), args (network argu
 output (last node), stages
 (name, block, blocks), blocks (name -> block, section, shortcut kind, combine, scale,
 drop_prob, drop_mode, source, gate_bias, shares, share_bn, args, span) and containers (module
-path -> type, parent, children in order, and per type: role, mode): the module tree the
-compiler builds. A node of a weight-sharing block has `shared_from` (the node whose
+path -> type, parent, children in order, branch and in_branch of a node standing in for it, and
+per type: role, mode): the module tree the compiler builds. A node of a weight-sharing block has `shared_from` (the node whose
 parameters it uses) and counts no parameters of its own.
 """
 from __future__ import annotations
@@ -58,8 +58,11 @@ class GraphBuilder:
         where = Where("input", None, None, None, "input", "")
         self.g.add_node("input", kind="input", attrs={}, span=net.span, scope=where.scope(), **where.place())
 
-    def container(self, path: str, parent: str | None, type_: str, **info) -> str:
-        self.g.graph["containers"][path] = {"type": type_, "parent": parent, "children": [], **info}
+    def container(self, path: str, parent: str | None, type_: str, stand_in: Where | None = None, **info) -> str:
+        """A module of the tree; `stand_in`: the branch and in_branch a node replacing it would have."""
+        self.g.graph["containers"][path] = {"type": type_, "parent": parent, "children": [],
+                                            "branch": stand_in.branch if stand_in else None,
+                                            "in_branch": stand_in.in_branch if stand_in else False, **info}
         if parent is not None:
             self.g.graph["containers"][parent]["children"].append(path)
         return path
@@ -74,7 +77,7 @@ class GraphBuilder:
 
     def seq(self, path: str, parent: str, items: tuple[Item, ...], x: str, w: Where, **info) -> str:
         """A sequence of items as one container (an nn.Sequential)."""
-        self.container(path, parent, "sequence", role=w.role, **info)
+        self.container(path, parent, "sequence", w, role=w.role, **info)
         return self.items(items, x, replace(w, seq=path))
 
     def items(self, items: tuple[Item, ...], x: str, w: Where) -> str:
@@ -88,7 +91,7 @@ class GraphBuilder:
         return x
 
     def parallel(self, p: Parallel, x: str, w: Where) -> str:
-        self.container(p.name, w.seq, "branches", mode=p.mode)
+        self.container(p.name, w.seq, "branches", w, mode=p.mode)
         outs = [self.seq(f"{p.name}.{i}", p.name, br, x, replace(w, branch=w.branch or (p.name, i), in_branch=True))
                 for i, br in enumerate(p.branches)]
         kind, attrs = ("concat", {}) if p.mode == "concat" else ("add", {"scale": 1.0})
@@ -102,7 +105,7 @@ class GraphBuilder:
             "block": b.block, "section": outer.section, "shortcut": sc.kind, "combine": b.combine, "scale": b.scale,
             "drop_prob": b.drop_prob, "drop_mode": b.drop_mode, "source": sc.source, "gate_bias": b.gate_bias,
             "shares": b.shares, "share_bn": b.share_bn, "args": b.args, "span": b.span}
-        self.container(b.name, outer.seq, "block")
+        self.container(b.name, outer.seq, "block", replace(outer, branch=None))
         w = replace(outer, block=b.name, unit=outer.unit or (b.name if outer.stage else None), branch=None)
         role = lambda r, **kw: replace(w, role=r, **kw)  # noqa: E731
         a = self.seq(f"{b.name}.pre", b.name, b.pre, x, role("pre")) if b.pre else x
