@@ -98,13 +98,12 @@ def items(seq, params=None) -> str:
         return "{ " + "; ".join(parts) + " }" if parts else "{}"
     lines: list[list[str]] = []
     for it, p in zip(seq, parts):
-        if not lines or not (isinstance(it, Layer) and it.kind in _FOLLOWERS):
+        if not lines or not (isinstance(it, Layer) and ops.OPS[it.kind].fold):
             lines.append([])
         lines[-1].append(p)
     return "{\n" + "\n".join("; ".join(ln) for ln in lines) + "\n}"
 
 
-_FOLLOWERS = ("bn", "relu", "sigmoid", "crelu", "dropout")     # stay on the line of the layer before
 
 
 def _items(seq, params=None) -> list[str]:

@@ -94,7 +94,7 @@ class Op:
     n_inputs: int = 1                                 # -1: any number >= 1
     user: bool = True                                 # written in specs (vs. produced by lowering)
     weights: Literal["none", "trained", "norm"] = "none"   # what `share` ties: trained, and norm unless per_step_bn
-    fold: bool = False              # drawn after the op it follows ("3×3 conv 64 · BN · ReLU")
+    fold: bool = False              # drawn and shown after the op it follows ("3×3 conv 64 · BN · ReLU")
     merge: str | None = None        # a merge node: the symbol drawn for it ("+", "‖")
     needs_output: bool = False      # its backward reads its output: the next ReLU may not run in place
     fresh_output: bool = False      # its output is a new tensor nobody else reads: a merge may add into it
