@@ -17,6 +17,8 @@ from .shortcuts import shortcut, shortcut_stride
 from .values import BlockRef, Symbol, is_num, show, type_name
 
 COMBINE_ATTRS = (ops.Attr("mode", object), ops.Attr("kernel", int, 1, short="k"), ops.Attr("bias", ops.NUM, -1.0))
+DROP_PATH_ATTRS = (ops.Attr("rate", ops.NUM), ops.Attr("schedule", object, Symbol("linear")),
+                   ops.Attr("mode", object, Symbol("batch")))
 
 
 def block(ctx: Context, ref: BlockRef, shape: ops.Shape, name: str, call_span: Span) -> tuple[Block, ops.Shape]:
@@ -74,6 +76,7 @@ class Parts:
     post: ast.post | None = None
     combine: ast.combine_stmt | None = None
     scale: Any = 1.0
+    drop: tuple[float, str] = (0.0, "batch")      # this unit's stochastic depth (`drop_path` in the block)
 
 
 def collect(ctx: Context, d: ast.block_def, env: dict, shape, name: str) -> Parts:
@@ -93,6 +96,8 @@ def collect(ctx: Context, d: ast.block_def, env: dict, shape, name: str) -> Part
             if getattr(p, slot) is not None:
                 raise SpecError(f"a block has one '{slot}'", st.span)
             setattr(p, slot, st)
+        elif isinstance(st, ast.drop_path_stmt):
+            p.drop = block_drop_path(ctx, st, env)
         elif isinstance(st, ast.scale_stmt):
             p.scale = ctx.eval(st.value, env)
             if not is_num(p.scale):
@@ -136,8 +141,26 @@ def block_body(ctx: Context, d: ast.block_def, env: dict, shape, name: str, call
     args = {k: v for k, v in env.items() if k in {q.name for q in d.params}}
     blk = Block(name=name, block=d.name, args=args, pre=p.pre, residuals=branches, shortcut=sc,
                 scale=float(p.scale), combine=mode, gate=gate, gate_bias=float(gate_attrs.get("bias", 0.0)),
-                post=post_items, span=call_span)
+                post=post_items, drop_prob=p.drop[0], drop_mode=p.drop[1], span=call_span)
+    if p.drop[0] > 0 and sc.kind == "none":
+        raise SpecError("stochastic depth drops the residual branch of a unit with a shortcut; "
+                        "this block has none", call_span).with_note("e.g. `drop_path has_skip ? rate : 0`")
     return blk, merged
+
+
+def block_drop_path(ctx: Context, st: ast.drop_path_stmt, env) -> tuple[float, str]:
+    """`drop_path P [mode batch|sample]` inside a block: this unit's stochastic-depth rate."""
+    values, spans = bind(ctx, "drop_path", DROP_PATH_ATTRS, ("rate",), st, env)
+    rate, mode = values["rate"], values["mode"]
+    mode = mode.name if isinstance(mode, Symbol) else mode
+    if not 0 <= rate < 1:
+        raise SpecError(f"drop_path rate must be in [0, 1), got {show(rate)}", spans["rate"])
+    if "schedule" in spans:
+        raise SpecError("a block's drop_path has no schedule (vary the rate with the block's index)",
+                        spans["schedule"])
+    if mode not in ("batch", "sample"):
+        raise SpecError(f"unknown drop_path mode {show(mode)}", spans["mode"]).with_note("expected batch or sample")
+    return float(rate), mode
 
 
 def combine_mode(ctx: Context, st: ast.combine_stmt | None, env) -> tuple[str, dict]:

@@ -26,6 +26,8 @@ class Context:
     n_layers: int = 0
     block_stack: list[str] = field(default_factory=list)     # blocks being expanded (recursion check)
     dilation: int = 1       # of the previous stage (for `dilation`)
+    net_blocks: int = 0     # stage blocks in the network (`net_blocks` in stage arguments)
+    net_index: int = 0      # stage blocks lowered so far (`net_index` of the next one)
 
     def count(self, n: int, span: Span) -> None:
         """Count n more layers; refuse a network past the `ops` budget (limits.py) before building it."""

@@ -16,16 +16,14 @@ from ..errors import SpecError, unknown
 from ..ir import ops
 from ..ir.net import Net, Section, Stage
 from . import ast
-from .blocks import block
+from .blocks import DROP_PATH_ATTRS, block
 from .clauses import bind
 from .context import Context
 from .load import Program
 from .sequences import seq
-from .stages import stage
+from .stages import count_blocks, stage
 from .values import Evaluator, Symbol, is_int, is_num, show
 
-DROP_PATH_ATTRS = (ops.Attr("rate", ops.NUM), ops.Attr("schedule", object, Symbol("linear")),
-                   ops.Attr("mode", object, Symbol("batch")))
 INIT_DIRECTIVES = {"zero_last_bn": 0, "residual_std": 1, "looks_linear": 0}
 
 
@@ -48,6 +46,7 @@ def lower(program: Program, network: str | None = None, args: Mapping[str, Any] 
 def lower_network(ctx: Context, net: ast.network, overrides: Mapping[str, Any]) -> Net:
     env = network_args(ctx, net, overrides)
     args = dict(env)
+    ctx.net_blocks, ctx.net_index = count_blocks(ctx, net, dict(env)), 0
     b = Body()
     limits.STAGES.check(sum(isinstance(st, ast.stage) for st in net.body), net.span)
     for st in net.body:
@@ -75,8 +74,9 @@ def statement(ctx: Context, st, env: dict, b: Body) -> None:
         section(ctx, st, env, b)
     elif isinstance(st, ast.stage):
         part, b.shape = stage(ctx, st, env, b.shape, f"stages.{b.counts['stage']}")
-        b.counts["stage"] += 1
-        b.parts.append(part)
+        if part.blocks:                 # `stage x 0`: nothing (and no stage index)
+            b.counts["stage"] += 1
+            b.parts.append(part)
     elif isinstance(st, ast.init_stmt):
         b.init.append(init_directive(ctx, st, env))
     else:
@@ -120,6 +120,9 @@ def drop_path(ctx: Context, st: ast.drop_path_stmt, env, body: list) -> list:
             blocks = []
             for b in part.blocks:
                 l += 1
+                if b.drop_prob > 0:
+                    raise SpecError("drop_path is set both by the network and by block "
+                                    f"'{b.block}' ({b.name})", st.span)
                 check_droppable(b, st)
                 p = rate * l / total if schedule == "linear" else rate
                 blocks.append(b.model_copy(update={"drop_prob": p, "drop_mode": mode}))

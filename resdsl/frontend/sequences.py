@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from .. import limits
 from ..errors import SpecError, unknown
 from ..ir import ops
 from ..ir.kinds import PARALLEL_MODES
@@ -20,9 +21,11 @@ def seq(ctx: Context, body: ast.seq, env: dict, shape: ops.Shape, prefix: str) -
     """Lower `{ ... }` starting from `shape`; names are `prefix` + kind + per-kind index."""
     env = dict(env)
     items, count = [], Counter()
-    for st in body.stmts:
+    for st in unrolled(ctx, body.stmts, env):
         if isinstance(st, ast.let_stmt):
             env[st.name] = ctx.eval(st.value, env)
+        elif isinstance(st, (ast.tap, ast.from_stmt)) or (isinstance(st, ast.clause) and st.outputs):
+            raise SpecError("named tensors (`-> name`, `from name`) are not supported yet", st.span)
         elif isinstance(st, ast.parallel):
             count["parallel"] += 1
             item, shape = parallel(ctx, st, env, shape, f"{prefix}parallel{count['parallel']}")
@@ -34,6 +37,38 @@ def seq(ctx: Context, body: ast.seq, env: dict, shape: ops.Shape, prefix: str) -
             item, shape = statement(ctx, st, env, shape, prefix, count)
             items.append(item)
     return tuple(items), shape
+
+
+_UNSET = object()
+
+
+def unrolled(ctx: Context, stmts, env: dict):
+    """The statements of a sequence with `if` and `repeat` unrolled (conditions and counts are
+    evaluated as they are reached, so they see the `let`s before them)."""
+    for st in stmts:
+        if isinstance(st, ast.if_stmt):
+            body = st.then if ctx.eval.truth(st.test, env) else st.orelse
+            if body is not None:
+                yield from unrolled(ctx, body.stmts, env)
+        elif isinstance(st, ast.repeat):
+            yield from repeated(ctx, st, env)
+        else:
+            yield st
+
+
+def repeated(ctx: Context, st: ast.repeat, env: dict):
+    """`repeat n as r { ... }`: the body n times with r = 0 .. n-1; r does not outlive the loop."""
+    n = ctx.eval(st.count, env)
+    if not is_int(n) or n < 0:
+        raise SpecError(f"repeat needs a count >= 0, got {show(n)}", st.count.span)
+    limits.OPS.check(ctx.n_layers + n, st.count.span, f"at least {ctx.n_layers + n:,} layers")
+    outer = env.get(st.var, _UNSET)
+    for r in range(n):
+        if st.var is not None:
+            env[st.var] = r
+        yield from unrolled(ctx, st.body.stmts, env)
+    if st.var is not None:
+        env.pop(st.var, None) if outer is _UNSET else env.__setitem__(st.var, outer)
 
 
 def statement(ctx: Context, st: ast.clause, env: dict, shape, prefix: str, count: Counter):

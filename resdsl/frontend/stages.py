@@ -9,21 +9,25 @@ from . import ast
 from .blocks import block
 from .clauses import bind
 from .context import Context
-from .values import BlockRef, bind_call, show, type_name
+from .values import BlockRef, bind_call, is_int, show, type_name
 
 STAGE_ATTRS = (ops.Attr("block", object), ops.Attr("repeat", int, 1, short="x"),
                ops.Attr("stride", int, 1), ops.Attr("dilation", int, None),
                ops.Attr("share", bool, False, flag=True), ops.Attr("per_step_bn", bool, False, flag=True))
+INDEX_NAMES = ("block_index", "stage_blocks", "net_index", "net_blocks")
 
 
 def stage(ctx: Context, st: ast.stage, env, shape, name: str) -> tuple[Stage, ops.Shape]:
-    """N units of one block; `stride` applies to the first, `dilation` from the second on."""
-    values, spans = bind(ctx, "stage", STAGE_ATTRS, ("block",), st, env)
-    ref, n = check_stage(ctx, st, values, spans)
+    """N units of one block; `stride` applies to the first, `dilation` from the second on. The
+    arguments are evaluated per unit, with block_index, stage_blocks, net_index, net_blocks in scope."""
+    values, spans, per_block = stage_values(ctx, st, env)
+    ref, n = check_stage(ctx, st, values, spans), len(per_block)
     blocks: list[Block] = []
     built: list[tuple[Block, ops.Shape]] = []
-    for j in range(n):
-        r = ref
+    for j, r in enumerate(per_block):
+        if not isinstance(r, BlockRef) or r.defn is not ref.defn:
+            raise SpecError(f"every block of a stage uses one definition; block {j} is {show(r)}",
+                            spans.get("block", st.span))
         if j == 0 and "stride" in spans:
             r = rebind(r, "stride", values["stride"], spans["stride"], st.span)
         if values["dilation"] is not None:
@@ -38,24 +42,69 @@ def stage(ctx: Context, st: ast.stage, env, shape, name: str) -> tuple[Stage, op
         shape = out
     if values["dilation"] is not None:
         ctx.dilation = values["dilation"]
+    ctx.net_index += n
     return Stage(name=name, block=ref.name, blocks=tuple(blocks), span=st.span), shape
 
 
-def check_stage(ctx: Context, st: ast.stage, values: dict, spans: dict) -> tuple[BlockRef, int]:
+def stage_values(ctx: Context, st: ast.stage, env) -> tuple[dict, dict, list]:
+    """The stage's attributes, and its block reference evaluated once per unit."""
+    values, spans = bind(ctx, "stage", STAGE_ATTRS, ("block",), st,
+                         {**index_env(env, st, 0, 0, ctx.net_blocks), "net_index": ctx.net_index})
+    n = values["repeat"]
+    if n < 0:
+        raise SpecError(f"a stage repeats its block zero or more times, got x {n}", spans.get("repeat", st.span))
+    limits.OPS.check(ctx.n_layers + n, spans.get("repeat", st.span), f"at least {ctx.n_layers + n:,} layers")
+    per_block = [bind(ctx, "stage", STAGE_ATTRS, ("block",), st, {
+        **index_env(env, st, j, n, ctx.net_blocks), "net_index": ctx.net_index + j})[0]["block"]
+        for j in range(n)]
+    values["block"] = per_block[0] if per_block else values["block"]
+    return values, spans, per_block
+
+
+def index_env(env: dict, st: ast.stage, j: int, n: int, net_blocks: int) -> dict:
+    """The names a stage's arguments may use to vary block by block (all counted from 0)."""
+    for word in INDEX_NAMES:
+        if word in env:
+            raise SpecError(f"'{word}' is reserved in stage arguments (the block's index); "
+                            f"rename the parameter or let", st.span)
+    return {**env, "block_index": j, "stage_blocks": n, "net_index": j, "net_blocks": net_blocks}
+
+
+def check_stage(ctx: Context, st: ast.stage, values: dict, spans: dict) -> BlockRef:
     ref = values["block"]
     if not isinstance(ref, BlockRef):
         raise SpecError(f"stage needs a block, got {type_name(ref)} {show(ref)}",
                         spans.get("block", st.span)).with_note("e.g. 'stage x 3 basic(64) stride 2'")
-    n = values["repeat"]
-    if n < 1:
-        raise SpecError(f"a stage repeats its block at least once, got x {n}", spans.get("repeat", st.span))
-    limits.OPS.check(ctx.n_layers + n, spans.get("repeat", st.span), f"at least {ctx.n_layers + n:,} layers")
     for attr in ("stride", "dilation"):
         if attr in spans and attr not in {p.name for p in ref.defn.params}:
             raise SpecError(f"block '{ref.name}' has no '{attr}' parameter", spans[attr])
     if values["per_step_bn"] and not values["share"]:
         raise SpecError("per_step_bn only applies to a stage with 'share'", spans["per_step_bn"])
-    return ref, n
+    return ref
+
+
+def count_blocks(ctx: Context, net: ast.network, env: dict) -> int:
+    """The number of stage blocks in the network (`net_blocks`), from the lets and `x N` alone."""
+    total = 0
+    for st in net.body:
+        if isinstance(st, ast.let_stmt):
+            env[st.name] = ctx.eval(st.value, env)
+        elif isinstance(st, ast.stage):
+            n = ctx.eval(repeat_expr(st), env) if repeat_expr(st) is not None else 1
+            total += n if is_int(n) and n > 0 else 0
+    return total
+
+
+def repeat_expr(st: ast.stage):
+    """The expression of a stage's `x N` (`x N`, `x(N)` or `x3`), without evaluating its block."""
+    for i, a in enumerate(st.args):
+        if isinstance(a, ast.name) and a.id == "x" and i + 1 < len(st.args):
+            return st.args[i + 1]
+        if isinstance(a, ast.call) and isinstance(a.func, ast.name) and a.func.id == "x" and len(a.args) == 1:
+            return a.args[0].value
+        if isinstance(a, ast.name) and a.id[:1] == "x" and a.id[1:].isdigit():
+            return ast.int_lit(span=a.span, value=int(a.id[1:]))
+    return None
 
 
 def rebind(ref: BlockRef, param: str, value, span, call_span) -> BlockRef:

@@ -14,16 +14,21 @@ FAMILIES) plus one line in docs/language.md.
 """
 from __future__ import annotations
 
-from . import activation, conv, merge, norm, pool, se
+from . import activation, channels, conv, merge, norm, pool, se
 from .base import NUM, SIZE, WORDS, Attr, AttrError, Op, OpError, Shape, fmt, pair
 
-FAMILIES = (conv, norm, activation, pool, se, merge)
+FAMILIES = (conv, norm, activation, channels, pool, se, merge)
 OPS: dict[str, Op] = {op.kind: op for family in FAMILIES for op in family.OPS}
 
 
 def user_kinds() -> list[str]:
     """The kinds a spec may write, in registry order."""
     return [k for k, op in OPS.items() if op.user]
+
+
+def activations() -> list[str]:
+    """The activation kinds (values of `se act ...` / `gate ...`), in registry order."""
+    return [k for k, op in OPS.items() if op.activation]
 
 
 def make(kind: str, attrs: dict, ins: list[Shape]) -> dict:
@@ -46,4 +51,4 @@ def cost(kind: str, attrs: dict, ins: list[Shape], out: Shape) -> tuple[int, int
 
 
 __all__ = ["OPS", "Op", "Attr", "OpError", "AttrError", "Shape", "NUM", "SIZE", "WORDS", "fmt", "pair",
-           "make", "infer", "cost", "user_kinds"]
+           "make", "infer", "cost", "user_kinds", "activations"]

@@ -100,6 +100,7 @@ class Op:
     fresh_output: bool = False      # its output is a new tensor nobody else reads: a merge may add into it
     per_channel: bool = False       # may sit in an `aggregate` path (C paths stack into one grouped op)
     aten: tuple[str, ...] = ()      # torch.utils.flop_counter ops whose FLOPs this kind's MACs are
+    activation: bool = False        # an activation: a value of `se act ...` / `gate ...`
 
     def attr(self, name: str) -> Attr | None:
         return next((a for a in self.attrs if a.name == name), None)
@@ -147,6 +148,23 @@ def require_positive(attrs: dict, *names: str) -> None:
 
 def same_shape(a: dict, ins: list[Shape]) -> Shape:
     return ins[0]
+
+
+def channels_of(shape: Shape, what: str) -> int:
+    """The channels of a C or C×H×W input."""
+    if len(shape) not in (1, 3):
+        raise OpError(f"{what} needs a C or C×H×W input, got {fmt(shape)}")
+    return shape[0]
+
+
+def divides(what: str, groups: int, c: int) -> None:
+    if groups <= 0 or c % groups:
+        raise OpError(f"{what}: {groups} groups must divide the {c} channels")
+
+
+def grouped(kind: str):
+    """The label of an op with channel groups: "shuffle, g2" (nothing for one group)."""
+    return lambda a, brief: kind + (f", g{a['groups']}" if a["groups"] != 1 else "")
 
 
 def strided(s: int) -> str:
