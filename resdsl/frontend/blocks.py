@@ -185,4 +185,4 @@ def gate_layers(sc: Shortcut, gate_attrs: dict, shape, r_shape, name: str, st: a
     stride = shortcut_stride(shape, r_shape, st.span)
     conv, _ = layer("conv", f"{name}.gate.conv1", {"out": r_shape[0], "kernel": gate_attrs["kernel"],
                     "stride": stride, "padding": None, "dilation": 1, "groups": 1, "bias": True}, [shape], st.span)
-    return conv, Layer(kind="sigmoid", name=f"{name}.gate.sigmoid1", attrs={}, span=st.span)
+    return conv, Layer(kind=ops.GATE, name=f"{name}.gate.{ops.GATE}1", attrs={}, span=st.span)

@@ -15,6 +15,7 @@ FAMILIES) plus one line in docs/language.md.
 from __future__ import annotations
 
 from . import activation, channels, conv, merge, norm, pool, se
+from .activation import ACT, GATE
 from .base import NUM, SIZE, WORDS, Attr, AttrError, Op, OpError, Shape, fmt, pair
 
 FAMILIES = (conv, norm, activation, channels, pool, se, merge)
@@ -51,4 +52,4 @@ def cost(kind: str, attrs: dict, ins: list[Shape], out: Shape) -> tuple[int, int
 
 
 __all__ = ["OPS", "Op", "Attr", "OpError", "AttrError", "Shape", "NUM", "SIZE", "WORDS", "fmt", "pair",
-           "make", "infer", "cost", "user_kinds", "activations"]
+           "make", "infer", "cost", "user_kinds", "activations", "ACT", "GATE"]

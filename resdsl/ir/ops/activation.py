@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from .base import NUM, Attr, Op, Shape, probability, same_shape
 
+# The nonlinearities of gated units unless a spec says otherwise: squeeze-and-excitation's inner
+# activation and gate (`se act ... gate ...`), and a highway unit's transform gate T(x) = σ(conv x).
+ACT, GATE = "relu", "sigmoid"
+
 
 def torch_module(name: str, **kwargs):
     """A builder for a parameter-free torch.nn module, created when the model is compiled."""

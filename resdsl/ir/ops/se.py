@@ -1,6 +1,7 @@
 """Squeeze-and-excitation (Hu et al.): x·σ(W2 relu(W1 avgpool(x)))."""
 from __future__ import annotations
 
+from .activation import ACT, GATE
 from .base import NUM, Attr, Op, OpError, Shape, positive, spatial
 
 
@@ -42,6 +43,6 @@ OPS = (Op("se", "squeeze-and-excitation (Hu et al.): x·σ(W2 relu(W1 avgpool(x)
           "se r 16 [divisor 8] [channels N] [act silu] [gate hardsigmoid]",
           (), (Attr("reduction", NUM, 16, short="r", check=positive), Attr("divisor", int, 1, check=positive),
                Attr("channels", int, None, check=positive), Attr("bias", bool, True, flag=True),
-               Attr("act", object, "relu"), Attr("gate", object, "sigmoid")),
+               Attr("act", object, ACT), Attr("gate", object, GATE)),
           se_shape, se_build, se_params, lambda a, i, o: 2 * i[0][0] * a["channels"], resolve=se_resolve,
           weights="trained"),)
