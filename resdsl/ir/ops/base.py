@@ -162,10 +162,6 @@ def divides(what: str, groups: int, c: int) -> None:
         raise OpError(f"{what}: {groups} groups must divide the {c} channels")
 
 
-def grouped(kind: str):
-    """The label of an op with channel groups: "shuffle, g2" (nothing for one group)."""
-    return lambda a, brief: kind + (f", g{a['groups']}" if a["groups"] != 1 else "")
-
 
 def strided(s: int) -> str:
     """The `, s2` tail of a label (nothing for stride 1)."""

@@ -1,7 +1,7 @@
 """Channel plumbing without weights: shuffle, softmax over groups, slice, pad_channels."""
 from __future__ import annotations
 
-from .base import Attr, Op, OpError, Shape, channels_of, divides, grouped, spatial
+from .base import Attr, Op, OpError, Shape, channels_of, divides, spatial
 
 
 def shuffle_shape(a: dict, ins: list[Shape]) -> Shape:
@@ -40,10 +40,9 @@ def layer(name: str, *keys: str, extra=None):
 
 OPS = (
     Op("shuffle", "channel shuffle (ShuffleNet): shuffle G", ("groups",), (Attr("groups", int),), shuffle_shape,
-       layer("ChannelShuffle", "groups"), label=grouped("shuffle")),
+       layer("ChannelShuffle", "groups")),
     Op("softmax", "softmax across G channel groups at each position (SK-Net, ResNeSt); G = 1: over channels",
-       (), (Attr("groups", int, 1, short="g"),), softmax_shape, layer("GroupSoftmax", "groups"),
-       label=grouped("softmax")),
+       (), (Attr("groups", int, 1, short="g"),), softmax_shape, layer("GroupSoftmax", "groups")),
     Op("slice", "channels [START, STOP) of the input: slice 0 C/2 (one half of ShuffleNetV2's split)",
        ("start", "stop"), (Attr("start", int), Attr("stop", int)), slice_shape, layer("ChannelSlice", "start", "stop")),
     Op("pad_channels", "append zero channels up to OUT, no subsampling (PyramidNet): pad_channels OUT", ("out",),

@@ -1,7 +1,7 @@
 """Normalisation and per-channel scaling: bn, layernorm, groupnorm, layer_scale."""
 from __future__ import annotations
 
-from .base import NUM, Attr, Op, OpError, Shape, channels_of, divides, fmt, fraction, grouped, positive
+from .base import NUM, Attr, Op, OpError, Shape, channels_of, divides, fmt, fraction, positive
 
 
 def bn_shape(a: dict, ins: list[Shape]) -> Shape:
@@ -55,7 +55,7 @@ OPS = (Op("bn", "batch normalisation (affine, running statistics): bn [eps E] [m
           layernorm_build, lambda a, i, o: 2 * o[0], weights="norm"),
        Op("groupnorm", "group norm (Wu & He 2018): groupnorm G [eps 1e-5]", ("groups",),
           (Attr("groups", int), Attr("eps", float, 1e-5, check=positive)), groupnorm_shape, groupnorm_build,
-          lambda a, i, o: 2 * o[0], label=grouped("groupnorm"), weights="norm"),
+          lambda a, i, o: 2 * o[0], weights="norm"),
        Op("layer_scale", "learnable per-channel scale γ ⊙ x, γ initialised to INIT (CaiT, ConvNeXt): layer_scale 1e-6",
           ("init",), (Attr("init", NUM),), same_channels("layer_scale"), layer_scale_build, lambda a, i, o: o[0],
           weights="trained"),
