@@ -21,7 +21,7 @@ def show_net(net: Net, spec: str = "") -> str:
     """The resolved spec text of `net` (formatted by resdsl fmt)."""
     from .format import format_text
 
-    args = ", ".join(f"{k} = {value(v)}" for k, v in net.params.items() if value(v) is not None)
+    args = ", ".join(f"{k} = {value(v)}" for k, v in net.args.items() if value(v) is not None)
     out = [f"# {net.name}({args}) from {spec}, resolved by `resdsl show`", ""]
     body = []
     for part in net.body:
@@ -34,7 +34,7 @@ def show_net(net: Net, spec: str = "") -> str:
     head = [f"input {'x'.join(map(str, net.input_shape))}"]
     head += [f"init {name}" + (f" {value(v)}" if v is not None else "") for name, v in net.init]
     head += _drop_path(net)
-    params = ", ".join(f"{k} = {value(v)}" for k, v in net.params.items() if value(v) is not None)
+    params = ", ".join(f"{k} = {value(v)}" for k, v in net.args.items() if value(v) is not None)
     out.append(f"network {net.name}({params}) {{\n" + "\n".join(head + body) + "\n}")
     return format_text("\n".join(out) + "\n", "<show>")
 
@@ -65,7 +65,7 @@ def layer(lay: Layer, params: dict[tuple[str, str], str] | None = None) -> str:
         v = lay.attrs.get(attr.name)
         if params and (lay.name, attr.name) in params:
             words += [attr.short or attr.name, params[(lay.name, attr.name)]]
-        elif v is None:
+        elif v is None or implied(op, lay.attrs, attr.name):
             continue
         elif attr.name in op.positional:
             words.append(value(v))
@@ -74,6 +74,17 @@ def layer(lay: Layer, params: dict[tuple[str, str], str] | None = None) -> str:
         else:
             words += [attr.name, value(v)]
     return " ".join(words)
+
+
+def implied(op: ops.Op, attrs: dict, name: str) -> bool:
+    """Whether a resolved value is what the op derives when the attribute is left out (`same`
+    padding, a pool's stride): then it stays implicit. Defaults that need the input shape are written."""
+    if op.attr(name).default is not None:
+        return False
+    try:
+        return op.resolve({**attrs, name: None}, None).get(name) == attrs[name]
+    except (TypeError, ops.OpError):
+        return False
 
 
 def _pair(v) -> bool:
@@ -87,13 +98,12 @@ def items(seq, params=None) -> str:
         return "{ " + "; ".join(parts) + " }" if parts else "{}"
     lines: list[list[str]] = []
     for it, p in zip(seq, parts):
-        if not lines or not (isinstance(it, Layer) and it.kind in _FOLLOWERS):
+        if not lines or not (isinstance(it, Layer) and ops.OPS[it.kind].fold):
             lines.append([])
         lines[-1].append(p)
     return "{\n" + "\n".join("; ".join(ln) for ln in lines) + "\n}"
 
 
-_FOLLOWERS = ("bn", "relu", "sigmoid", "crelu", "dropout")     # stay on the line of the layer before
 
 
 def _items(seq, params=None) -> list[str]:

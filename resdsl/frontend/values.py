@@ -14,12 +14,14 @@ from typing import Any, Mapping
 
 from .. import limits
 from ..errors import SpecError, unknown
+from ..ir import ops
+from ..ir.kinds import COMBINES, PARALLEL_MODES, USER_SHORTCUTS
 from . import ast
 
-SYMBOLS = frozenset({"identity", "zeropad", "projection", "projection_all", "avgdown", "none",
-                     "add", "gate", "concat", "sum", "linear", "constant", "batch", "sample",
-                     # activations, as values of `se act ... gate ...`
-                     "relu", "relu6", "silu", "gelu", "gelu_tanh", "hardswish", "hardsigmoid", "sigmoid", "tanh"})
+# Bare words with a meaning to the compiler: shortcut kinds, combine and parallel modes, drop_path
+# options, and activations (values of `se act ... gate ...`).
+SYMBOLS = frozenset({*USER_SHORTCUTS, *COMBINES, *PARALLEL_MODES, "linear", "constant", "batch", "sample",
+                     *ops.activations()})
 MAX_INT = 2 ** 62
 
 
