@@ -64,7 +64,7 @@ class SourceLayout(DefaultLayout):
             return None
         text = self.text[self.offset(s.line, s.column):self.offset(s.end_line, s.end_column)]
         if isinstance(node, ast.input_stmt):
-            text = text.split(None, 1)[-1]
+            text = text[len("input"):].strip()      # `input 3x8x8` (or `input3x8x8`)
         return text if re.fullmatch(r"[\w.+-]+", text) else None
 
     def lines(self, node) -> tuple[int, int]:
@@ -98,9 +98,10 @@ class SourceLayout(DefaultLayout):
     def same_line(self, before, after) -> bool:
         return self.lines(after)[0] == self.lines(before)[1]
 
-    def breaks_before(self, before, after) -> int:
-        line = self.lines(after)[0]
-        return line if line > self.lines(before)[1] else 0
+    def breaks_before(self, before, after) -> tuple[int, int] | None:
+        """(last line of `before`, first of `after`) where the source broke the line between them."""
+        end, line = self.lines(before)[1], self.lines(after)[0]
+        return (end, line) if line > end else None
 
     def braced(self, post: ast.post) -> bool:
         s = post.body.span

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from . import ast
 
 INDENT = "  "
-BREAK = "\n\x00{}\x00"          # a line break inside brackets, tagged with the source line that follows
+BREAK = "\n\x00{},{}\x00"       # a break inside brackets, tagged with the source lines before and after it
 
 # binding strength of each operator form (higher binds tighter), as in grammars/resdsl.lark
 COND, OR, AND, NOT, COMPARE, SUM, PRODUCT, UNARY, POWER, POSTFIX, ATOM = range(1, 12)
@@ -52,8 +52,8 @@ class DefaultLayout:
     def same_line(self, before, after) -> bool:
         return False
 
-    def breaks_before(self, before, after) -> int:
-        return 0
+    def breaks_before(self, before, after) -> tuple[int, int] | None:
+        return None
 
     def braced(self, post: ast.post) -> bool:
         return len(post.body.stmts) != 1 or not isinstance(post.body.stmts[0], ast.clause)
@@ -164,8 +164,8 @@ class Generator:
         text, inner = open_, col + len(open_)
         for i, node in enumerate(nodes):
             if i:
-                line = self.layout.breaks_before(nodes[i - 1], node)
-                text += "," + (BREAK.format(line) + " " * inner if line else " ")
+                lines = self.layout.breaks_before(nodes[i - 1], node)
+                text += "," + (BREAK.format(*lines) + " " * inner if lines else " ")
             text += self.expr(node, end_col(col, text))
         return text + close
 
@@ -316,4 +316,4 @@ def unparse(node, layout=None) -> str:
     if isinstance(node, ast.module):
         from ..format import weave
         return weave(g.module(node), [], "")
-    return g.expr(node).replace("\x00", "")
+    return g.expr(node)
