@@ -136,9 +136,10 @@ def compile_cmd(spec, network, sets, output, batch_size, force):
         raise SpecError(f"cannot write '{output}': folder '{out.parent}' does not exist")
     model = compile_spec(spec, network, force=force, **parse_sets(sets)).eval()
     if out.suffix == ".py":             # standalone PyTorch source (resdsl/backend/emit.py)
+        from .api import load_spec
         from .backend.emit import emit_source
 
-        source = emit_source(model)
+        source = emit_source(model, load_spec(spec, network, **parse_sets(sets)))
         write_atomic(out, lambda tmp: Path(tmp).write_text(source, encoding="utf-8"))
         click.echo(f"wrote {output}: {model.spec_name}, standalone PyTorch source; "
                    f"build() returns the network (state_dict keys as resdsl.compile's)")

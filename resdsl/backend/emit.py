@@ -79,9 +79,9 @@ LAYERS = {
 
 
 class Emitter:
-    def __init__(self):
+    def __init__(self, block_names: dict[str, str] | None = None):
         self.classes: dict[str, str] = {}     # class source -> class name (one per block shape)
-        self.names: dict[str, str] = {}
+        self.block_names = block_names or {}  # module path -> block definition name (from the Net)
         self.helpers: set[type] = set()
         self.seen: dict[int, str] = {}        # id(module) -> first path (shared weights)
         self.ties: list[tuple[str, str]] = []
@@ -131,8 +131,20 @@ class Emitter:
         body = "\n".join(init) + "\n\n    def forward(self, x):\n" + "\n".join(
             "        " + ln for ln in block_forward(b))
         if body not in self.classes:
-            self.classes[body] = f"Block{len(self.classes) + 1}"
+            base = _camel(self.block_names.get(path, "block"))
+            taken = set(self.classes.values())
+            self.classes[body] = next(n for k in range(1, len(taken) + 2)
+                                      if (n := base + (str(k) if k > 1 or base == "Block" else "")) not in taken)
         return self.classes[body]
+
+
+_RESERVED = {"Network", "OrderedDict", *(h.__name__ for h in HELPERS)}
+
+
+def _camel(name: str) -> str:
+    """`preact_bottleneck` -> `PreactBottleneck` (a name the helpers or torch use gets `Block` added)."""
+    out = "".join(w[:1].upper() + w[1:] for w in name.split("_") if w) or "Block"
+    return out + "Block" if out in _RESERVED or not out.isidentifier() else out
 
 
 def _times(v: float) -> list[str]:
@@ -185,9 +197,11 @@ def _attr_path(path: str) -> str:
     return "self" + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in path.split("."))
 
 
-def emit_source(model: M.Network) -> str:
-    """Standalone PyTorch source of a compiled network: classes, a Network, and `build()`."""
-    e = Emitter()
+def emit_source(model: M.Network, net=None) -> str:
+    """Standalone PyTorch source of a compiled network: classes, a Network, and `build()`.
+    With the explicit net it was compiled from, block classes are named after their definitions."""
+    names = {b.name: b.block for st in net.stages for b in st.blocks} if net is not None else {}
+    e = Emitter(names)
     init = [f"        self.stem = {e.ctor(model.stem, 'stem', 2)}",
             f"        self.stages = {e.ctor(model.stages, 'stages', 2)}"]
     if len(model.transitions):
