@@ -20,4 +20,11 @@ def emit_source(model, net=None) -> str:
     return _emit(model, net)
 
 
-__all__ = ["emit_source", "compile", "graph", "graph_of", "load_spec", "parse_value", "transfer_weights", "SpecError"]
+def fuse(model, report=False, **kwargs):
+    """An equivalent eval-mode module with BN folded and linear branches merged (see resdsl.backend.fuse)."""
+    from .backend.fuse import fuse as _fuse
+
+    return _fuse(model, report=report, **kwargs)
+
+
+__all__ = ["compile", "emit_source", "fuse", "graph", "graph_of", "load_spec", "parse_value", "transfer_weights", "SpecError"]

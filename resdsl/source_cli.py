@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from .atomic import write_atomic
-from .cli import parse_sets, reports_errors, spec_options
+from .cli_common import parse_sets, reports_errors, spec_options
 from .errors import SpecError
 
 
@@ -68,9 +68,12 @@ def _report(name: str, old: str, new: str, check: bool, show_diff: bool) -> None
 @click.command("show")
 @spec_options
 @reports_errors
-def show(spec, network, sets):
+def show(spec, network, sets, allow_imports):
     """Print SPEC resolved: every block with evaluated arguments, every layer with all attributes."""
+    from pathlib import Path
+
     from .api import load_spec
     from .show import show_net
 
-    click.echo(show_net(load_spec(spec, network, **parse_sets(sets)), spec), nl=False)
+    net = load_spec(Path(spec), network, allow_imports=allow_imports, **parse_sets(sets))
+    click.echo(show_net(net, spec), nl=False)
