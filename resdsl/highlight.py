@@ -10,10 +10,13 @@ from pygments.token import Comment, Keyword, Name, Number, Operator, Punctuation
 
 STATEMENTS = ("import", "network", "block", "input", "let", "stem", "stage", "transition", "head", "init",
               "drop_path", "pre", "residual", "shortcut", "post", "scale", "combine", "parallel", "branch",
-              "aggregate")
-OPERATOR_WORDS = ("and", "or", "not")
+              "aggregate", "if", "else", "repeat", "as", "from", "for")
+OPERATOR_WORDS = ("and", "or", "not", "in")
 CONSTANTS = ("true", "false")
-LAYERS = ("conv", "bn", "relu", "sigmoid", "maxpool", "avgpool", "fc", "dropout", "se", "crelu")
+LAYERS = ("conv", "bn", "relu", "sigmoid", "maxpool", "avgpool", "fc", "dropout", "se", "crelu", "gelu",
+          "gelu_tanh", "groupnorm", "hardsigmoid", "hardswish", "identity", "layer_scale", "layernorm",
+          "leaky_relu", "pad_channels", "relu6", "shuffle", "silu", "slice", "softmax", "tanh",
+          "split", "add", "concat", "mul")          # the last four: dataflow merges (grammar comments)
 
 
 class ResdslLexer(RegexLexer):
@@ -35,7 +38,7 @@ class ResdslLexer(RegexLexer):
             (r"\d+", Number.Integer),
             (r"[A-Za-z_]\w*(?=\s*\()", Name.Function),          # block calls: basic(64)
             (r"[A-Za-z_]\w*", Name),
-            (r"\*\*|//|==|!=|<=|>=|[-+*/%<>=?:]", Operator),
+            (r"->|\*\*|//|==|!=|<=|>=|[-+*/%<>=?:]", Operator),
             (r"[{}()\[\],;]", Punctuation),
             (r"\s+", Text),
         ],
