@@ -95,6 +95,16 @@ CASES = {
         "network n(a = 1,  # first\n          # own\n          b = 2) {\n  input 3x8x8  # x\n  # before close\n}  # after\n",
     "network n() {\r\n\tlet x = (1 +  # why\r\n     2)\r\n}\r\n": "network n() {\n  # why\n  let x = 1 + 2\n}\n",
     "# only a comment": "# only a comment\n",
+    # the dataflow syntax: if/else, repeat, taps, from, list comprehensions
+    "block b(e){residual{if e!=1{conv e k1;bn->h}else{identity}\nrepeat 2 as r{conv 8*(r+1) k3}\nfrom h;-> a b}}\n":
+        "block b(e) {\n  residual {\n    if e != 1 { conv e k1; bn -> h } else { identity }\n"
+        "    repeat 2 as r { conv 8 * (r + 1) k3 }\n    from h; -> a b\n  }\n}\n",
+    "block b(e) {\n  residual {\n    if e { conv 1\n    } else { relu }\n  }\n}\n":
+        "block b(e) {\n  residual {\n    if e {\n      conv 1\n    } else {\n      relu\n    }\n  }\n}\n",
+    "network n() { let w = [ x*2 for x in [1,2] if x>1 ] }\n": "network n() { let w = [x * 2 for x in [1, 2] if x > 1] }\n",
+    # a bracket opened at the end of a line: items hang one level in; a lone closer keeps its line
+    "network n() {\n  let m = {\n      1: 2,   3: 4,\n      5: 6}\n  let l = f(\n  a, b\n  )\n}\n":
+        "network n() {\n  let m = {\n    1: 2, 3: 4,\n    5: 6}\n  let l = f(\n    a, b,\n  )\n}\n",
     "": "",
     "network n() {\n  input 3x8x8\n  stem { parallel concat { branch { conv 1 } branch { conv 2 }\n  } }\n}\n":
         "network n() {\n  input 3x8x8\n  stem {\n    parallel concat {\n      branch { conv 1 } branch { conv 2 }\n    }\n  }\n}\n",
