@@ -12,11 +12,12 @@ def transfer_weights(src, dst, **kwargs):
     return _transfer(src, dst, **kwargs)
 
 
-def emit_source(model) -> str:
-    """Standalone PyTorch source (no resdsl import) of a compiled network (see resdsl.backend.emit)."""
+def emit_source(model, net=None) -> str:
+    """Standalone PyTorch source (no resdsl import) of a compiled network (see resdsl.backend.emit);
+    given the explicit net (resdsl.load_spec), block classes are named after their definitions."""
     from .backend.emit import emit_source as _emit
 
-    return _emit(model)
+    return _emit(model, net)
 
 
 def fuse(model, report=False, **kwargs):

@@ -12,10 +12,11 @@ from .ir.ops import user_kinds
 
 STATEMENTS = ("import", "network", "block", "input", "let", "stem", "stage", "transition", "head", "init",
               "drop_path", "pre", "residual", "shortcut", "post", "scale", "combine", "parallel", "branch",
-              "aggregate")
-OPERATOR_WORDS = ("and", "or", "not")
+              "aggregate", "if", "else", "repeat", "as", "from", "for")
+OPERATOR_WORDS = ("and", "or", "not", "in")
 CONSTANTS = ("true", "false")
-LAYERS = tuple(user_kinds())
+LAYERS = tuple(user_kinds()) + tuple(w for w in ("split", "add", "concat", "mul") if w not in user_kinds())
+# the last four: dataflow merges (grammar comments)
 
 
 class ResdslLexer(RegexLexer):
@@ -37,7 +38,7 @@ class ResdslLexer(RegexLexer):
             (r"\d+", Number.Integer),
             (r"[A-Za-z_]\w*(?=\s*\()", Name.Function),          # block calls: basic(64)
             (r"[A-Za-z_]\w*", Name),
-            (r"\*\*|//|==|!=|<=|>=|[-+*/%<>=?:]", Operator),
+            (r"->|\*\*|//|==|!=|<=|>=|[-+*/%<>=?:]", Operator),
             (r"[{}()\[\],;]", Punctuation),
             (r"\s+", Text),
         ],
