@@ -123,7 +123,8 @@ class LoaderPipeline:
         self.rank, self.world, self.device = rank, world, device
         self.sampler = torch.utils.data.DistributedSampler(
             self.train_set, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=False)
-        self.steps = math.ceil(len(self.sampler) / batch_size)
+        n_batches, last = divmod(len(self.sampler), batch_size)
+        self.steps = n_batches + (last > 1)  # a last batch of one image would break batch norm: dropped
 
     @staticmethod
     def _datasets(data, v2, hw, aug):
@@ -155,6 +156,8 @@ class LoaderPipeline:
         order = list(self.sampler)[start * self.bs :]
         loader = self._loader(self.train_set, order, self.bs, epoch_seed(self.seed, epoch))
         for x, y in loader:
+            if len(y) == 1 and self.bs > 1:
+                continue
             yield self.norm(x.to(self.device, non_blocking=True)), y.to(self.device, non_blocking=True)
 
     def eval_batches(self) -> Iterator[Batch]:
