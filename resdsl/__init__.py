@@ -1,5 +1,5 @@
 """resdsl: a declarative language for residual networks, and its compiler to PyTorch."""
-from .api import compile, graph, graph_of, load_spec, parse_value
+from .api import compile, graph, graph_of, load_program, load_spec, parse_value
 from .errors import SpecError
 
 __version__ = "0.1.0"
@@ -12,4 +12,11 @@ def transfer_weights(src, dst, **kwargs):
     return _transfer(src, dst, **kwargs)
 
 
-__all__ = ["compile", "graph", "graph_of", "load_spec", "parse_value", "transfer_weights", "SpecError"]
+def export(model_or_spec, path, **kwargs):
+    """Write a model, spec or trained run to `path`; the extension picks the format (resdsl/export.py)."""
+    from .export import export as _export
+
+    return _export(model_or_spec, path, **kwargs)
+
+
+__all__ = ["export", "load_program", "compile", "graph", "graph_of", "load_spec", "parse_value", "transfer_weights", "SpecError"]
