@@ -19,4 +19,18 @@ def export(model_or_spec, path, **kwargs):
     return _export(model_or_spec, path, **kwargs)
 
 
-__all__ = ["export", "load_program", "compile", "graph", "graph_of", "load_spec", "parse_value", "transfer_weights", "SpecError"]
+def emit_source(model) -> str:
+    """Standalone PyTorch source (no resdsl import) of a compiled network (see resdsl.backend.emit)."""
+    from .backend.emit import emit_source as _emit
+
+    return _emit(model)
+
+
+def fuse(model, report=False, **kwargs):
+    """An equivalent eval-mode module with BN folded and linear branches merged (see resdsl.backend.fuse)."""
+    from .backend.fuse import fuse as _fuse
+
+    return _fuse(model, report=report, **kwargs)
+
+
+__all__ = ["export", "load_program", "compile", "emit_source", "fuse", "graph", "graph_of", "load_spec", "parse_value", "transfer_weights", "SpecError"]

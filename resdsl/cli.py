@@ -17,6 +17,10 @@ LAZY_COMMANDS = {
     "profile": "resdsl.cost.cli:profile",
     "render": "resdsl.render.cli:render",
     "list": "resdsl.zoo:list_cmd",
+    "fmt": "resdsl.source_cli:fmt",
+    "show": "resdsl.source_cli:show",
+    "analyze": "resdsl.analyze.cli:analyze",
+    "sweep": "resdsl.analyze.sweep_cli:sweep",
 }
 
 
@@ -78,14 +82,16 @@ def check(spec, network, sets, allow_imports, as_json):
 @main.command("compile")
 @spec_options
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="Where to write; the format follows the extension: .pt2 (torch.export), .onnx, .safetensors.")
+              help="Where to write; the format follows the extension: .pt2 (torch.export), .onnx, .safetensors, .py (PyTorch source).")
 @click.option("--batch-size", type=click.IntRange(1, 1 << 16), default=2, show_default=True,
               help="Batch size of the example input (the exported batch is dynamic either way).")
 @click.option("--checkpoint", type=click.Path(exists=True), default=None,
               help="A run directory or checkpoint: export its trained weights, input normalisation inside.")
 @click.option("--force", is_flag=True, help="Build even a network over the memory budget.")
+@click.option("--fuse", "fused", is_flag=True,
+              help="Export the inference form: BN folded, linear branches merged (resdsl.fuse).")
 @reports_errors
-def compile_cmd(spec, network, sets, allow_imports, output, batch_size, checkpoint, force):
+def compile_cmd(spec, network, sets, allow_imports, output, batch_size, checkpoint, force, fused):
     """Compile SPEC (or a trained run with --checkpoint) and write it in the format of -o's extension."""
     from .api import load_program
     from .cli_common import split_sets
@@ -94,10 +100,12 @@ def compile_cmd(spec, network, sets, allow_imports, output, batch_size, checkpoi
     check_target(output)                 # before the expensive part
     prog = load_program(Path(spec), allow_imports)
     args = split_sets(sets) if checkpoint else parse_sets(sets)
-    model = export(prog, output, batch_size=batch_size, checkpoint=checkpoint, network=network, force=force, **args)
+    model = export(prog, output, batch_size=batch_size, checkpoint=checkpoint, network=network, force=force,
+                   fused=fused, **args)
     n = sum(p.numel() for p in model.parameters())
     how = {".pt2": f"torch.export.load('{output}').module()", ".onnx": f"onnxruntime.InferenceSession('{output}')",
-           ".safetensors": f"safetensors.torch.load_file('{output}')"}[Path(output).suffix]
+           ".safetensors": f"safetensors.torch.load_file('{output}')",
+           ".py": f"build() from '{output}' (plain PyTorch source)"}[Path(output).suffix]
     trained = f", trained weights of {checkpoint} (input: raw pixels 0..255)" if checkpoint else ""
     click.echo(f"wrote {output}: {model.spec_name}, {n:,} parameters, input {tuple(model.input_shape)}{trained}; "
                f"load with {how}")

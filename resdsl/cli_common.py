@@ -70,10 +70,12 @@ def reports_errors(fn):
 
 def spec_options(fn):
     """The options every command that reads a spec shares."""
+    from .completion import complete_set, complete_spec
+
     fn = click.option("--allow-import", "allow_imports", multiple=True, metavar="DIR",
                       type=click.Path(file_okay=False, exists=True),
                       help="Also allow imports from this folder (default: only the spec's own folder).")(fn)
-    fn = click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
+    fn = click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", shell_complete=complete_set,
                       help="Override a network parameter (repeatable), e.g. --set depth=101.")(fn)
     fn = click.option("--network", default=None, help="Which network of the file (default: the first).")(fn)
-    return click.argument("spec", type=click.Path(dir_okay=False, path_type=None))(fn)
+    return click.argument("spec", type=click.Path(dir_okay=False, path_type=None), shell_complete=complete_spec)(fn)

@@ -4,6 +4,7 @@
     .onnx         ONNX (torch.onnx.export), dynamic batch; checked with onnx.checker and run in
                   onnxruntime, whose outputs must equal torch's before the file is written
     .safetensors  the weights (state_dict) only
+    .py           standalone, readable PyTorch source (no resdsl import): build() returns the network
 
 A trained model (from a run or checkpoint, `checkpoint=`) is exported with the training set's
 input normalisation inside: the exported program takes raw pixel values (0..255, float) as the
@@ -88,10 +89,18 @@ def write_safetensors(model: nn.Module, path: Path, batch_size: int) -> None:
     write_atomic(path, lambda tmp: save_file(state, tmp, metadata=meta))
 
 
+def write_python(model: nn.Module, path: Path, batch_size: int) -> None:
+    from .backend.emit import emit_source
+
+    source = emit_source(getattr(model, "model", model) if isinstance(model, Normalized) else model)
+    write_atomic(path, lambda tmp: Path(tmp).write_text(source, encoding="utf-8"))
+
+
 EXPORTERS: dict[str, Callable[[nn.Module, Path, int], None]] = {
     ".pt2": write_pt2,
     ".onnx": write_onnx,
     ".safetensors": write_safetensors,
+    ".py": write_python,
 }
 
 
@@ -115,17 +124,29 @@ def _free_space_check(out: Path) -> None:
 
 
 def export(model_or_spec: Any, path: str | Path, *, batch_size: int = 2, checkpoint: str | Path | None = None,
-           network: str | None = None, force: bool = False, **args: Any) -> nn.Module:
+           network: str | None = None, force: bool = False, fused: bool = False, **args: Any) -> nn.Module:
     """Write a model (an nn.Module, a spec path/text, or with `checkpoint=` a trained run) to
-    `path`, in the format its extension names. Returns the exported module (eval mode)."""
+    `path`, in the format its extension names; `fused=True` exports the inference form
+    (resdsl.fuse: BN folded, linear branches merged). Returns the exported module (eval mode)."""
     out = check_target(path)
     model = _model(model_or_spec, checkpoint, network, force, args).eval()
+    if fused:
+        model = _fused(model)
     _free_space_check(out)
     try:
         EXPORTERS[out.suffix](model, out, batch_size)
     except OSError as e:
         raise SpecError(f"cannot write '{out}': {e.strerror or e}") from None
     return model
+
+
+def _fused(model: nn.Module) -> nn.Module:
+    from .backend.fuse import fuse
+
+    if isinstance(model, Normalized):
+        model.model = fuse(model.model)
+        return model
+    return fuse(model)
 
 
 def _model(model_or_spec, checkpoint, network, force, args) -> nn.Module:

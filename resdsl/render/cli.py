@@ -28,8 +28,10 @@ INSTALL_HINT = ("install Graphviz, e.g. `apt-get install graphviz` (Debian/Ubunt
 @click.option("--rankdir", type=click.Choice(["TB", "LR"], case_sensitive=False), default="TB",
               show_default=True, help="Top to bottom or left to right.")
 @click.option("--costs", is_flag=True, help="Show parameter counts and MACs on every node.")
+@click.option("--fuse", "fused", is_flag=True,
+              help="Draw the inference form (resdsl.fuse): BN folded into convs, linear branches merged.")
 @reports_errors
-def render(spec, network, sets, allow_imports, output, level, focus, rankdir, costs):
+def render(spec, network, sets, allow_imports, output, level, focus, rankdir, costs, fused):
     """Draw SPEC as an architecture diagram: stages, units, layers, shortcuts styled by kind."""
     import graphviz
 
@@ -43,8 +45,12 @@ def render(spec, network, sets, allow_imports, output, level, focus, rankdir, co
                                  param_hint="'-o'")
     if not out.parent.is_dir():
         raise SpecError(f"cannot write '{output}': folder {out.parent} does not exist")
-    drawn = view(graph(Path(spec), network, allow_imports=allow_imports, **parse_sets(sets)),
-                 level_for(level, focus), focus)
+    g = graph(Path(spec), network, allow_imports=allow_imports, **parse_sets(sets))
+    if fused:
+        from ..api import load_spec
+        from ..backend.fuse_graph import inference_graph
+        g, _ = inference_graph(load_spec(Path(spec), network, allow_imports=allow_imports, **parse_sets(sets)), g)
+    drawn = view(g, level_for(level, focus), focus)
     boxes = len(drawn.nodes)
     if boxes > BIG:
         click.echo(f"note: drawing {boxes:,} boxes, which takes a while and is hard to read; "
