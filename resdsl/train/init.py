@@ -61,6 +61,7 @@ def init_from_state(model: nn.Module, state: dict[str, torch.Tensor]) -> InitRep
     model = unwrap(model)
     own = model.state_dict()
     report = InitReport()
+    state = _strip_prefix(state, own)
     if sum(k in state for k in own) * 2 >= len(own):
         pairs = [(k, k) for k in own if k in state]
         report.missing = [k for k in own if k not in state]
@@ -80,9 +81,24 @@ def init_from_state(model: nn.Module, state: dict[str, torch.Tensor]) -> InitRep
     return report
 
 
+def _strip_prefix(state: dict[str, torch.Tensor], own) -> dict[str, torch.Tensor]:
+    """The file's names without a common leading prefix (`backbone.`, `model.`) when that makes them match."""
+    first = next(iter(state))
+    parts = first.split(".")
+    best, hits = "", sum(k in state for k in own)
+    for i in range(1, len(parts)):
+        prefix = ".".join(parts[:i]) + "."
+        n = sum(prefix + k in state for k in own)
+        if n > hits:
+            best, hits = prefix, n
+    return {k.removeprefix(best): v for k, v in state.items()} if best else state
+
+
 def _by_order(model: nn.Module, state: dict[str, torch.Tensor]) -> list[tuple[str, str]]:
     """(model key, file key) pairs: the file's modules (key prefixes, in file order) against the
-    model's weighted modules in registration order, tensors paired by their short name."""
+    model's weighted modules in registration order, tensors paired by their short name. Only a
+    pickled state dict keeps its order; safetensors files sort their names, so there only
+    name matches (after a common prefix) are trusted."""
     groups: dict[str, list[str]] = {}
     for k in state:
         groups.setdefault(k.rpartition(".")[0], []).append(k)
