@@ -129,7 +129,8 @@ class LoaderPipeline:
     @staticmethod
     def _datasets(data, v2, hw, aug):
         if data.in_memory:
-            return _TensorImages(data.train_x, data.train_y, v2.Compose(aug)), _TensorImages(data.test_x, data.test_y)
+            return (_TensorImages(data.train_x, data.train_y, v2.Compose(aug) if aug else None),
+                    _TensorImages(data.test_x, data.test_y))
         from torchvision.datasets import ImageFolder
 
         base = [v2.PILToTensor(), v2.Resize(hw, antialias=True)]
