@@ -13,8 +13,8 @@ def transfer_weights(src, dst, **kwargs):
 
 
 def export(model_or_spec, path, **kwargs):
-    """Write a model, spec or trained run to `path`; the extension picks the format (resdsl/export.py)."""
-    from .export import export as _export
+    """Write a model, spec or trained run to `path`; the extension picks the format (resdsl/exporters.py)."""
+    from .exporters import export as _export
 
     return _export(model_or_spec, path, **kwargs)
 
