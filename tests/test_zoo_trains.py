@@ -35,7 +35,7 @@ def test_zoo_spec_trains_and_evaluates(entry):
     model = resdsl.compile(entry.spec, entry.name)
     shape = small_input(model)
     opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
-    x, y = torch.randn(2, *shape), torch.tensor([0, 1]) % model.num_classes
+    x, y = torch.randn(4, *shape), torch.arange(4) % model.num_classes
     model.train()
     for _ in range(3):          # with drop_prob up to 0.5, three draws usually include a dropped block
         loss = F.cross_entropy(model(x), y)
@@ -46,7 +46,7 @@ def test_zoo_spec_trains_and_evaluates(entry):
     model.eval()
     with torch.no_grad():
         out = model(x)
-    assert out.shape == (2, model.num_classes) and torch.isfinite(out).all()
+    assert out.shape == (4, model.num_classes) and torch.isfinite(out).all()
 
 
 def test_stochastic_depth_dropped_blocks_train():
