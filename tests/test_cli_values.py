@@ -165,7 +165,7 @@ def test_progress_lines_without_a_terminal():
     for step in range(1, 101):
         rep.update(step, 1.0, 0.5, 10.0)
     lines = out.getvalue().splitlines()
-    assert 8 <= len(lines) <= 10 and lines[0].startswith("epoch 1/2 step 10/100")
+    assert 8 <= len(lines) <= 10 and lines[0].startswith("  step 10/100 of epoch 1/2")
     quiet = io.StringIO()
     rep = Reporter(quiet=True, live=False, stream=quiet)
     rep.start_epoch(0, 1, 100, 0)

@@ -51,7 +51,7 @@ class Reporter:
         elif not self.live and not self.quiet and step >= self.next_line and step < self.steps:
             # without a terminal: a plain line about every tenth of an epoch (logs, CI, nohup)
             self.next_line = (step // self.every + 1) * self.every
-            self.message(f"{self.where} step {step}/{self.steps}  loss {loss:.4f}  acc {acc:.2%}  {ips:,.0f} img/s")
+            self.message(f"  step {step}/{self.steps} of {self.where}  loss {loss:.4f}  acc {acc:.2%}  {ips:,.0f} img/s")
 
     def end_epoch(self, row: dict, epochs: int) -> None:
         self.message(
