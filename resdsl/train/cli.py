@@ -158,7 +158,8 @@ def train(spec, network, sets, allow_imports, resume, init, quiet, **options):
 @click.option("-b", "--batch-size", type=click.IntRange(1, 1 << 20), default=1024, show_default=True, help="Batch size.")
 @click.option("--allow-import", "allow_imports", multiple=True, metavar="DIR", type=click.Path(file_okay=False, exists=True),
               help="Also allow imports from this folder.")
-@click.option("--precision", type=click.Choice(CHOICES["precision"]), default="fp32", show_default=True)
+@click.option("--precision", type=click.Choice(CHOICES["precision"]), default=None,
+              help="Autocast precision [the run's, as its own test scores were measured].")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @user_errors

@@ -18,6 +18,7 @@ def evaluate_checkpoint(spec, network, params, path: Path, data_spec, batch_size
     model, ck = load_run(path, spec, network, params, allow_imports=allow_imports)
     cfg = ck.get("config", {}) if isinstance(ck.get("config"), dict) else {}
     data = load_data(data_spec or cfg.get("data", "digits"))
+    precision = precision or cfg.get("precision", "fp32")
     shape = tuple(model.input_shape)
     check_compatible(data, shape, model.num_classes)
     place = D.Place(0, 1, D.resolve_device(device))
