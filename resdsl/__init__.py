@@ -1,5 +1,5 @@
 """resdsl: a declarative language for residual networks, and its compiler to PyTorch."""
-from .api import compile, graph, graph_of, load_spec, parse_value
+from .api import compile, graph, graph_of, load_program, load_spec, parse_value
 from .errors import SpecError
 
 __version__ = "0.1.0"
@@ -10,6 +10,13 @@ def transfer_weights(src, dst, **kwargs):
     from .backend.transfer import transfer_weights as _transfer
 
     return _transfer(src, dst, **kwargs)
+
+
+def export(model_or_spec, path, **kwargs):
+    """Write a model, spec or trained run to `path`; the extension picks the format (resdsl/exporters.py)."""
+    from .exporters import export as _export
+
+    return _export(model_or_spec, path, **kwargs)
 
 
 def emit_source(model, net=None) -> str:
@@ -27,4 +34,4 @@ def fuse(model, report=False, **kwargs):
     return _fuse(model, report=report, **kwargs)
 
 
-__all__ = ["compile", "emit_source", "fuse", "graph", "graph_of", "load_spec", "parse_value", "transfer_weights", "SpecError"]
+__all__ = ["export", "load_program", "compile", "emit_source", "fuse", "graph", "graph_of", "load_spec", "parse_value", "transfer_weights", "SpecError"]

@@ -95,7 +95,7 @@ def compile_cmd(spec, network, sets, allow_imports, output, batch_size, checkpoi
     """Compile SPEC (or a trained run with --checkpoint) and write it in the format of -o's extension."""
     from .api import load_program
     from .cli_common import split_sets
-    from .export import check_target, export
+    from .exporters import check_target, export
 
     check_target(output)                 # before the expensive part
     prog = load_program(Path(spec), allow_imports)
