@@ -12,4 +12,18 @@ def transfer_weights(src, dst, **kwargs):
     return _transfer(src, dst, **kwargs)
 
 
-__all__ = ["compile", "graph", "graph_of", "load_spec", "parse_value", "transfer_weights", "SpecError"]
+def emit_source(model) -> str:
+    """Standalone PyTorch source (no resdsl import) of a compiled network (see resdsl.backend.emit)."""
+    from .backend.emit import emit_source as _emit
+
+    return _emit(model)
+
+
+def fuse(model, report=False, **kwargs):
+    """An equivalent eval-mode module with BN folded and linear branches merged (see resdsl.backend.fuse)."""
+    from .backend.fuse import fuse as _fuse
+
+    return _fuse(model, report=report, **kwargs)
+
+
+__all__ = ["compile", "emit_source", "fuse", "graph", "graph_of", "load_spec", "parse_value", "transfer_weights", "SpecError"]

@@ -31,7 +31,7 @@ def _table(title: str, columns: list[str], rows: list[list]) -> None:
 
 
 def _sets(sets: tuple[str, ...]) -> dict:
-    from ..cli import parse_sets
+    from ..cli_common import parse_sets
 
     return parse_sets(sets)
 

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
-from resdsl.cli import parse_sets, reports_errors, spec_options
+from resdsl.cli_common import parse_sets, reports_errors, spec_options
 
 from .memory import BYTES
 from .tables import LEVELS
@@ -29,13 +30,15 @@ from .tables import LEVELS
 @click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True, help="Untimed steps first.")
 @click.option("--channels-last", is_flag=True, help="Run in channels-last memory format.")
 @click.option("--compile", "use_compile", is_flag=True, help="Run through torch.compile.")
+@click.option("--fuse", "fused", is_flag=True,
+              help="With --run: measure the inference form (resdsl.fuse: BN folded, linear branches merged).")
 @click.option("--vs", "vs_spec", type=click.Path(dir_okay=False), default=None,
               help="A second spec to print side by side, with B/A ratios; --run times both interleaved.")
 @click.option("--vs-set", "vs_sets", multiple=True, metavar="NAME=VALUE", help="--set for the --vs spec.")
 @click.option("--vs-network", default=None, help="Which network of the --vs file (default: the first).")
 @reports_errors
-def profile(spec, network, sets, level, batch_size, precision, as_json, cross_check, run, device, repeats,
-            warmup, channels_last, use_compile, vs_spec, vs_sets, vs_network):
+def profile(spec, network, sets, allow_imports, level, batch_size, precision, as_json, cross_check, run, device, repeats,
+            warmup, channels_last, use_compile, vs_spec, vs_sets, vs_network, fused):
     """Cost of SPEC from its graph: parameters, MACs, FLOPs, memory, receptive field; optionally measured."""
     from resdsl.api import graph_of, load_spec
 
@@ -46,7 +49,9 @@ def profile(spec, network, sets, level, batch_size, precision, as_json, cross_ch
         specs.append((vs_spec, vs_network, parse_sets(vs_sets)))
     elif vs_sets or vs_network:
         raise click.UsageError("--vs-set and --vs-network need --vs")
-    nets = [load_spec(s, n, **p) for s, n, p in specs]
+    if fused and not run:
+        raise click.UsageError("--fuse changes what --run measures: add --run")
+    nets = [load_spec(Path(s), n, allow_imports=allow_imports, **p) for s, n, p in specs]
     graphs = [graph_of(net) for net in nets]
     docs = [static_profile(net, g, level, batch_size, precision) for net, g in zip(nets, graphs)]
     for d, (s, _, _) in zip(docs, specs):
@@ -56,7 +61,7 @@ def profile(spec, network, sets, level, batch_size, precision, as_json, cross_ch
         for d, m, g in zip(docs, _compile(nets, graphs, meta=True), graphs):
             d["check"] = check_macs(m, g)
     if run:
-        _measure(docs, _compile(nets, graphs), nets, device, batch_size, precision, channels_last, use_compile,
+        _measure(docs, _compile(nets, graphs, fused=fused), nets, device, batch_size, precision, channels_last, use_compile,
                  repeats, warmup)
     if as_json:
         out = docs[0] if len(docs) == 1 else _vs_doc(SCHEMA, *docs)
@@ -67,8 +72,9 @@ def profile(spec, network, sets, level, batch_size, precision, as_json, cross_ch
         sys.exit(1)
 
 
-def _compile(nets, graphs, meta: bool = False) -> list:
-    """The compiled models; on the meta device (shapes only, no memory, no arithmetic) for --check."""
+def _compile(nets, graphs, meta: bool = False, fused: bool = False) -> list:
+    """The compiled models; on the meta device (shapes only, no memory, no arithmetic) for --check;
+    in inference form (resdsl.fuse) with --fuse."""
     import contextlib
 
     import torch
@@ -76,7 +82,11 @@ def _compile(nets, graphs, meta: bool = False) -> list:
     from resdsl.backend.compile import compile_net
 
     with torch.device("meta") if meta else contextlib.nullcontext():
-        return [compile_net(net, g, force=meta) for net, g in zip(nets, graphs)]
+        models = [compile_net(net, g, force=meta) for net, g in zip(nets, graphs)]
+    if fused:
+        from resdsl.backend.fuse import fuse
+        models = [fuse(m) for m in models]
+    return models
 
 
 def _measure(docs, models, nets, device, batch_size, precision, channels_last, use_compile, repeats, warmup):

@@ -1,0 +1,244 @@
+"""resdsl.fuse: BN folded, linear branches merged; eval outputs equal the unfused model's on every zoo spec."""
+import pytest
+import torch
+from torch import nn
+
+import resdsl
+from conftest import SPECS
+from resdsl.backend import fold
+from resdsl.zoo import zoo
+
+ENTRIES = zoo(SPECS)
+BIG = 30_000_000                  # compiled and fused too, but marked slow
+SMALL_INPUT = {"inception_resnet_v2": 75}     # its stem needs at least 75×75
+
+
+def randomise_bn(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Running statistics and affine parameters far from (0, 1): folding must get them right."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.3)
+                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(n, generator=g) * 0.3)
+    return model.eval()
+
+
+def assert_close_rel(got, want, rel=1e-5):
+    err = ((got - want).abs().max() / want.abs().max()).item()
+    assert err <= rel, f"relative error {err:.2e} > {rel:.0e}"
+
+
+def _params(m):
+    return sum(p.numel() for p in m.parameters())
+
+
+def _small_input(entry):
+    c, h = entry.input_shape[0], entry.input_shape[1]
+    size = SMALL_INPUT.get(entry.name, min(h, 64))
+    return torch.randn(2, c, size, size)
+
+
+@pytest.mark.parametrize("entry", [pytest.param(e, marks=pytest.mark.slow) if e.params > BIG else e
+                                   for e in ENTRIES], ids=[e.name for e in ENTRIES])
+def test_fused_zoo_equals_unfused(entry):
+    torch.manual_seed(0)
+    model = randomise_bn(resdsl.compile(entry.spec, entry.name))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fused, report = resdsl.fuse(model, report=True)
+    x = _small_input(entry)
+    with torch.no_grad():
+        assert_close_rel(fused(x), model(x))
+    assert not fused.training
+    assert report.params_before == entry.params and report.params_after == _params(fused) <= entry.params
+    after = model.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in before.items()), "the original changed"
+    if any(isinstance(m, nn.BatchNorm2d) for m in fused.modules()):
+        assert report.left, "a BN survived without a reason in the report"
+
+
+TIMM = {"repvgg_a0": (9_108_968, 8_309_384), "repvgg_a1": (14_092_264, 12_789_864),
+        "repvgg_b0": (15_817_960, 14_339_048)}     # timm's parameter counts, training / reparameterised
+
+
+@pytest.mark.parametrize("name", list(TIMM))
+def test_repvgg_equals_timm_in_training_and_fused_form(name):
+    timm = pytest.importorskip("timm")
+    from timm.utils import reparameterize_model
+
+    train_params, fused_params = TIMM[name]
+    ours = resdsl.compile(SPECS / "repvgg.res", name)
+    ref = randomise_bn(timm.create_model(name, pretrained=False), seed=1)
+    assert _params(ours) == _params(ref) == train_params
+    resdsl.transfer_weights(ref, ours)
+    ours.eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), ref(x), rtol=0, atol=0)
+        fused, ref_fused = resdsl.fuse(ours), reparameterize_model(ref)
+        assert _params(fused) == _params(ref_fused) == fused_params
+        assert_close_rel(fused(x), ref_fused(x))
+    convs = [m for m in fused.modules() if isinstance(m, nn.Conv2d)]
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
+    assert all(c.kernel_size == (3, 3) for c in convs)       # a plain VGG: one 3×3 conv per block
+
+
+def _spec(tmp_path, body: str, input_shape="8x12x12") -> nn.Module:
+    path = tmp_path / "t.res"
+    path.write_text(f"network t() {{\n  input {input_shape}\n{body}\n  head {{ avgpool; fc 5 }}\n}}\n")
+    return resdsl.compile(path)
+
+
+def test_bn_before_padded_conv_is_left_with_its_reason(tmp_path):
+    model = randomise_bn(_spec(tmp_path, "  stem { bn; conv 16 k3; bn; relu; bn; conv 16 k1 }"))
+    fused, report = resdsl.fuse(model, report=True)
+    left = dict(report.left)
+    assert "zero-padded conv" in left["stem.bn1"] and "nonzero shift" in left["stem.bn1"]
+    folded = dict(report.folded)
+    assert "stem.conv1" in folded and "stem.conv2" in folded       # conv1+bn2; bn3 into the 1×1 conv2
+    assert [type(m).__name__ for m in fused.stem] == ["BatchNorm2d", "Conv2d", "ReLU", "Conv2d"]
+    x = torch.randn(2, 8, 12, 12)
+    with torch.no_grad():
+        assert_close_rel(fused(x), model(x))
+    assert "stem.bn1" in str(report)
+
+
+def test_bn_before_padded_conv_folds_when_its_shift_is_zero(tmp_path):
+    model = randomise_bn(_spec(tmp_path, "  stem { bn; conv 16 k3; relu }"))
+    with torch.no_grad():
+        bn = model.stem.bn1
+        bn.bias.copy_(bn.running_mean * bn.weight / torch.sqrt(bn.running_var + bn.eps))   # β = μ·γ/σ
+    fused = resdsl.fuse(model)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
+    x = torch.randn(2, 8, 12, 12)
+    with torch.no_grad():
+        assert_close_rel(fused(x), model(x))
+
+
+def test_acnet_branches_merge_into_one_grouped_conv(tmp_path):
+    """ACNet (Ding et al. 2019): 3×3 + 1×3 + 3×1, grouped, summed = one 3×3 conv, still grouped."""
+    body = """  stem { parallel sum {
+      branch { conv 16 k3 groups 4; bn }
+      branch { conv 16 k1x3 groups 4; bn }
+      branch { conv 16 k3x1 groups 2; bn }
+    } }"""
+    model = randomise_bn(_spec(tmp_path, body, "16x10x10"))
+    fused, report = resdsl.fuse(model, report=True)
+    conv = fused.stem.parallel1
+    assert isinstance(conv, nn.Conv2d) and conv.kernel_size == (3, 3) and conv.groups == 2
+    x = torch.randn(2, 16, 10, 10)
+    with torch.no_grad():
+        assert_close_rel(fused(x), model(x))
+
+
+def test_grouped_block_with_identity_stays_grouped(tmp_path):
+    body = """  stage x 2 g()"""
+    path = tmp_path / "g.res"
+    path.write_text("block g() {\n residual { conv in k3 groups 4; bn }\n residual { conv in k1 groups 4; bn }\n"
+                    " scale 0.5\n post relu\n}\n"
+                    f"network t() {{\n input 16x8x8\n{body}\n head {{ avgpool; fc 5 }}\n}}\n")
+    model = randomise_bn(resdsl.compile(path))
+    fused, report = resdsl.fuse(model, report=True)
+    convs = [m for m in fused.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 2 and all(c.groups == 4 and c.kernel_size == (3, 3) for c in convs)
+    x = torch.randn(2, 16, 8, 8)
+    with torch.no_grad():
+        assert_close_rel(fused(x), model(x))
+
+
+def test_merge_refuses_a_non_centred_conv():
+    a = nn.Conv2d(4, 4, 3, padding=1)
+    b = nn.Conv2d(4, 4, 3, padding=0)
+    conv, why = fold.merge([a, b], 4)
+    assert conv is None and "not centred" in why
+
+
+def test_scale_and_eval_drop_path_fold_into_the_last_conv(tmp_path):
+    """y = x + 0.2·(1 − p)·F(x) at test time (stochastic depth, batch mode): the factor goes into F's conv."""
+    path = tmp_path / "s.res"
+    path.write_text("block s() {\n residual { conv in k3; bn; relu; conv in k1; bn }\n scale 0.2\n post relu\n}\n"
+                    "network t() {\n input 8x8x8\n stage x 2 s()\n drop_path 0.5\n head { avgpool; fc 5 }\n}\n")
+    model = randomise_bn(resdsl.compile(path))
+    fused, report = resdsl.fuse(model, report=True)
+    blocks = list(fused.stages[0].blocks)
+    assert all(b.scale == 1.0 and b.drop_prob == 0.0 for b in blocks)
+    assert any("scale" in what for _, what in report.folded)
+    x = torch.randn(2, 8, 8, 8)
+    with torch.no_grad():
+        assert_close_rel(fused(x), model(x))
+
+
+def test_fused_model_exports(tmp_path):
+    model = randomise_bn(resdsl.compile(SPECS / "repvgg.res", "repvgg_a0", classes=10))
+    fused = resdsl.fuse(model)
+    x = torch.randn(1, 3, 32, 32)
+    program = torch.export.export(fused, (x,))
+    with torch.no_grad():
+        assert_close_rel(program.module()(x), fused(x))
+    onnx = pytest.importorskip("onnxruntime")
+    path = tmp_path / "a0.onnx"
+    torch.onnx.export(fused, (x,), str(path), dynamo=False)
+    out = onnx.InferenceSession(str(path)).run(None, {onnx.InferenceSession(str(path)).get_inputs()[0].name: x.numpy()})[0]
+    with torch.no_grad():
+        assert_close_rel(torch.from_numpy(out), fused(x), rel=1e-4)
+
+
+def _cli(*args):
+    from click.testing import CliRunner
+
+    from resdsl.cli import main
+
+    result = CliRunner().invoke(main, [*map(str, args)])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def test_compile_fuse_exports_the_inference_form(tmp_path):
+    out = tmp_path / "a0.pt2"
+    torch.manual_seed(0)
+    r = _cli("compile", SPECS / "repvgg.res", "--network", "repvgg_a0", "--set", "classes=10", "--fuse", "-o", out)
+    assert r.exit_code == 0, r.output
+    assert "7,041,194 parameters" in r.output       # timm fused 8,309,384, with a 10-way fc: − 1,281,000 + 12,810
+    program = torch.export.load(str(out))
+    assert not any("running_mean" in k for k in program.state_dict)
+    torch.manual_seed(0)
+    model = resdsl.compile(SPECS / "repvgg.res", "repvgg_a0", classes=10).eval()
+    x = torch.randn(1, 3, 224, 224)                  # the exported program's input size
+    with torch.no_grad():
+        assert_close_rel(program.module()(x), model(x))
+
+
+def test_render_fuse_draws_one_conv_per_repvgg_block(tmp_path):
+    out = tmp_path / "a0.dot"
+    r = _cli("render", SPECS / "repvgg.res", "--network", "repvgg_a0", "--fuse", "--level", "layer",
+             "--focus", "stages.1", "-o", out)
+    assert r.exit_code == 0, r.output
+    dot = out.read_text()
+    assert "stages.1.blocks.0.conv" in dot and "3×3 conv 48" in dot
+    assert "bn" not in dot.lower().replace("bnd", "") and "residuals" not in dot
+
+
+def test_fused_graph_counts_the_fused_parameters():
+    from resdsl.backend.fuse_graph import inference_graph
+
+    for spec, name in ((SPECS / "repvgg.res", "repvgg_a0"), (SPECS / "resnet.res", "resnet"),
+                       (SPECS / "recurrent_resnet.res", None)):
+        net = resdsl.load_spec(spec, name)
+        g, report = inference_graph(net, resdsl.graph_of(net))
+        assert sum(g.nodes[n]["params"] for n in g) == report.params_after
+    assert report.params_after < report.params_before
+
+
+def test_profile_run_fuse():
+    import json
+
+    r = _cli("profile", SPECS / "cifar_resnet.res", "--set", "n=1", "--run", "--fuse", "--json",
+             "--batch-size", "2", "--repeats", "1", "--warmup", "0")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["measured"]["forward"]["latency_ms"] > 0
+    bad = _cli("profile", SPECS / "cifar_resnet.res", "--fuse")
+    assert bad.exit_code != 0 and "--run" in bad.output
