@@ -60,7 +60,7 @@ def analyze():
 @click.option("--network", default=None, help="Which network of the file (default: the first).")
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a network parameter.")
 @CHECKPOINT
-@click.option("--gradients", is_flag=True, help="Also sample gradient by path length (at init without --checkpoint).")
+@click.option("--gradients", is_flag=True, help="Also sample gradient by path length (at init, BN calibrated on the inputs, without --checkpoint).")
 @click.option("--lengths", default=None, help="Path lengths to sample, e.g. 0,2,4 [all].")
 @click.option("--draws", type=click.IntRange(1, 1000), default=3, show_default=True, help="Draws per length.")
 @click.option("--limit", type=click.IntRange(1, 100_000), default=16, show_default=True, help="Images per draw.")
@@ -107,9 +107,12 @@ def _paths_inputs(spec, network, sets, checkpoint, gradients, limit, data):
     import torch
 
     torch.manual_seed(0)
-    model = api.compile(spec, network, **_sets(sets)).eval()
+    from .common import calibrate_bn
+
+    model = api.compile(spec, network, **_sets(sets))
     shape = tuple(model.input_shape)
-    return g, model, torch.randn(limit, *shape), torch.randint(0, model.num_classes, (limit,))
+    x = torch.randn(limit, *shape)
+    return g, calibrate_bn(model, x), x, torch.randint(0, model.num_classes, (limit,))
 
 
 def _paths_table(doc: dict) -> None:
@@ -228,9 +231,12 @@ def _measure_family(spec, network, params, depth_param, value, points, draws) ->
 
     if depth_param:
         params = {**params, depth_param: value}
+    from .common import calibrate_bn
+
     torch.manual_seed(0)
     g = api.graph(spec, network, **params)
     model = api.compile(spec, network, **params)
+    calibrate_bn(model, torch.randn(32, *model.input_shape))   # BN as at the first training step
     shown = " ".join(f"{k}={getattr(v, 'name', v)}" for k, v in params.items() if k != depth_param)
     label = f"{g.graph['name']} {shown}".strip()
     return measure(model, label, _depth(g), points, draws).as_dict()
