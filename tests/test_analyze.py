@@ -372,3 +372,19 @@ def test_sweep_on_a_local_ray_instance(tmp_path):
     assert r.exit_code == 0, r.output
     (row,) = json.loads(r.output)["settings"]
     assert row["status"] == "completed" and (out / "width=4_n=1" / "best.pt").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", sorted(p.name for p in (ROOT / "specs").glob("*.res")))
+def test_graph_analyses_apply_or_refuse_on_every_zoo_spec(spec):
+    """Paths work on every zoo spec; lesion and norms either apply or refuse with SpecError."""
+    from resdsl.analyze.norms import measurable
+
+    g = resdsl.graph(str(ROOT / "specs" / spec))
+    pc = count_paths(g)
+    assert pc.total >= 1 and 0 <= min(pc.counts) <= max(pc.counts) <= pc.blocks   # a path enters a block once
+    for check in (lesionable, measurable):
+        try:
+            assert check(g)
+        except SpecError as e:
+            assert e.message.split(":")[0] in ("lesion", "norms")
