@@ -22,12 +22,14 @@ def _table(title: str, columns: list[str], rows: list[list]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=title, title_justify="left")
+    t = Table()
     for i, c in enumerate(columns):
         t.add_column(c, justify="left" if i == 0 else "right")
     for r in rows:
         t.add_row(*[str(x) for x in r])
-    Console(width=max(100, Console().width)).print(t)
+    console = Console(width=max(100, Console().width))
+    console.print(title, style="italic", markup=False, highlight=False)   # a long title is not wrapped to the table
+    console.print(t)
 
 
 def _sets(sets: tuple[str, ...]) -> dict:
