@@ -104,7 +104,7 @@ def test_vs_run_measures_both_interleaved():
 def test_usage_errors():
     r = profile(CIFAR, "--vs-set", "n=2", ok=False)
     assert r.exit_code == 2 and "--vs-set and --vs-network need --vs" in r.output
-    r = profile(CIFAR, "--set", "n=0", ok=False)
+    r = profile(CIFAR, "--set", "n=-1", ok=False)
     assert r.exit_code == 1 and "Traceback" not in r.output
 
 
