@@ -388,3 +388,58 @@ def test_graph_analyses_apply_or_refuse_on_every_zoo_spec(spec):
             assert check(g)
         except SpecError as e:
             assert e.message.split(":")[0] in ("lesion", "norms")
+
+
+# ---- hessian (Li et al. 2016) -------------------------------------------------------------------
+
+TWO_LAYER = """
+block two_fc() {
+  residual { fc 1 bias false; fc 1 bias false }
+  shortcut none
+}
+network two_layer() {
+  input [1]
+  stage two_fc()
+}
+"""
+
+
+def test_hessian_of_a_two_layer_linear_net_matches_the_hand_computed_one():
+    from resdsl.analyze.hessian import loss_fn
+
+    model = resdsl.compile(TWO_LAYER)
+    with torch.no_grad():
+        w1, w2 = 0.7, -1.3
+        model.get_submodule("stages.0.blocks.0.residual.fc1").weight.fill_(w1)
+        model.get_submodule("stages.0.blocks.0.residual.fc2").weight.fill_(w2)
+    theta, loss = loss_fn(model, samples=64)
+    h = torch.autograd.functional.hessian(loss, theta)
+    # L = ½ mean (w2 w1 x − a x)²: with s = mean x², c = mean x·y = a s,
+    # H = [[w2² s, 2 w1 w2 s − c], [2 w1 w2 s − c, w1² s]] (theta is [w1, w2] in module order).
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 1, generator=gen, dtype=torch.float64)
+    a = torch.randn(1, 1, generator=gen, dtype=torch.float64)
+    s, c = (x ** 2).mean().item(), (x ** 2).mean().item() * a.item()
+    want = torch.tensor([[w2 * w2 * s, 2 * w1 * w2 * s - c], [2 * w1 * w2 * s - c, w1 * w1 * s]], dtype=torch.float64)
+    assert torch.allclose(h, want, atol=1e-10)
+
+
+def test_hessian_spans_at_zero_and_lanczos_agrees_with_exact():
+    from resdsl.analyze.hessian import set_start, spectrum
+
+    spec = str(ROOT / "docs/analyze/linear_shortcut.res")
+    conds = {}
+    for span, layers in ((1, 4), (1, 8), (2, 4), (2, 8)):
+        m = resdsl.compile(spec, span=span, layers=layers)
+        set_start(m, "zero")
+        conds[span, layers] = spectrum(m).condition
+    assert conds[2, 4] == pytest.approx(conds[2, 8], rel=1e-6)      # depth-invariant (Li et al.)
+    assert conds[1, 8] > 1.5 * conds[1, 4]                          # grows with depth
+    m = resdsl.compile(spec, span=3, layers=6)
+    set_start(m, "zero")
+    assert spectrum(m).flat                                          # 3-shortcuts: H = 0 at zero
+    m = resdsl.compile(spec, span=1, layers=6, width=3)
+    set_start(m, "small")
+    exact, approx = spectrum(m), spectrum(m, max_exact=1, steps=54)
+    assert approx.method.startswith("lanczos")
+    assert approx.eig_max == pytest.approx(exact.eig_max, rel=1e-6)

@@ -270,6 +270,56 @@ def norms(checkpoint, vs, limit, data, as_json, figure):
                    [[b["block"], f"{b['norm_ratio']:.3f}", f"{b['cosine']:+.3f}"] for b in d["blocks"]])
 
 
+@analyze.command()
+@click.argument("spec", type=click.Path(exists=True, dir_okay=False))
+@click.option("--network", default=None, help="Which network of the file (default: the first).")
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a network parameter.")
+@click.option("--vs", "vs", multiple=True, metavar="'SPEC [NAME=VALUE ...]'", help="Another family to compare (repeatable).")
+@click.option("--depth-param", default=None, help="The parameter that sets depth (e.g. layers).")
+@click.option("--depths", default=None, help="Values of --depth-param, e.g. 2,4,6.")
+@click.option("--at", "start", type=click.Choice(["zero", "small", "init"]), default="zero", show_default=True,
+              help="Starting point: all weights 0, N(0, 0.01²), or the spec's initialisation.")
+@click.option("--max-exact", type=click.IntRange(1, 20_000), default=3000, show_default=True,
+              help="Exact Hessian up to this many parameters, Lanczos above.")
+@JSON
+@FIGURE
+@user_errors
+def hessian(spec, network, sets, vs, depth_param, depths, start, max_exact, as_json, figure):
+    """Condition number of the loss Hessian at a starting point, per depth (Li et al. 2016)."""
+    from .common import check_figure_path
+    from .plots import hessian_figure
+
+    check_figure_path(figure)
+    if bool(depth_param) != bool(depths):
+        raise SpecError("--depth-param and --depths go together, e.g. --depth-param layers --depths 2,4,6")
+    families = [(spec, _sets(sets))] + [_family(v) for v in vs]
+    values = _ints(depths, "--depths") if depths else [None]
+    results = [_hessian_of(s, network, p, depth_param, v, start, max_exact) for s, p in families for v in values]
+    _emit(results, as_json, figure, lambda p: hessian_figure(results, p))
+    if not as_json:
+        _table(f"loss Hessian at {start}", ["network", "depth", "params", "method", "max |λ|", "min |λ|", "κ"],
+               [[r["label"], r["depth"], r["params"], r["method"], f"{r['max_abs_eigenvalue']:.3g}",
+                 f"{r['min_abs_eigenvalue']:.3g}", "flat (H = 0)" if r["flat"] else
+                 ("inf" if r["condition_number"] is None else f"{r['condition_number']:.3g}")] for r in results])
+
+
+def _hessian_of(spec, network, params, depth_param, value, start, max_exact) -> dict:
+    import torch
+
+    from .. import api
+    from .hessian import set_start, spectrum
+
+    if depth_param:
+        params = {**params, depth_param: value}
+    torch.manual_seed(0)
+    g = api.graph(spec, network, **params)
+    model = api.compile(spec, network, **params)
+    set_start(model, start)
+    shown = " ".join(f"{k}={getattr(v, 'name', v)}" for k, v in params.items() if k != depth_param)
+    doc = spectrum(model, max_exact).as_dict()
+    return {"label": f"{g.graph['name']} {shown}".strip(), "depth": _depth(g), **doc}
+
+
 from .sweep_cli import sweep  # noqa: E402  (registered as `resdsl sweep`)
 
 __all__ = ["analyze", "sweep"]
