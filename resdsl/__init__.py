@@ -12,6 +12,13 @@ def transfer_weights(src, dst, **kwargs):
     return _transfer(src, dst, **kwargs)
 
 
+def emit_source(model) -> str:
+    """Standalone PyTorch source (no resdsl import) of a compiled network (see resdsl.backend.emit)."""
+    from .backend.emit import emit_source as _emit
+
+    return _emit(model)
+
+
 def fuse(model, report=False, **kwargs):
     """An equivalent eval-mode module with BN folded and linear branches merged (see resdsl.backend.fuse)."""
     from .backend.fuse import fuse as _fuse
@@ -19,4 +26,4 @@ def fuse(model, report=False, **kwargs):
     return _fuse(model, report=report, **kwargs)
 
 
-__all__ = ["compile", "fuse", "graph", "graph_of", "load_spec", "parse_value", "transfer_weights", "SpecError"]
+__all__ = ["compile", "emit_source", "fuse", "graph", "graph_of", "load_spec", "parse_value", "transfer_weights", "SpecError"]

@@ -10,12 +10,15 @@ from __future__ import annotations
 import contextlib
 import gc
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import networkx as nx
 
-from .errors import SpecError
-from .frontend.load import load
+from . import limits
+from .budget import check_graph, check_memory, check_net
+from .errors import SpecError, remember_source
+from .frontend.load import Program, load
+from .frontend.screen import screen
 from .frontend.lower import lower
 from .frontend.parse import parse_expr
 from .frontend.values import Evaluator
@@ -39,7 +42,11 @@ def _gc_paused():
 
 def parse_value(text: str, name: str = "value") -> Any:
     """A parameter value written as in a spec: `101`, `0.5`, `[1, 2]`, `zeropad`, `"text"`."""
-    return Evaluator({})(parse_expr(text.strip(), f"--set {name}"), {})
+    file = f"--set {name}"
+    remember_source(file, text.strip())
+    screen(text.strip(), file)
+    with _bounded():
+        return Evaluator({})(parse_expr(text.strip(), file), {})
 
 
 def _params(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -47,30 +54,57 @@ def _params(params: Mapping[str, Any]) -> dict[str, Any]:
     return {k: parse_value(v, k) if isinstance(v, str) else v for k, v in params.items()}
 
 
-def load_spec(spec: str | Path, network: str | None = None, **params: Any) -> Net:
-    """Parse and lower a spec (a path or the text itself) into its explicit net."""
-    with _gc_paused():
-        return lower(load(spec), network, _params(params))
+@contextlib.contextmanager
+def _bounded():
+    """A RecursionError never escapes: it becomes the nesting budget's error (see resdsl.limits)."""
+    try:
+        yield
+    except RecursionError:
+        raise limits.NESTING.error("the spec nests beyond Python's stack") from None
+
+
+def load_program(spec: str | Path | Program, allow_imports: Iterable[str | Path] = ()) -> Program:
+    """A spec file, spec text or an already loaded Program, with its imports (see frontend/load.py)."""
+    if isinstance(spec, Program):
+        return spec
+    with _bounded():
+        return load(spec, allow_imports)
+
+
+def load_spec(spec: str | Path | Program, network: str | None = None, *, allow_imports: Iterable[str | Path] = (),
+              **params: Any) -> Net:
+    """Parse and lower a spec (a path, the text itself or a Program) into its explicit net."""
+    prog = load_program(spec, allow_imports)
+    with _gc_paused(), _bounded():
+        net = lower(prog, network, _params(params))
+    check_net(net)
+    return net
 
 
 def graph_of(net: Net) -> nx.DiGraph:
-    with _gc_paused():
+    with _gc_paused(), _bounded():
         g = infer_shapes(build(net))
         lint(g)
+    check_graph(net, g)
     return g
 
 
-def graph(spec: str | Path, network: str | None = None, **params: Any) -> nx.DiGraph:
+def graph(spec: str | Path | Program, network: str | None = None, *, allow_imports: Iterable[str | Path] = (),
+          **params: Any) -> nx.DiGraph:
     """The networkx graph of primitive ops, every node annotated with shapes, params and MACs."""
-    return graph_of(load_spec(spec, network, **params))
+    return graph_of(load_spec(spec, network, allow_imports=allow_imports, **params))
 
 
-def compile(spec: str | Path, network: str | None = None, force: bool = False, **params: Any):
-    """Compile a spec to a torch.nn.Module (see resdsl/ir/net.py for the module names)."""
+def compile(spec: str | Path | Program, network: str | None = None, force: bool = False, *,
+            allow_imports: Iterable[str | Path] = (), **params: Any):
+    """Compile a spec (a path, spec text or a Program) to a torch.nn.Module (module names: ir/net.py)."""
     from .backend.compile import compile_net
 
-    net = load_spec(spec, network, **params)
-    return compile_net(net, graph_of(net), force=force)
+    net = load_spec(spec, network, allow_imports=allow_imports, **params)
+    g = graph_of(net)
+    check_memory(net, g, force)
+    with _bounded():
+        return compile_net(net, g, force=True)
 
 
-__all__ = ["SpecError", "load_spec", "graph", "graph_of", "compile", "parse_value"]
+__all__ = ["SpecError", "load_program", "load_spec", "graph", "graph_of", "compile", "parse_value"]

@@ -1,6 +1,7 @@
 """write_atomic: every file resdsl writes (models, checkpoints, renders, summaries) goes through here."""
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -18,6 +19,8 @@ def write_atomic(path: str | Path, write: Callable[[str], object]) -> None:
     the folder: a crash at any point leaves either the old file or the new one, never a torn one.
     The file gets the usual permissions (0666 less the umask), not mkstemp's 0600."""
     path = Path(path)
+    if path.is_symlink():           # replacing it would drop a link the user keeps; writing through it
+        raise OSError(errno.ELOOP, "refusing to replace a symbolic link", str(path))   # a file not named
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
     os.close(fd)
     try:

@@ -1,51 +1,12 @@
 """The `resdsl` command line: check, compile (and train, eval, render, profile from subpackages)."""
 from __future__ import annotations
 
-import functools
 import json
-import sys
 from pathlib import Path
 
 import click
 
-from .atomic import write_atomic  # noqa: F401  (re-exported for subcommands)
-from .errors import SpecError
-
-
-def parse_sets(values: tuple[str, ...]) -> dict:
-    """`--set name=value` options -> {name: value}, values read as spec expressions."""
-    from .api import parse_value
-
-    out = {}
-    for item in values:
-        name, eq, text = item.partition("=")
-        if not eq or not name.strip().isidentifier():
-            raise SpecError(f"--set expects NAME=VALUE, got '{item}'")
-        out[name.strip()] = parse_value(text, name.strip())
-    return out
-
-
-def reports_errors(fn):
-    """Show a SpecError (or a missing file) as `file:line:col: error: ...` and exit 1, no traceback."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except SpecError as e:
-            click.echo(e.render(), err=True)
-            sys.exit(1)
-        except OSError as e:
-            click.echo(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), err=True)
-            sys.exit(1)
-    return wrapper
-
-
-def spec_options(fn):
-    """The options every command that reads a spec shares."""
-    fn = click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
-                      help="Override a network parameter (repeatable), e.g. --set depth=101.")(fn)
-    fn = click.option("--network", default=None, help="Which network of the file (default: the first).")(fn)
-    return click.argument("spec", type=click.Path(dir_okay=False))(fn)
+from .cli_common import parse_sets, reports_errors, spec_options  # noqa: F401  (parse_sets: tests)
 
 
 # Subcommands that import torch or heavy libraries are imported only when run, so that
@@ -56,6 +17,10 @@ LAZY_COMMANDS = {
     "profile": "resdsl.cost.cli:profile",
     "render": "resdsl.render.cli:render",
     "list": "resdsl.zoo:list_cmd",
+    "fmt": "resdsl.source_cli:fmt",
+    "show": "resdsl.source_cli:show",
+    "analyze": "resdsl.analyze.cli:analyze",
+    "sweep": "resdsl.analyze.sweep_cli:sweep",
 }
 
 
@@ -82,14 +47,14 @@ def main():
 @spec_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of a table.")
 @reports_errors
-def check(spec, network, sets, as_json):
+def check(spec, network, sets, allow_imports, as_json):
     """Parse and validate SPEC; print a per-stage table of shapes, parameters and MACs."""
     from .api import graph_of, load_spec
     from .cost.static import jsonable
     from .cost.tables import human, section_rows, shape_str
     from .ir.shapes import totals
 
-    net = load_spec(spec, network, **parse_sets(sets))
+    net = load_spec(Path(spec), network, allow_imports=allow_imports, **parse_sets(sets))
     g = graph_of(net)
     rows = section_rows(g)
     params, macs = totals(g)
@@ -117,32 +82,33 @@ def check(spec, network, sets, as_json):
 @main.command("compile")
 @spec_options
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="Where to write the torch.export program (.pt2).")
-@click.option("--batch-size", default=2, show_default=True, help="Batch size of the example input.")
-@click.option("--force", is_flag=True, help="Build even a network too large for this machine's memory.")
+              help="Where to write; the format follows the extension: .pt2 (torch.export), .onnx, .safetensors, .py (PyTorch source).")
+@click.option("--batch-size", type=click.IntRange(1, 1 << 16), default=2, show_default=True,
+              help="Batch size of the example input (the exported batch is dynamic either way).")
+@click.option("--checkpoint", type=click.Path(exists=True), default=None,
+              help="A run directory or checkpoint: export its trained weights, input normalisation inside.")
+@click.option("--force", is_flag=True, help="Build even a network over the memory budget.")
 @click.option("--fuse", "fused", is_flag=True,
               help="Export the inference form: BN folded, linear branches merged (resdsl.fuse).")
 @reports_errors
-def compile_cmd(spec, network, sets, output, batch_size, force, fused):
-    """Compile SPEC and write a torch.export program that plain PyTorch loads (torch.export.load)."""
-    import torch
+def compile_cmd(spec, network, sets, allow_imports, output, batch_size, checkpoint, force, fused):
+    """Compile SPEC (or a trained run with --checkpoint) and write it in the format of -o's extension."""
+    from .api import load_program
+    from .cli_common import split_sets
+    from .export import check_target, export
 
-    from .api import compile as compile_spec
-
-    out = Path(output)
-    if not out.parent.is_dir():         # before the expensive part
-        raise SpecError(f"cannot write '{output}': folder '{out.parent}' does not exist")
-    model = compile_spec(spec, network, force=force, **parse_sets(sets)).eval()
-    if fused:
-        from .backend.fuse import fuse
-        model = fuse(model)
-    example = torch.randn(batch_size, *model.input_shape)
-    batch = torch.export.Dim("batch", min=1, max=1 << 16)
-    program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
-    write_atomic(out, lambda tmp: torch.export.save(program, tmp))
+    check_target(output)                 # before the expensive part
+    prog = load_program(Path(spec), allow_imports)
+    args = split_sets(sets) if checkpoint else parse_sets(sets)
+    model = export(prog, output, batch_size=batch_size, checkpoint=checkpoint, network=network, force=force,
+                   fused=fused, **args)
     n = sum(p.numel() for p in model.parameters())
-    click.echo(f"wrote {output}: {model.spec_name}, {n:,} parameters, input {tuple(model.input_shape)}; "
-               f"load with torch.export.load('{output}').module()")
+    how = {".pt2": f"torch.export.load('{output}').module()", ".onnx": f"onnxruntime.InferenceSession('{output}')",
+           ".safetensors": f"safetensors.torch.load_file('{output}')",
+           ".py": f"build() from '{output}' (plain PyTorch source)"}[Path(output).suffix]
+    trained = f", trained weights of {checkpoint} (input: raw pixels 0..255)" if checkpoint else ""
+    click.echo(f"wrote {output}: {model.spec_name}, {n:,} parameters, input {tuple(model.input_shape)}{trained}; "
+               f"load with {how}")
 
 
 # -- commands from subpackages --

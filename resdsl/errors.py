@@ -51,7 +51,9 @@ class SpecError(Exception):
 
     def render(self) -> str:
         """`file:line:col: error: msg`, the source line, a caret under the span, then notes."""
-        head = f"{self.span}: error: {self.message}" if self.span else f"error: {self.message}"
+        from .limits import clip
+
+        head = f"{self.span}: error: {clip(self.message)}" if self.span else f"error: {clip(self.message)}"
         lines = [head]
         text = _SOURCES.get(self.span.file) if self.span else None
         if text is not None and self.span.line >= 1:
@@ -61,14 +63,28 @@ class SpecError(Exception):
                 width = 1
                 if self.span.end_line == self.span.line and self.span.end_column > self.span.column:
                     width = self.span.end_column - self.span.column
+                src, col, width = _window(src, self.span.column, width)
                 lineno = str(self.span.line)
                 lines.append(f" {lineno} | {src}")
-                lines.append(f" {' ' * len(lineno)} | {' ' * (self.span.column - 1)}{'^' * width}")
-        lines.extend(f"note: {n}" for n in self.notes)
+                lines.append(f" {' ' * len(lineno)} | {' ' * (col - 1)}{'^' * width}")
+        lines.extend(f"note: {clip(n)}" for n in self.notes[:20])
         return "\n".join(lines)
 
     def __str__(self) -> str:
         return self.render()
+
+
+def _window(src: str, column: int, width: int) -> tuple[str, int, int]:
+    """A long source line cut to limits.ECHO_CHARS around the caret: (text, column, caret width)."""
+    from .limits import ECHO_CHARS
+
+    n = ECHO_CHARS.value
+    if len(src) <= n:
+        return src, column, width
+    start = max(0, min(column - 1 - n // 4, len(src) - n))
+    text = ("…" if start else "") + src[start : start + n] + ("…" if start + n < len(src) else "")
+    col = column - start + (1 if start else 0)
+    return text, col, max(1, min(width, n - (col - 1)))
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:

@@ -78,12 +78,13 @@ def zoo(folder: Path = SPECS) -> list[ZooEntry]:
 
 
 @click.command("list")
-@click.option("--specs", "folder", default=str(SPECS), show_default=True, type=click.Path(file_okay=False),
+@click.option("--specs", "folder", default=str(SPECS), show_default=True,
+              type=click.Path(file_okay=False, exists=True),
               help="Folder of .res specs.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of a table.")
 def list_cmd(folder, as_json):
     """List the zoo: every network in the specs folder with parameters, MACs, input and reference."""
-    from .cli import reports_errors
+    from .cli_common import reports_errors
     from .cost.tables import human
 
     rows = reports_errors(zoo)(Path(folder))

@@ -116,7 +116,8 @@ class ResidualBlock(nn.Module):
                 s = self.shortcut(s)
         if self.drop_prob > 0.0 and self.drop_mode == "batch" and self.training and s is not None \
                 and self.combine == "add" and torch.rand(()).item() < self.drop_prob:
-            return s if self.post is None else self.post(s)   # the whole residual is skipped
+            # the whole residual is skipped; `post` may run in place, and s may be x itself
+            return s if self.post is None else self.post(s.clone())
         out = self.branch(a)
         scale = self.scale
         if self.drop_prob > 0.0:

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
-from resdsl.cli import parse_sets, reports_errors, spec_options
+from resdsl.cli_common import parse_sets, reports_errors, spec_options
 
 from .memory import BYTES
 from .tables import LEVELS
@@ -36,7 +37,7 @@ from .tables import LEVELS
 @click.option("--vs-set", "vs_sets", multiple=True, metavar="NAME=VALUE", help="--set for the --vs spec.")
 @click.option("--vs-network", default=None, help="Which network of the --vs file (default: the first).")
 @reports_errors
-def profile(spec, network, sets, level, batch_size, precision, as_json, cross_check, run, device, repeats,
+def profile(spec, network, sets, allow_imports, level, batch_size, precision, as_json, cross_check, run, device, repeats,
             warmup, channels_last, use_compile, vs_spec, vs_sets, vs_network, fused):
     """Cost of SPEC from its graph: parameters, MACs, FLOPs, memory, receptive field; optionally measured."""
     from resdsl.api import graph_of, load_spec
@@ -50,7 +51,7 @@ def profile(spec, network, sets, level, batch_size, precision, as_json, cross_ch
         raise click.UsageError("--vs-set and --vs-network need --vs")
     if fused and not run:
         raise click.UsageError("--fuse changes what --run measures: add --run")
-    nets = [load_spec(s, n, **p) for s, n, p in specs]
+    nets = [load_spec(Path(s), n, allow_imports=allow_imports, **p) for s, n, p in specs]
     graphs = [graph_of(net) for net in nets]
     docs = [static_profile(net, g, level, batch_size, precision) for net, g in zip(nets, graphs)]
     for d, (s, _, _) in zip(docs, specs):

@@ -9,16 +9,18 @@ The passes of lowering live beside this file: clauses.py (arguments), sequences.
 """
 from __future__ import annotations
 
+import math
+
 from collections import Counter
 from typing import Any, Mapping
 
+from .. import limits
 from ..errors import SpecError, unknown
 from ..ir import ops
 from ..ir.net import Block, Net, Section, Stage
 from . import ast
 from .blocks import BlockLowering
 from .load import Program
-from .sequences import MAX_LAYERS
 from .values import BlockRef, Evaluator, Symbol, bind_call, is_int, is_num, show, type_name
 
 # Clause schemas that are not ops.
@@ -47,6 +49,7 @@ class Lowering(BlockLowering):
         shape = input_shape = drop = None
         init: list[tuple[str, Any]] = []
         counts = Counter()
+        limits.STAGES.check(sum(isinstance(st, ast.stage) for st in net.body), net.span)
         for st in net.body:
             if isinstance(st, ast.let_stmt):
                 env[st.name] = self.eval(st.value, env)
@@ -118,6 +121,7 @@ class Lowering(BlockLowering):
                 blocks = []
                 for b in part.blocks:
                     l += 1
+                    _check_droppable(b, st)
                     p = rate * l / total if schedule == "linear" else rate
                     blocks.append(b.model_copy(update={"drop_prob": p, "drop_mode": mode}))
                 part = part.model_copy(update={"blocks": tuple(blocks)})
@@ -146,6 +150,7 @@ class Lowering(BlockLowering):
             raise SpecError(f"input must be C×H×W integers, got {show(dims)}", st.span)
         if any(d <= 0 for d in dims):
             raise SpecError(f"input sizes must be positive, got {ops.fmt(tuple(dims))}", st.span)
+        limits.INPUT_ELEMENTS.check(math.prod(dims), st.span, ops.fmt(tuple(dims)))
         return tuple(dims)
 
     def stage(self, st: ast.stage, env, shape, name: str) -> tuple[Stage, ops.Shape]:
@@ -157,8 +162,7 @@ class Lowering(BlockLowering):
         n = values["repeat"]
         if n < 1:
             raise SpecError(f"a stage repeats its block at least once, got x {n}", spans.get("repeat", st.span))
-        if self.n_layers + n > MAX_LAYERS:
-            raise SpecError(f"network too large: more than {MAX_LAYERS:,} layers", spans.get("repeat", st.span))
+        limits.OPS.check(self.n_layers + n, spans.get("repeat", st.span), f"at least {self.n_layers + n:,} layers")
         for attr in ("stride", "dilation"):
             if attr in spans and attr not in {p.name for p in ref.defn.params}:
                 raise SpecError(f"block '{ref.name}' has no '{attr}' parameter", spans[attr])
@@ -208,3 +212,14 @@ def _without(ref: BlockRef, param: str) -> BlockRef:
 
 def lower(program: Program, network: str | None = None, params: Mapping[str, Any] | None = None) -> Net:
     return Lowering(program).network(program.network(network), params or {})
+
+
+def _check_droppable(b, st: ast.drop_path_stmt) -> None:
+    """Stochastic depth drops a residual added to a shortcut; any other block would never be dropped."""
+    why = ("it has no shortcut (`shortcut none`)" if b.shortcut.kind == "none"
+           else f"it merges with `combine {b.combine}`" if b.combine != "add" else None)
+    if why:
+        raise SpecError(f"drop_path cannot apply to block '{b.name}' ({b.block}): {why}", st.span).with_note(
+            f"block defined at {b.span}; stochastic depth needs `combine add` with a shortcut "
+            "(y = x + f(x), the residual dropped); remove drop_path or change the block")
+

@@ -8,10 +8,11 @@ from ..errors import Span, SpecError, unknown
 from ..ir import ops
 from ..ir.net import Layer, Parallel
 from . import ast
+from .. import limits
 from .clauses import ClauseBinder
 from .values import BlockRef, bind_call, is_int, show
 
-MAX_LAYERS = 200_000
+MAX_LAYERS = limits.OPS.default
 # Layers a path of `aggregate` may hold: per-channel or parameter-free, so C paths stack exactly.
 AGGREGATE_KINDS = {"conv", "bn", "relu", "dropout", "sigmoid"}
 
@@ -25,7 +26,7 @@ class SequenceLowering(ClauseBinder):
         out = self.infer(op.kind, attrs, [shape], c.span)
         self.n_layers += 1
         if self.n_layers > MAX_LAYERS:
-            raise SpecError(f"network too large: more than {MAX_LAYERS:,} layers", c.span)
+            limits.OPS.check(self.n_layers, c.span, f"more than {MAX_LAYERS:,} layers")
         return Layer(kind=op.kind, name=name, attrs=attrs, span=c.span), out
 
     @staticmethod

@@ -11,6 +11,7 @@ import operator
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from .. import limits
 from ..errors import SpecError, unknown
 from . import ast
 
@@ -166,9 +167,10 @@ class Evaluator:
                 raise SpecError(f"cannot compare {type_name(a)} with {type_name(b)} using '{e.op}'", e.span)
             return _COMPARE[e.op](a, b)
         if e.op == "+" and isinstance(a, list) and isinstance(b, list):
-            return a + b
+            return checked(a + b, e.span)
         if e.op == "*" and isinstance(a, list) and is_int(b) and 0 <= b <= 10_000:
-            return a * b
+            limits.LIST_LENGTH.check(len(a) * b, e.span)
+            return checked(a * b, e.span)
         if not (is_num(a) and is_num(b)):
             raise SpecError(f"cannot apply '{e.op}' to {type_name(a)} and {type_name(b)}", e.span)
         if e.op in ("/", "//", "%") and b == 0:
@@ -200,16 +202,19 @@ class Evaluator:
         raise SpecError(f"cannot index a {type_name(target)}", e.span)
 
     def e_list_lit(self, e, env):
-        return [self(x, env) for x in e.items]
+        return checked([self(x, env) for x in e.items], e.span)
 
     def e_map_lit(self, e, env):
-        out = {}
+        out, where = {}, {}
         for it in e.items:
             k = self(it.key, env)
             if isinstance(k, (list, dict)):
                 raise SpecError("map keys must be numbers, strings or words", it.key.span)
-            out[k] = self(it.value, env)
-        return out
+            if k in out:
+                raise SpecError(f"map key {show(k)} given twice", it.key.span).with_note(
+                    f"first given at {where[k]}")
+            out[k], where[k] = self(it.value, env), it.key.span
+        return checked(out, e.span)
 
     def e_call(self, e, env):
         if isinstance(e.func, ast.name) and e.func.id in BUILTINS and e.func.id not in env:
@@ -250,3 +255,23 @@ def bind_call(ref: BlockRef, args: list[tuple[str | None, Any, Any]], span) -> B
             named[name] = value
             spans[name] = aspan
     return BlockRef(ref.defn, tuple(positional), tuple(named.items()), spans)
+
+
+def checked(v: Any, span) -> Any:
+    """`v` if within the value budgets (limits.LIST_LENGTH, VALUE_SIZE, VALUE_DEPTH), else an error.
+    Elements are counted as written (a list used twice counts twice), stopping at the limit, so
+    the check costs at most the limit however the value was built."""
+    size, cap, depth_cap = 0, limits.VALUE_SIZE.value, limits.VALUE_DEPTH.value
+    todo = [(v, 1)]
+    while todo:
+        x, depth = todo.pop()
+        if isinstance(x, (list, dict)):
+            limits.LIST_LENGTH.check(len(x), span)
+            if depth > depth_cap:
+                raise limits.VALUE_DEPTH.error(f"depth {depth}", span)
+            size += len(x)
+            if size > cap:
+                raise limits.VALUE_SIZE.error(f"more than {cap:,} elements", span)
+            todo.extend((y, depth + 1) for y in (x.values() if isinstance(x, dict) else x))
+    return v
+

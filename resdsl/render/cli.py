@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from ..cli import parse_sets, reports_errors, spec_options, write_atomic
+from ..atomic import write_atomic
+from ..cli_common import parse_sets, reports_errors, spec_options
 from ..errors import SpecError
 from .levels import LEVELS
 
@@ -30,7 +31,7 @@ INSTALL_HINT = ("install Graphviz, e.g. `apt-get install graphviz` (Debian/Ubunt
 @click.option("--fuse", "fused", is_flag=True,
               help="Draw the inference form (resdsl.fuse): BN folded into convs, linear branches merged.")
 @reports_errors
-def render(spec, network, sets, output, level, focus, rankdir, costs, fused):
+def render(spec, network, sets, allow_imports, output, level, focus, rankdir, costs, fused):
     """Draw SPEC as an architecture diagram: stages, units, layers, shortcuts styled by kind."""
     import graphviz
 
@@ -44,11 +45,11 @@ def render(spec, network, sets, output, level, focus, rankdir, costs, fused):
                                  param_hint="'-o'")
     if not out.parent.is_dir():
         raise SpecError(f"cannot write '{output}': folder {out.parent} does not exist")
-    g = graph(spec, network, **parse_sets(sets))
+    g = graph(Path(spec), network, allow_imports=allow_imports, **parse_sets(sets))
     if fused:
         from ..api import load_spec
         from ..backend.fuse_graph import inference_graph
-        g, _ = inference_graph(load_spec(spec, network, **parse_sets(sets)), g)
+        g, _ = inference_graph(load_spec(Path(spec), network, allow_imports=allow_imports, **parse_sets(sets)), g)
     drawn = view(g, level_for(level, focus), focus)
     boxes = len(drawn.nodes)
     if boxes > BIG:
@@ -73,6 +74,12 @@ def _no_dot(e: Exception, out: Path, source: str) -> None:
     import graphviz
 
     dot_path = out.with_suffix(".dot")
+    if dot_path.exists():               # never replace a file the user did not name
+        dot_path = Path(f"{out}.resdsl.dot")
+        if dot_path.exists():
+            click.echo(f"error: cannot draw {out}: Graphviz `dot` is unavailable ({e}); {out.with_suffix('.dot')} "
+                       f"and {dot_path} exist already, so no DOT text was written\nnote: {INSTALL_HINT}", err=True)
+            sys.exit(1)
     write_atomic(dot_path, lambda tmp: Path(tmp).write_text(source, encoding="utf-8"))
     if isinstance(e, graphviz.ExecutableNotFound):
         click.echo(f"error: cannot draw {out}: the Graphviz program `dot` was not found on PATH\n"

@@ -1,0 +1,267 @@
+"""`resdsl analyze paths|lesion|shattering|norms` and `resdsl sweep`: a rich table, --json, -o FIGURE."""
+from __future__ import annotations
+
+import json
+import shlex
+
+import click
+
+from ..errors import SpecError
+from ..train.cli import user_errors
+
+CHECKPOINT = click.option("--checkpoint", type=click.Path(exists=True), help="A run directory (its best.pt) or a checkpoint file.")
+LIMIT = click.option("--limit", type=click.IntRange(1, 100_000), default=1000, show_default=True,
+                     help="Test images used (the first ones of the test split).")
+DATA = click.option("--data", default=None, help="Dataset to measure on (default: the run's).")
+JSON = click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of a table.")
+FIGURE = click.option("-o", "--output", "figure", type=click.Path(dir_okay=False),
+                      help="Write the figure here (.png or .svg).")
+
+
+def _table(title: str, columns: list[str], rows: list[list]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=title, title_justify="left")
+    for i, c in enumerate(columns):
+        t.add_column(c, justify="left" if i == 0 else "right")
+    for r in rows:
+        t.add_row(*[str(x) for x in r])
+    Console(width=max(100, Console().width)).print(t)
+
+
+def _sets(sets: tuple[str, ...]) -> dict:
+    from ..cli_common import parse_sets
+
+    return parse_sets(sets)
+
+
+def _ints(text: str, what: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise SpecError(f"{what} expects integers like 1,2,4; got '{text}'") from None
+
+
+def _emit(doc, as_json: bool, figure: str | None, draw) -> None:
+    if figure:
+        draw(figure)
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+
+
+@click.group()
+def analyze():
+    """Measure residual behaviour: paths, lesions, shattered gradients, residual norms."""
+
+
+@analyze.command()
+@click.argument("spec", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--network", default=None, help="Which network of the file (default: the first).")
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a network parameter.")
+@CHECKPOINT
+@click.option("--gradients", is_flag=True, help="Also sample gradient by path length (at init without --checkpoint).")
+@click.option("--lengths", default=None, help="Path lengths to sample, e.g. 0,2,4 [all].")
+@click.option("--draws", type=click.IntRange(1, 1000), default=3, show_default=True, help="Draws per length.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=16, show_default=True, help="Images per draw.")
+@DATA
+@JSON
+@FIGURE
+@user_errors
+def paths(spec, network, sets, checkpoint, gradients, lengths, draws, limit, data, as_json, figure):
+    """Paths per length of the unrolled network (Veit et al. 2016); with --checkpoint, gradient per length."""
+    from .common import check_figure_path
+    from .paths import count_paths
+
+    check_figure_path(figure)
+    g, model, x, y = _paths_inputs(spec, network, sets, checkpoint, gradients, limit, data)
+    pc = count_paths(g)
+    doc = pc.as_dict()
+    if model is not None:
+        from .gradients import gradient_by_length
+
+        ks = _ints(lengths, "--lengths") if lengths else list(range(pc.blocks + 1))
+        doc["gradient"] = gradient_by_length(model, g, x, y, ks, draws).as_dict()
+        doc["gradient"]["source"] = checkpoint or "initialisation"
+    from .plots import paths_figure
+
+    _emit(doc, as_json, figure, lambda p: paths_figure(doc, p))
+    if not as_json:
+        _paths_table(doc)
+
+
+def _paths_inputs(spec, network, sets, checkpoint, gradients, limit, data):
+    """(graph, model or None, images, labels) for `analyze paths`."""
+    from .. import api
+
+    if checkpoint:
+        from .common import load_run
+
+        tr = load_run(checkpoint, limit, data)
+        return tr.graph, tr.model, tr.x, tr.y
+    if spec is None:
+        raise SpecError("analyze paths needs SPEC or --checkpoint RUN")
+    g = api.graph(spec, network, **_sets(sets))
+    if not gradients:
+        return g, None, None, None
+    import torch
+
+    torch.manual_seed(0)
+    model = api.compile(spec, network, **_sets(sets)).eval()
+    shape = tuple(model.input_shape)
+    return g, model, torch.randn(limit, *shape), torch.randint(0, model.num_classes, (limit,))
+
+
+def _paths_table(doc: dict) -> None:
+    grad = doc.get("gradient", {})
+    rows = []
+    for k, c in doc["counts"].items():
+        row = [k, f"{c:,}", f"{c / doc['total_paths']:.3g}"]
+        if grad:
+            pp = grad["per_path_gradient"].get(k)
+            row += ["" if pp is None else f"{pp:.3g}", "" if pp is None else f"{grad['total_gradient'][k]:.3g}"]
+        rows.append(row)
+    cols = ["length", "paths", "fraction"] + (["grad/path", "total grad"] if grad else [])
+    _table(f"{doc['network']}: {doc['blocks']} blocks, {doc['total_paths']:,} paths, mean length "
+           f"{doc['mean_length']:.2f}", cols, rows)
+
+
+@analyze.command()
+@click.option("--checkpoint", type=click.Path(exists=True), required=True, help="A trained run (directory or .pt).")
+@click.option("--vs", "vs", type=click.Path(exists=True), help="A second run, side by side (e.g. the plain net).")
+@click.option("--max-k", type=click.IntRange(1, 1000), default=5, show_default=True, help="Most blocks deleted at once.")
+@click.option("--draws", type=click.IntRange(1, 1000), default=10, show_default=True, help="Random draws per k.")
+@LIMIT
+@DATA
+@JSON
+@FIGURE
+@user_errors
+def lesion(checkpoint, vs, max_k, draws, limit, data, as_json, figure):
+    """Test accuracy after deleting blocks and swapping adjacent ones (Veit et al. 2016)."""
+    from .common import check_figure_path, load_run
+    from .lesion import lesion_study
+    from .plots import lesion_figure
+
+    check_figure_path(figure)
+    docs = []
+    for run in filter(None, (checkpoint, vs)):
+        tr = load_run(run, limit, data)
+        docs.append(lesion_study(tr.model, tr.graph, tr.x, tr.y, max_k, draws, source=tr.source).as_dict())
+    labels = [d["source"] for d in docs]
+    _emit(docs if vs else docs[0], as_json, figure, lambda p: lesion_figure(docs, labels, p))
+    if not as_json:
+        for d in docs:
+            _lesion_table(d)
+
+
+def _lesion_table(d: dict) -> None:
+    base = d["baseline_acc"]
+    rows = [["intact", f"{base:.2%}", ""]]
+    rows += [[f"delete {b}", f"{a:.2%}", f"{a - base:+.2%}"] for b, a in d["single_deletion_acc"].items()]
+    rows += [[f"delete {k} random (±std)", f"{v['mean']:.2%} ± {v['std']:.2%}", f"{v['mean'] - base:+.2%}"]
+             for k, v in d["random_deletion_acc"].items()]
+    rows += [[f"swap {p}", f"{a:.2%}", f"{a - base:+.2%}"] for p, a in d["adjacent_swap_acc"].items()]
+    rows += [[f"kept {b}", "", why] for b, why in d["not_lesioned"].items()]
+    _table(f"lesion: {d['source']}", ["change", "test accuracy", "vs intact"], rows)
+
+
+@analyze.command()
+@click.argument("spec", type=click.Path(exists=True, dir_okay=False))
+@click.option("--network", default=None, help="Which network of the file (default: the first).")
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a network parameter.")
+@click.option("--vs", "vs", multiple=True, metavar="'SPEC [NAME=VALUE ...]'", help="Another family to compare (repeatable).")
+@click.option("--depth-param", default=None, help="The parameter that sets depth (e.g. n).")
+@click.option("--depths", default=None, help="Values of --depth-param, e.g. 1,2,4,8.")
+@CHECKPOINT
+@click.option("--points", type=click.IntRange(8, 4096), default=128, show_default=True, help="Inputs on the line.")
+@click.option("--draws", type=click.IntRange(1, 100), default=4, show_default=True, help="Random lines and read-outs.")
+@JSON
+@FIGURE
+@user_errors
+def shattering(spec, network, sets, vs, depth_param, depths, checkpoint, points, draws, as_json, figure):
+    """Gradient autocorrelation along a line of inputs, per depth (Balduzzi et al. 2017)."""
+    from .common import check_figure_path
+    from .plots import shattering_figure
+    from .shattering import measure
+
+    check_figure_path(figure)
+    if bool(depth_param) != bool(depths):
+        raise SpecError("--depth-param and --depths go together, e.g. --depth-param n --depths 1,2,4,8")
+    if checkpoint:
+        from .common import load_run
+
+        tr = load_run(checkpoint, 1)
+        results = [measure(tr.model, tr.source, _depth(tr.graph), points, draws).as_dict()]
+    else:
+        families = [(spec, _sets(sets))] + [_family(v) for v in vs]
+        values = _ints(depths, "--depths") if depths else [None]
+        results = [_measure_family(s, network, p, depth_param, v, points, draws) for s, p in families for v in values]
+    _emit(results, as_json, figure, lambda p: shattering_figure(results, p))
+    if not as_json:
+        _table("shattered gradients at initialisation" if not checkpoint else f"shattered gradients: {checkpoint}",
+               ["network", "depth", "C(1)", "C(4)", "C(16)"],
+               [[r["label"], r["depth"], f"{r['corr_lag1']:.3f}"] +
+                [f"{r['autocorr'][k]:.3f}" if len(r["autocorr"]) > k else "" for k in (4, 16)] for r in results])
+
+
+def _family(text: str) -> tuple[str, dict]:
+    """`--vs 'specs/x.res skip=none'` -> (path, {skip: none})."""
+    from pathlib import Path
+
+    parts = shlex.split(text)
+    if not parts or not Path(parts[0]).is_file():
+        raise SpecError(f"--vs expects 'SPEC [NAME=VALUE ...]' with an existing SPEC file; got '{text}'")
+    return parts[0], _sets(tuple(parts[1:]))
+
+
+def _depth(g) -> int:
+    from .shattering import weighted_depth
+
+    return weighted_depth(g)
+
+
+def _measure_family(spec, network, params, depth_param, value, points, draws) -> dict:
+    import torch
+
+    from .. import api
+    from .shattering import measure
+
+    if depth_param:
+        params = {**params, depth_param: value}
+    torch.manual_seed(0)
+    g = api.graph(spec, network, **params)
+    model = api.compile(spec, network, **params)
+    shown = " ".join(f"{k}={getattr(v, 'name', v)}" for k, v in params.items() if k != depth_param)
+    label = f"{g.graph['name']} {shown}".strip()
+    return measure(model, label, _depth(g), points, draws).as_dict()
+
+
+@analyze.command()
+@click.option("--checkpoint", type=click.Path(exists=True), required=True, help="A trained run (directory or .pt).")
+@click.option("--vs", "vs", type=click.Path(exists=True), help="A second run, side by side.")
+@LIMIT
+@DATA
+@JSON
+@FIGURE
+@user_errors
+def norms(checkpoint, vs, limit, data, as_json, figure):
+    """Per block ‖F(x)‖/‖x‖ and cos(F(x), x) on test images (Greff et al. 2017)."""
+    from .common import check_figure_path, load_run
+    from .norms import block_norms
+    from .plots import norms_figure
+
+    check_figure_path(figure)
+    docs = []
+    for run in filter(None, (checkpoint, vs)):
+        tr = load_run(run, limit, data)
+        docs.append({"source": tr.source, "blocks": [b.as_dict() for b in block_norms(tr.model, tr.graph, tr.x)]})
+    _emit(docs if vs else docs[0], as_json, figure, lambda p: norms_figure(docs, [d["source"] for d in docs], p))
+    if not as_json:
+        for d in docs:
+            _table(f"residual norms: {d['source']}", ["block", "‖F(x)‖/‖x‖", "cos(F(x), x)"],
+                   [[b["block"], f"{b['norm_ratio']:.3f}", f"{b['cosine']:+.3f}"] for b in d["blocks"]])
+
+
+from .sweep_cli import sweep  # noqa: E402  (registered as `resdsl sweep`)
+
+__all__ = ["analyze", "sweep"]

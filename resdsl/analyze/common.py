@@ -1,0 +1,122 @@
+"""What every analysis shares: a trained run loaded through the train package, test batches, figures."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..atomic import write_atomic
+from ..errors import SpecError
+
+FIGURE_FORMATS = (".png", ".svg")
+
+
+@dataclass
+class Trained:
+    """A compiled network with a run's weights, in eval mode, and its graph and normalised test data."""
+
+    model: nn.Module
+    graph: object
+    x: torch.Tensor
+    y: torch.Tensor
+    source: str
+
+
+def load_run(checkpoint: str, limit: int, data: str | None = None) -> Trained:
+    """A run directory (best.pt) or checkpoint file, through resdsl.train's own loader and format."""
+    from ..train.checkpoint import load_checkpoint, load_weights
+    from ..train.evaluate import _model
+
+    path = Path(checkpoint).expanduser()
+    path = path / "best.pt" if path.is_dir() else path
+    ck = load_checkpoint(path)
+    model = _model(None, None, None, ck)
+    load_weights(model, ck["model"], str(path))
+    x, y = test_data(data or ck.get("config", {}).get("data", "digits"), model, limit, ck.get("mean"), ck.get("std"))
+    return Trained(model.eval(), graph_of_run(ck), x, y, str(path))
+
+
+def graph_of_run(ck: dict):
+    """The annotated graph of the spec saved in a checkpoint, with the run's parameters."""
+    import tempfile
+
+    from .. import api
+    from ..cli_common import parse_sets
+
+    cfg = ck.get("config", {})
+    sets = parse_sets(tuple(f"{k}={v}" for k, v in cfg.get("params", {}).items()))
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / f"{ck.get('spec_name', 'model')}.res"
+        p.write_text(ck["spec_text"])
+        return api.graph(str(p), cfg.get("network"), **sets)
+
+
+def test_data(spec: str, model: nn.Module, limit: int, mean=None, std=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first `limit` test images of a dataset, normalised with the training set's statistics."""
+    from ..train.data import channel_stats, check_compatible, load_data
+
+    data = load_data(spec)
+    check_compatible(data, tuple(model.input_shape), model.num_classes)
+    if not data.in_memory:
+        raise SpecError(f"analysis needs an in-memory dataset; {spec} is an image folder")
+    if not mean or len(mean) != data.input_shape[0]:
+        mean, std = channel_stats(data.train_x)
+    x = data.test_x[:limit].float() / 255
+    m, s = (torch.tensor(v).view(1, -1, 1, 1) for v in (mean, std))
+    return (x - m) / s, data.test_y[:limit]
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> float:
+    """Top-1 accuracy of `model` (in eval mode) on the tensors x, y."""
+    correct = 0
+    for i in range(0, len(x), batch):
+        correct += (model(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum().item()
+    return correct / max(1, len(x))
+
+
+def check_figure_path(path: str | None) -> None:
+    """`-o` must name a .png or .svg file in an existing folder (checked before any work is done)."""
+    if path is None:
+        return
+    p = Path(path)
+    if p.suffix.lower() not in FIGURE_FORMATS:
+        raise SpecError(f"-o {path}: the figure must end in .png or .svg")
+    if not p.parent.expanduser().is_dir():
+        raise SpecError(f"-o {path}: no folder {p.parent}")
+
+
+def save_figure(fig, path: str) -> None:
+    """Write a matplotlib figure atomically, the format chosen by the suffix."""
+    import matplotlib.pyplot as plt
+
+    fmt = Path(path).suffix.lower().lstrip(".")
+    write_atomic(Path(path).expanduser(), lambda tmp: fig.savefig(tmp, format=fmt, dpi=110))
+    plt.close(fig)
+
+
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def block_module(model: nn.Module, name: str) -> nn.Module:
+    """The compiled module of graph block `name` (`stages.{i}.blocks.{j}`)."""
+    try:
+        return model.get_submodule(name)
+    except AttributeError:
+        raise SpecError(f"the compiled network has no module {name}") from None
+
+
+def branch_modules(block: nn.Module) -> list[nn.Module]:
+    """A block's residual branches: `residual`, or each of `residuals.k`."""
+    if getattr(block, "residual", None) is not None:
+        return [block.residual]
+    return list(getattr(block, "residuals", None) or [])

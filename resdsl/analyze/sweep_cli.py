@@ -1,0 +1,98 @@
+"""`resdsl sweep SPEC --grid NAME=V1,V2 ...`: train every setting with one recipe, then compare them."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..errors import SpecError
+from ..train.cli import recipe_options, user_errors
+from ..train.errors import TrainError
+
+
+@click.command()
+@click.argument("spec", type=click.Path(exists=True, dir_okay=False))
+@click.option("--network", default=None, help="Which network of the file (default: the first).")
+@click.option("--grid", "grid", multiple=True, metavar="NAME=V1,V2", help="Values of one parameter (repeatable).")
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="A parameter fixed for every setting.")
+@click.option("--match", "match_what", type=click.Choice(["params", "macs"]), default=None,
+              help="Adjust --adjust per setting so all have the first setting's params (or MACs).")
+@click.option("--adjust", default=None, help="The integer parameter --match changes (e.g. width).")
+@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--address", default=None, help="Ray cluster address (default: start a local Ray instance).")
+@click.option("--ray-cpus", type=click.IntRange(1, 1024), default=1, show_default=True,
+              help="CPUs of a local Ray instance (one setting per CPU).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of a table.")
+@click.option("-o", "--plot", "figure", type=click.Path(dir_okay=False), help="Curves figure (.png or .svg).")
+@click.option("--dry-run", is_flag=True, help="List the settings (and matched values) without training.")
+@recipe_options
+@user_errors
+def sweep(spec, network, grid, sets, match_what, adjust, backend, address, ray_cpus, as_json, figure, dry_run,
+          **options):
+    """Train SPEC at every --grid setting with one recipe; table of params, MACs, accuracy, time; curves."""
+    from ..train.cli import _sets_dict
+    from .common import check_figure_path
+    from .compare import match, plot_curves, rows
+    from .sweep import parse_grid, run_local, settings, state_of
+
+    check_figure_path(figure)
+    if options.get("experiment"):
+        raise SpecError("sweep names each run directory after its setting; drop --experiment")
+    if bool(match_what) != bool(adjust):
+        raise SpecError("--match and --adjust go together, e.g. --match params --adjust width")
+    todo = settings(parse_grid(grid), _sets_dict(sets))
+    if match_what:
+        todo = match(spec, network, todo, match_what, adjust)
+    output = options.pop("output", None) or "runs/sweep"
+    options = {k: v for k, v in options.items() if v is not None and k != "experiment"}
+    from ..train.cli import build_config
+
+    epochs = build_config(options).epochs
+    echo = (lambda *a: None) if as_json else click.echo
+    pending = [s for s in todo if state_of(Path(output) / s.name, epochs) != "done"]
+    for s in todo:
+        echo(f"{s.name}: {'to train' if s in pending else 'done, skipped'}")
+    if not dry_run and pending:
+        Path(output).mkdir(parents=True, exist_ok=True)
+        if backend == "ray":
+            _ray(spec, network, pending, options, output, address, ray_cpus, echo)
+        else:
+            run_local(spec, network, pending, options, output, echo)
+    table = rows(spec, network, todo, output)
+    if figure:
+        plot_curves(table, f"{Path(spec).stem}: {len(todo)} settings", figure)
+    if as_json:
+        click.echo(json.dumps({"spec": spec, "output": output, "settings": table}, indent=2))
+    else:
+        _print(table)
+
+
+def _ray(spec, network, pending, options, output, address, cpus, echo) -> None:
+    """Run on Ray; a task's TrainError or SpecError comes back as one clear message."""
+    import ray.exceptions
+
+    from .sweep import run_ray
+
+    try:
+        run_ray(spec, network, pending, options, output, address, cpus, echo)
+    except ray.exceptions.RayTaskError as e:
+        cause = getattr(e, "cause", None)
+        if isinstance(cause, (TrainError, SpecError)):
+            raise cause from None
+        raise TrainError(f"a sweep task failed on Ray: {str(e).strip().splitlines()[-1][:300]}") from None
+    except ConnectionError as e:
+        raise TrainError(f"cannot reach the Ray cluster at {address}: {e}") from None
+
+
+def _print(table: list[dict]) -> None:
+    from ..cost.tables import human
+    from .cli import _table
+
+    def pct(v):
+        return "" if v is None else f"{v:.2%}"
+
+    _table("sweep", ["setting", "params", "MACs", "status", "epochs", "final acc", "best acc", "train time"],
+           [[r["setting"], f"{r['params']:,}", human(r["macs"]), r["status"], r["epochs_done"] or "",
+             pct(r["final_test_acc"]), pct(r["best_test_acc"]),
+             "" if r["train_s"] is None else f"{r['train_s']:.0f}s"] for r in table])

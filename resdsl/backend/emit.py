@@ -1,0 +1,229 @@
+"""emit_source(model) -> standalone PyTorch source for a compiled network (torch.fx codegen's idea).
+
+The compiled nn.Module tree is walked once: every plain layer becomes its `nn.Conv2d(...)`-style
+constructor, every residual block a class of its own per distinct block shape whose `forward`
+is the straight-line code of that block (no flags tested at run time), and the network a class
+whose `forward` calls stem, stages, transitions and head in order. Module names, and so the
+state_dict keys, are those of the compiled model; after `load_state_dict` the outputs are equal
+bit for bit. The file imports torch only (resdsl's few custom layers are copied into it).
+"""
+from __future__ import annotations
+
+import inspect
+
+import torch
+from torch import nn
+
+from . import modules as M
+
+# resdsl's own layers, copied into the generated file by their source when used
+HELPERS = (M.FlattenLinear, M.ZeroPadShortcut, M.SqueezeExcite, M.CReLU, M.Branches, M.Stage)
+
+
+def _pair(v):
+    """A conv/pool size: `3` for (3, 3), else the tuple."""
+    if isinstance(v, tuple) and len(v) == 2 and v[0] == v[1]:
+        return v[0]
+    return v
+
+
+def _conv(m: nn.Conv2d) -> str:
+    args = [str(m.in_channels), str(m.out_channels), f"kernel_size={_pair(m.kernel_size)}"]
+    args += [f"{k}={_pair(getattr(m, k))}" for k, d in (("stride", 1), ("padding", 0), ("dilation", 1))
+             if _pair(getattr(m, k)) != d]
+    args += [f"groups={m.groups}"] * (m.groups != 1) + [f"bias={m.bias is not None}"]
+    args += [f"padding_mode={m.padding_mode!r}"] * (m.padding_mode != "zeros")
+    return f"nn.Conv2d({', '.join(args)})"
+
+
+def _bn(m: nn.BatchNorm2d) -> str:
+    args = [str(m.num_features), f"eps={m.eps!r}", f"momentum={m.momentum!r}"]
+    args += [f"affine={m.affine}"] * (not m.affine) + [f"track_running_stats={m.track_running_stats}"] * (
+        not m.track_running_stats)
+    return f"nn.BatchNorm2d({', '.join(args)})"
+
+
+def _linear(m: nn.Linear) -> str:
+    cls = "FlattenLinear" if isinstance(m, M.FlattenLinear) else "nn.Linear"
+    return f"{cls}({m.in_features}, {m.out_features}, bias={m.bias is not None})"
+
+
+def _maxpool(m: nn.MaxPool2d) -> str:
+    return (f"nn.MaxPool2d({m.kernel_size!r}, stride={m.stride!r}, padding={m.padding!r}, "
+            f"dilation={m.dilation!r}, ceil_mode={m.ceil_mode})")
+
+
+def _avgpool(m: nn.AvgPool2d) -> str:
+    return (f"nn.AvgPool2d({m.kernel_size!r}, stride={m.stride!r}, padding={m.padding!r}, ceil_mode={m.ceil_mode}, "
+            f"count_include_pad={m.count_include_pad}, divisor_override={m.divisor_override!r})")
+
+
+# one constructor per layer type (a new layer type is one entry)
+LAYERS = {
+    nn.Conv2d: _conv,
+    nn.BatchNorm2d: _bn,
+    nn.Linear: _linear,
+    M.FlattenLinear: _linear,
+    nn.ReLU: lambda m: f"nn.ReLU(inplace={m.inplace})",
+    nn.Sigmoid: lambda m: "nn.Sigmoid()",
+    nn.Identity: lambda m: "nn.Identity()",
+    nn.MaxPool2d: _maxpool,
+    nn.AvgPool2d: _avgpool,
+    nn.AdaptiveAvgPool2d: lambda m: f"nn.AdaptiveAvgPool2d({m.output_size!r})",
+    nn.Dropout: lambda m: f"nn.Dropout(p={m.p!r}, inplace={m.inplace})",
+    M.ZeroPadShortcut: lambda m: f"ZeroPadShortcut({m.stride}, {m.extra_channels})",
+    M.SqueezeExcite: lambda m: f"SqueezeExcite({m.fc1.in_channels}, {m.fc1.out_channels}, "
+                               f"bias={m.fc1.bias is not None})",
+    M.CReLU: lambda m: "CReLU()",
+}
+
+
+class Emitter:
+    def __init__(self):
+        self.classes: dict[str, str] = {}     # class source -> class name (one per block shape)
+        self.names: dict[str, str] = {}
+        self.helpers: set[type] = set()
+        self.seen: dict[int, str] = {}        # id(module) -> first path (shared weights)
+        self.ties: list[tuple[str, str]] = []
+
+    def ctor(self, m: nn.Module, path: str, indent: int) -> str:
+        """The expression that builds `m` (at `path` in the network)."""
+        if id(m) in self.seen and not isinstance(m, (nn.ReLU, nn.Sigmoid, M.CReLU)):
+            self.ties.append((path, self.seen[id(m)]))
+        self.seen.setdefault(id(m), path)
+        if type(m) in HELPERS:
+            self.helpers.add(type(m))
+        if type(m) in LAYERS:
+            return LAYERS[type(m)](m)
+        if isinstance(m, M.ResidualBlock):
+            return self.block_class(m, path) + "()"
+        if isinstance(m, M.Stage):
+            return "Stage([" + self.children(list(m.blocks.named_children()), path + ".blocks", indent) + "])"
+        if isinstance(m, M.Branches):
+            return ("Branches([" + self.children(list(m.named_children()), path, indent)
+                    + f"], mode={m.mode!r})")
+        if isinstance(m, nn.Sequential):
+            kids = list(m.named_children())
+            if all(k == str(i) for i, (k, _) in enumerate(kids)):
+                return "nn.Sequential(" + self.children(kids, path, indent) + ")"
+            return "nn.Sequential(OrderedDict([" + self.children(kids, path, indent, named=True) + "]))"
+        if isinstance(m, nn.ModuleList):
+            return "nn.ModuleList([" + self.children(list(m.named_children()), path, indent) + "])"
+        raise TypeError(f"emit_source: no source form for {type(m).__name__} at '{path}'")
+
+    def children(self, kids, path: str, indent: int, named: bool = False) -> str:
+        pad = "    " * (indent + 1)
+        parts = []
+        for k, c in kids:
+            expr = self.ctor(c, f"{path}.{k}", indent + 1)
+            parts.append(f"({k!r}, {expr})" if named else expr)
+        if sum(len(p) + 2 for p in parts) < 80 and all("\n" not in p for p in parts):
+            return ", ".join(parts)
+        return "\n" + "".join(f"{pad}{p},\n" for p in parts) + "    " * indent
+
+    def block_class(self, b: M.ResidualBlock, path: str) -> str:
+        """One class per distinct block: its submodules in __init__ and its straight-line forward."""
+        init = []
+        for attr in ("pre", "residual", "residuals", "shortcut", "gate", "post"):
+            sub = getattr(b, attr)
+            if sub is not None:
+                init.append(f"        self.{attr} = {self.ctor(sub, f'{path}.{attr}', 2)}")
+        body = "\n".join(init) + "\n\n    def forward(self, x):\n" + "\n".join(
+            "        " + ln for ln in block_forward(b))
+        if body not in self.classes:
+            self.classes[body] = f"Block{len(self.classes) + 1}"
+        return self.classes[body]
+
+
+def _times(v: float) -> list[str]:
+    return [] if v == 1.0 else [f"out = out * {v!r}"]
+
+
+def block_forward(b: M.ResidualBlock) -> list[str]:
+    """The lines of one block's forward, the same operations in the same order as ResidualBlock."""
+    lines = [] if b.pre is None else ["a = self.pre(x)"]
+    a = "x" if b.pre is None else "a"
+    if b.has_shortcut:
+        src = a if b.shortcut_from_pre else "x"
+        lines.append(f"s = self.shortcut({src})" if b.shortcut is not None else f"s = {src}")
+    post = (lambda v: v) if b.post is None else (lambda v: f"self.post({v})")
+    batch_drop = b.drop_prob > 0.0 and b.drop_mode == "batch"
+    if batch_drop and b.has_shortcut and b.combine == "add":
+        lines += [f"if self.training and torch.rand(()).item() < {b.drop_prob!r}:  # stochastic depth",
+                  f"    return {post('s')}"]
+    if b.residuals is None:
+        lines.append(f"out = self.residual({a})")
+    else:
+        lines.append(f"out = self.residuals[0]({a})")
+        lines += [f"out = out + self.residuals[{k}]({a})" for k in range(1, len(b.residuals))]
+    if batch_drop:          # at test time the residual is scaled by its survival probability
+        train, test = _times(b.scale), _times(b.scale * (1.0 - b.drop_prob))
+        if train:
+            lines += ["if self.training:", *("    " + ln for ln in train), "else:"]
+        else:
+            lines.append("if not self.training:")
+        lines += ["    " + ln for ln in test or ["pass"]]
+    else:
+        if b.drop_prob > 0.0 and b.drop_mode == "sample":
+            keep = 1.0 - b.drop_prob
+            lines += ["if self.training:  # drop path, per sample",
+                      "    mask = out.new_empty((out.shape[0],) + (1,) * (out.dim() - 1)).bernoulli_"
+                      f"({keep!r})", f"    out = out * mask.div_({keep!r})"]
+        lines += _times(b.scale)
+    if b.has_shortcut:
+        if b.combine == "concat":
+            lines.append("out = torch.cat((s, out), 1)")
+        elif b.combine == "gate":
+            lines += ["t = self.gate(x)", "out = out * t + s * (1.0 - t)"]
+        else:
+            lines.append("out = out.add_(s)" if b.add_inplace else "out = out + s")
+    return lines + [f"return {post('out')}"]
+
+
+def _attr_path(path: str) -> str:
+    """`stages.0.blocks.1.residual.conv1` -> `self.stages[0].blocks[1].residual.conv1`."""
+    return "self" + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in path.split("."))
+
+
+def emit_source(model: M.Network) -> str:
+    """Standalone PyTorch source of a compiled network: classes, a Network, and `build()`."""
+    e = Emitter()
+    init = [f"        self.stem = {e.ctor(model.stem, 'stem', 2)}",
+            f"        self.stages = {e.ctor(model.stages, 'stages', 2)}"]
+    if len(model.transitions):
+        init.append(f"        self.transitions = {e.ctor(model.transitions, 'transitions', 2)}")
+    init.append(f"        self.head = {e.ctor(model.head, 'head', 2)}")
+    init += [f"        {_attr_path(dst)} = {_attr_path(src)}  # shared weights" for dst, src in e.ties]
+    fwd = ["        x = self.stem(x)"]
+    for m in model._body:
+        kind = "stages" if any(m is s for s in model.stages) else "transitions"
+        i = next(i for i, s in enumerate(getattr(model, kind)) if s is m)
+        fwd.append(f"        x = self.{kind}[{i}](x)")
+    fwd.append("        return self.head(x)")
+    out = [_HEADER.format(name=model.spec_name, shape=tuple(model.input_shape), torch=torch.__version__)]
+    out += [inspect.getsource(h) for h in HELPERS if h in e.helpers]
+    for body, name in e.classes.items():
+        out.append(f"class {name}(nn.Module):\n    def __init__(self):\n        super().__init__()\n{body}\n")
+    out.append(f"class Network(nn.Module):\n    \"\"\"{model.spec_name}, input {tuple(model.input_shape)}.\"\"\"\n\n"
+               "    def __init__(self):\n        super().__init__()\n" + "\n".join(init)
+               + "\n\n    def forward(self, x):\n" + "\n".join(fwd) + "\n")
+    out.append(_FOOTER)
+    return "\n\n\n".join(s.rstrip("\n") for s in out) + "\n"
+
+
+_HEADER = '''"""{name}: standalone PyTorch source written by `resdsl compile -o FILE.py` (torch {torch}).
+
+No resdsl needed: `model = build(); model.load_state_dict(state)`; input shape {shape}.
+Module names (state_dict keys) are those of resdsl.compile; weights are PyTorch's default init.
+"""
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+INPUT_SHAPE = {shape}'''
+
+_FOOTER = '''def build() -> Network:
+    """The network, with PyTorch's default initialisation (load a state_dict for trained weights)."""
+    return Network()'''

@@ -1,0 +1,81 @@
+"""Click helpers shared by every subcommand: spec options, `--set` parsing, one-message errors.
+
+Subcommand modules import this, never resdsl.cli (which only assembles the command group).
+"""
+from __future__ import annotations
+
+import functools
+import os
+import sys
+
+import click
+
+from .errors import SpecError
+
+
+def parse_sets(values: tuple[str, ...]) -> dict:
+    """`--set name=value` options -> {name: value}, values read as spec expressions."""
+    from .api import parse_value
+
+    return {name: parse_value(text, name) for name, text in split_sets(values).items()}
+
+
+def split_sets(values: tuple[str, ...]) -> dict[str, str]:
+    """`--set name=value` options -> {name: "value"} as written (runs save them so)."""
+    out = {}
+    for item in values:
+        name, eq, text = item.partition("=")
+        if not eq or not name.strip().isidentifier():
+            raise SpecError(f"--set expects NAME=VALUE, got '{item[:200]}'")
+        out[name.strip()] = text.strip()
+    return out
+
+
+def _fail(text: str, code: int) -> None:
+    if os.environ.get("RANK", "0") == "0":
+        try:
+            click.echo(text, err=True)
+        except OSError:
+            pass
+    sys.exit(code)
+
+
+def reports_errors(fn):
+    """Mistakes end with one message and a non-zero exit, never a traceback: a SpecError as
+    `file:line:col: error: ...`, a training mistake, a file error, Ctrl-C (130), a full disk."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from .limits import clip
+
+        try:
+            return fn(*args, **kwargs)
+        except SpecError as e:
+            _fail(e.render(), 1)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        except RecursionError:
+            _fail("error: input nested too deeply (see resdsl.limits 'nesting')", 1)
+        except MemoryError:
+            _fail("error: out of memory; see the memory budget (RESDSL_LIMIT_MEMORY) and --force", 1)
+        except OSError as e:
+            what = e.strerror or str(e) or type(e).__name__
+            _fail(clip(f"error: {what}: {e.filename or ''}".rstrip(": ")), 1)
+        except Exception as e:  # a training mistake (TrainError) carries its own exit code
+            code = getattr(e, "exit_code", None)
+            if code is None:
+                raise
+            _fail(clip(f"error: {e}"), code)
+    return wrapper
+
+
+def spec_options(fn):
+    """The options every command that reads a spec shares."""
+    from .completion import complete_set, complete_spec
+
+    fn = click.option("--allow-import", "allow_imports", multiple=True, metavar="DIR",
+                      type=click.Path(file_okay=False, exists=True),
+                      help="Also allow imports from this folder (default: only the spec's own folder).")(fn)
+    fn = click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", shell_complete=complete_set,
+                      help="Override a network parameter (repeatable), e.g. --set depth=101.")(fn)
+    fn = click.option("--network", default=None, help="Which network of the file (default: the first).")(fn)
+    return click.argument("spec", type=click.Path(dir_okay=False, path_type=None), shell_complete=complete_spec)(fn)

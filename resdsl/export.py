@@ -1,0 +1,167 @@
+"""export(model_or_spec, path): the format is chosen by the file's extension (EXPORTERS).
+
+    .pt2          torch.export program, dynamic batch; load with torch.export.load(path).module()
+    .onnx         ONNX (torch.onnx.export), dynamic batch; checked with onnx.checker and run in
+                  onnxruntime, whose outputs must equal torch's before the file is written
+    .safetensors  the weights (state_dict) only
+    .py           standalone, readable PyTorch source (no resdsl import): build() returns the network
+
+A trained model (from a run or checkpoint, `checkpoint=`) is exported with the training set's
+input normalisation inside: the exported program takes raw pixel values (0..255, float) as the
+training pipeline read them, so the file is a complete model.
+"""
+from __future__ import annotations
+
+import shutil
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from .atomic import write_atomic
+from .errors import SpecError
+
+MAX_EXAMPLE_BATCH = 1 << 16
+
+
+class Normalized(nn.Module):
+    """y = model((x − 255·mean) / (255·std)): a trained network with its input normalisation."""
+
+    def __init__(self, model: nn.Module, mean, std):
+        super().__init__()
+        self.model = model
+        c = len(mean)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, c, 1, 1) * 255)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, c, 1, 1) * 255)
+        for attr in ("spec_name", "input_shape", "num_classes"):
+            setattr(self, attr, getattr(model, attr, None))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model((x - self.mean) / self.std)
+
+
+def _example(model: nn.Module, batch_size: int) -> torch.Tensor:
+    if not 1 <= batch_size <= MAX_EXAMPLE_BATCH:
+        raise SpecError(f"--batch-size must be 1..{MAX_EXAMPLE_BATCH:,}, got {batch_size}")
+    return torch.randn(max(batch_size, 2), *model.input_shape)   # batch 1 would specialise the program
+
+
+def write_pt2(model: nn.Module, path: Path, batch_size: int) -> None:
+    example = _example(model, batch_size)
+    batch = torch.export.Dim("batch", min=1, max=MAX_EXAMPLE_BATCH)
+    program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
+    write_atomic(path, lambda tmp: torch.export.save(program, tmp))
+
+
+def write_onnx(model: nn.Module, path: Path, batch_size: int) -> None:
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    example = _example(model, batch_size)
+
+    def write(tmp: str) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, (example,), tmp, dynamo=False, input_names=["input"], output_names=["logits"],
+                              dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17)
+        onnx.checker.check_model(onnx.load(tmp), full_check=True)
+        session = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
+        for n in (1, 3):                                     # two batch sizes: the batch is dynamic
+            x = torch.randn(n, *model.input_shape)
+            got = session.run(None, {"input": x.numpy()})[0]
+            with torch.no_grad():
+                want = model(x).numpy()
+            if got.shape != want.shape or not np.allclose(got, want, rtol=1e-3, atol=1e-4):
+                raise SpecError(f"ONNX export of {getattr(model, 'spec_name', 'the model')} disagrees with torch "
+                                f"(max |diff| {float(np.abs(got - want).max()):.3g} at batch {n}); not written")
+
+    write_atomic(path, write)
+
+
+def write_safetensors(model: nn.Module, path: Path, batch_size: int) -> None:
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    meta = {"spec_name": str(getattr(model, "spec_name", "")), "input_shape": "x".join(map(str, model.input_shape))}
+    write_atomic(path, lambda tmp: save_file(state, tmp, metadata=meta))
+
+
+def write_python(model: nn.Module, path: Path, batch_size: int) -> None:
+    from .backend.emit import emit_source
+
+    source = emit_source(getattr(model, "model", model) if isinstance(model, Normalized) else model)
+    write_atomic(path, lambda tmp: Path(tmp).write_text(source, encoding="utf-8"))
+
+
+EXPORTERS: dict[str, Callable[[nn.Module, Path, int], None]] = {
+    ".pt2": write_pt2,
+    ".onnx": write_onnx,
+    ".safetensors": write_safetensors,
+    ".py": write_python,
+}
+
+
+def check_target(path: str | Path) -> Path:
+    """The output path, checked before any work: a known extension, an existing folder, no symlink."""
+    out = Path(path)
+    if out.suffix not in EXPORTERS:
+        raise SpecError(f"cannot export to '{out.name}': unknown extension '{out.suffix}'").with_note(
+            "choose the format by extension: " + ", ".join(EXPORTERS))
+    if not out.parent.is_dir():
+        raise SpecError(f"cannot write '{path}': folder '{out.parent}' does not exist")
+    if out.is_symlink():
+        raise SpecError(f"refusing to write '{path}': it is a symbolic link").with_note(
+            "name the real file, or remove the link first")
+    return out
+
+
+def _free_space_check(out: Path) -> None:
+    if shutil.disk_usage(out.parent).free < 1 << 20:
+        raise SpecError(f"cannot write '{out}': the disk is full")
+
+
+def export(model_or_spec: Any, path: str | Path, *, batch_size: int = 2, checkpoint: str | Path | None = None,
+           network: str | None = None, force: bool = False, fused: bool = False, **args: Any) -> nn.Module:
+    """Write a model (an nn.Module, a spec path/text, or with `checkpoint=` a trained run) to
+    `path`, in the format its extension names; `fused=True` exports the inference form
+    (resdsl.fuse: BN folded, linear branches merged). Returns the exported module (eval mode)."""
+    out = check_target(path)
+    model = _model(model_or_spec, checkpoint, network, force, args).eval()
+    if fused:
+        model = _fused(model)
+    _free_space_check(out)
+    try:
+        EXPORTERS[out.suffix](model, out, batch_size)
+    except OSError as e:
+        raise SpecError(f"cannot write '{out}': {e.strerror or e}") from None
+    return model
+
+
+def _fused(model: nn.Module) -> nn.Module:
+    from .backend.fuse import fuse
+
+    if isinstance(model, Normalized):
+        model.model = fuse(model.model)
+        return model
+    return fuse(model)
+
+
+def _model(model_or_spec, checkpoint, network, force, args) -> nn.Module:
+    from .models import load_model, load_run
+
+    if checkpoint is not None:
+        spec = None if model_or_spec is None or isinstance(model_or_spec, nn.Module) else model_or_spec
+        model, ck = load_run(checkpoint, spec, network, args or None)
+        mean, std = ck.get("mean"), ck.get("std")
+        if mean and std and len(mean) == model.input_shape[0]:
+            return Normalized(model, mean, std)
+        return model
+    if isinstance(model_or_spec, nn.Module):
+        return model_or_spec
+    return load_model(model_or_spec, network, args, force=force)[0]
+
+
+__all__ = ["export", "EXPORTERS", "Normalized", "check_target"]

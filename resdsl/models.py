@@ -1,0 +1,74 @@
+"""One loader for compiled models, used by train, eval, profile and export.
+
+    load_model(spec, network, args)     a spec file, spec text or Program -> (model, program)
+    load_run(path)                      a run directory or checkpoint -> (model, checkpoint dict)
+
+A run directory holds its spec as `spec.json` (every file the spec imports, see
+frontend/load.py `bundle`), so a run is evaluated or resumed without reading the source folder.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from .api import compile as compile_spec, load_program, parse_value
+from .errors import SpecError
+from .frontend.load import Program, load_bundle
+
+BUNDLE = "spec.json"
+
+
+def parse_args(args: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Network arguments: strings are read as spec expressions (`--set depth=101` keeps "101")."""
+    return {k: parse_value(v, k) if isinstance(v, str) else v for k, v in (args or {}).items()}
+
+
+def load_model(spec: str | Path | Program, network: str | None = None, args: Mapping[str, Any] | None = None,
+               *, allow_imports: Iterable[str | Path] = (), force: bool = False):
+    """Compile a spec with its network arguments; returns (model, program)."""
+    prog = load_program(spec, allow_imports)
+    return compile_spec(prog, network, force=force, **parse_args(args)), prog
+
+
+def program_from_bundle(doc: Mapping) -> Program:
+    """The Program of a bundle document ({"main": key, "files": {key: text}})."""
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("files"), Mapping) or not isinstance(doc.get("main"), str):
+        raise SpecError("not a resdsl spec bundle (expected {\"main\": ..., \"files\": {...}})")
+    files = {str(k): str(v) for k, v in doc["files"].items()}
+    return load_bundle(files, doc["main"])
+
+
+def run_program(run: Path, ck: Mapping | None = None) -> Program | None:
+    """The spec a run was trained from: RUN/spec.json, else the checkpoint's copy (older runs)."""
+    path = Path(run) / BUNDLE
+    if path.is_file():
+        try:
+            return program_from_bundle(json.loads(path.read_text()))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise SpecError(f"cannot read {path}: {e}") from None
+    if ck and isinstance(ck.get("spec_bundle"), Mapping):
+        return program_from_bundle(ck["spec_bundle"])
+    if ck and isinstance(ck.get("spec_text"), str) and ck["spec_text"]:
+        return load_program(ck["spec_text"])      # runs written before spec.json: top-level text only
+    return None
+
+
+def load_run(path: str | Path, spec: str | Path | None = None, network: str | None = None,
+             args: Mapping[str, Any] | None = None, *, allow_imports: Iterable[str | Path] = ()):
+    """A trained model from a run directory (its best.pt) or a checkpoint file: (model, checkpoint).
+    The checkpoint is read with weights_only=True (resdsl/train/checkpoint.py)."""
+    from .train.checkpoint import load_checkpoint, load_weights
+    from .train.errors import TrainError
+
+    path = Path(path).expanduser()
+    ck_path = path / "best.pt" if path.is_dir() and (path / "best.pt").is_file() else path
+    ck = load_checkpoint(ck_path)
+    cfg = ck.get("config", {}) if isinstance(ck.get("config"), dict) else {}
+    run = ck_path.parent if ck_path.is_file() else ck_path
+    prog = load_program(spec, allow_imports) if spec is not None else run_program(run, ck)
+    if prog is None:
+        raise TrainError(f"{path} holds no spec; name one: resdsl eval SPEC --checkpoint {path}")
+    model, _ = load_model(prog, network or cfg.get("network"), cfg.get("params", {}) if args is None else args)
+    load_weights(model, ck["model"], str(ck_path))
+    return model, ck

@@ -1,0 +1,52 @@
+"""Every zoo spec trains: compile, a few optimiser steps in training mode (stochastic-depth draws
+included), then eval — at a small input, so that no spec ships that cannot train."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import resdsl
+from resdsl.zoo import SPECS, zoo
+
+ENTRIES = zoo(SPECS)
+
+
+def small_input(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The declared input, or a quarter-side one for ImageNet-sized nets (global pooling heads)."""
+    c, h, w = shape
+    return (c, h, w) if h <= 64 else (c, max(h // 4, 75), max(w // 4, 75))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("entry", ENTRIES, ids=[e.name for e in ENTRIES])
+def test_zoo_spec_trains_and_evaluates(entry):
+    torch.manual_seed(0)
+    model = resdsl.compile(entry.spec, entry.name)
+    shape = small_input(tuple(model.input_shape))
+    opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+    x, y = torch.randn(4, *shape), torch.tensor([0, 1, 2, 3]) % model.num_classes
+    model.train()
+    for _ in range(3):          # with drop_prob up to 0.5, three draws usually include a dropped block
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        assert torch.isfinite(loss)
+    model.eval()
+    with torch.no_grad():
+        out = model(x)
+    assert out.shape == (4, model.num_classes) and torch.isfinite(out).all()
+
+
+def test_stochastic_depth_dropped_blocks_train():
+    """Every block dropped (p = 1 in training is refused, so force the draw): the in-place post
+    relu must not modify the shortcut tensor autograd still needs."""
+    model = resdsl.compile(SPECS / "stochastic_depth.res", n=1)
+    for m in model.modules():
+        if hasattr(m, "drop_prob") and m.drop_prob > 0:
+            m.drop_prob = 0.999999
+    x = torch.randn(2, 3, 32, 32)
+    loss = model.train()(x).logsumexp(1).sum()
+    loss.backward()
+    assert all(p.grad is not None for p in model.stem.parameters())
