@@ -221,8 +221,6 @@ def linear_part(m: nn.Module | None):
         return None
     if isinstance(m, nn.Sequential):
         mods = list(m.children())
-        if len(mods) == 0:
-            return None
         if len(mods) != 1:
             return None
         m = mods[0]
