@@ -25,6 +25,7 @@ from .frontend.values import Evaluator
 from .ir.build import build
 from .ir.net import Net
 from .ir.shapes import infer_shapes, lint
+from .names import resolve
 
 
 @contextlib.contextmanager
@@ -67,16 +68,25 @@ def load_program(spec: str | Path | Program, allow_imports: Iterable[str | Path]
     """A spec file, spec text or an already loaded Program, with its imports (see frontend/load.py)."""
     if isinstance(spec, Program):
         return spec
+    path, network, args = resolve(spec, None, {})         # a zoo name -> its spec, network, arguments
     with _bounded():
-        return load(spec, allow_imports)
+        prog = load(path, allow_imports)
+    if path is not spec:
+        prog.preset = (network, args)
+    return prog
 
 
 def load_spec(spec: str | Path | Program, network: str | None = None, *, allow_imports: Iterable[str | Path] = (),
               **params: Any) -> Net:
-    """Parse and lower a spec (a path, the text itself or a Program) into its explicit net."""
+    """Parse and lower a spec (a path, a zoo name such as `resnet50`, the text itself or a Program) into its net."""
     prog = load_program(spec, allow_imports)
+    values = _params(params)
+    if prog.preset is not None:                          # a zoo name: its network and arguments
+        if network is not None and network != prog.preset[0]:
+            raise SpecError(f"zoo name '{spec}' is network '{prog.preset[0]}', not '{network}'")
+        network, values = prog.preset[0], {**prog.preset[1], **values}
     with _gc_paused(), _bounded():
-        net = lower(prog, network, _params(params))
+        net = lower(prog, network, values)
     check_net(net)
     return net
 

@@ -26,6 +26,7 @@ class ZooEntry:
     input_shape: tuple[int, ...]
     title: str           # first line of the header comment
     reference: str       # the `# reference:` line, or ""
+    names: tuple[str, ...] = ()   # zoo names declared for this network (`# name:` lines)
 
 
 def header(text: str) -> list[str]:
@@ -60,8 +61,11 @@ def entries(path: Path) -> list[ZooEntry]:
     from .frontend.lower import lower
     from .ir.shapes import totals
 
+    from .names import declared
+
     program = load(path)
     text = path.read_text()
+    zoo_names = declared(path)
     lines = header(text)
     out = []
     for name in program.main_networks:
@@ -69,7 +73,8 @@ def entries(path: Path) -> list[ZooEntry]:
         params, macs = totals(graph_of(net))
         reference = reference_of(comment_above(text, name)) or reference_of(lines)
         out.append(ZooEntry(name, path.stem, str(path), params, macs, tuple(net.input_shape),
-                            lines[0] if lines else "", reference))
+                            lines[0] if lines else "", reference,
+                            tuple(z.name for z in zoo_names if z.network == name)))
     return out
 
 
@@ -77,16 +82,47 @@ def zoo(folder: Path = SPECS) -> list[ZooEntry]:
     return [e for path in sorted(Path(folder).glob("*.res")) for e in entries(path)]
 
 
+@dataclass(frozen=True)
+class NamedEntry:
+    name: str            # zoo name, e.g. regnet_y_400mf
+    family: str          # spec file stem
+    network: str
+    arguments: str       # e.g. variant="y_400mf"
+    params: int
+    macs: int
+
+
+def named(folder: Path = SPECS) -> list[NamedEntry]:
+    """One row per zoo name (`# name:` lines of the specs), built with its arguments."""
+    from .api import graph_of
+    from .frontend.load import load
+    from .frontend.lower import lower
+    from .frontend.values import show
+    from .ir.shapes import totals
+    from .names import table
+
+    out = []
+    for z in table(str(folder)).values():
+        params, macs = totals(graph_of(lower(load(z.spec), z.network, dict(z.params))))
+        args = ", ".join(f"{k}={show(v)}" for k, v in z.params.items())
+        out.append(NamedEntry(z.name, Path(z.spec).stem, z.network, args, params, macs))
+    return out
+
+
 @click.command("list")
 @click.option("--specs", "folder", default=str(SPECS), show_default=True,
               type=click.Path(file_okay=False, exists=True),
               help="Folder of .res specs.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of a table.")
-def list_cmd(folder, as_json):
+@click.option("--names", "by_name", is_flag=True,
+              help="One row per zoo name (resnet50, regnet_y_400mf, ...: usable wherever a spec path is).")
+def list_cmd(folder, as_json, by_name):
     """List the zoo: every network in the specs folder with parameters, MACs, input and reference."""
     from .cli_common import reports_errors
     from .cost.tables import human
 
+    if by_name:
+        return _list_names(reports_errors(named)(Path(folder)), as_json)
     rows = reports_errors(zoo)(Path(folder))
     if as_json:
         click.echo(json.dumps([asdict(e) for e in rows], indent=2))
@@ -96,9 +132,32 @@ def list_cmd(folder, as_json):
 
     table = Table(title=f"resdsl zoo: {len(rows)} networks in {folder}", title_justify="left")
     for col, just in (("name", "left"), ("family", "left"), ("params", "right"), ("MACs", "right"),
-                      ("input", "right"), ("reference", "left")):
+                      ("input", "right"), ("names", "left"), ("reference", "left")):
         table.add_column(col, justify=just, overflow="fold")
     for e in rows:
         table.add_row(e.name, e.family, f"{e.params:,}", human(e.macs), "×".join(map(str, e.input_shape)),
-                      e.reference)
+                      _names(e.names), e.reference)
     Console(width=max(140, Console().width)).print(table)
+
+
+def _names(names: tuple[str, ...]) -> str:
+    """`resnet18 … wide_resnet101_2 (10)` for a long list of zoo names."""
+    return " ".join(names) if len(names) <= 2 else f"{names[0]} … {names[-1]} ({len(names)})"
+
+
+def _list_names(rows: list[NamedEntry], as_json: bool) -> None:
+    from .cost.tables import human
+
+    if as_json:
+        click.echo(json.dumps([asdict(e) for e in rows], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"resdsl zoo names: {len(rows)}", title_justify="left")
+    for col, just in (("name", "left"), ("spec", "left"), ("arguments", "left"), ("params", "right"),
+                      ("MACs", "right")):
+        table.add_column(col, justify=just, overflow="fold")
+    for e in rows:
+        table.add_row(e.name, f"{e.family}.res:{e.network}", e.arguments, f"{e.params:,}", human(e.macs))
+    Console(width=max(100, Console().width)).print(table)

@@ -12,8 +12,9 @@ from ..errors import SpecError
 from ..ir import ops
 from ..ir.net import Block, Item, Layer, Net, Parallel, Section
 from ..ir.shapes import totals
+from . import layers
 from .init import apply_init
-from .modules import (Branches, CReLU, FlattenLinear, Network, ResidualBlock, SqueezeExcite, Stage,
+from .modules import (Branches, CReLU, FlattenLinear, Network, ResidualBlock, Stage,
                       ZeroPadShortcut)
 
 # Layers after which a ReLU may not run in place (their backward needs their output).
@@ -52,8 +53,18 @@ BUILDERS: dict[str, Callable[[dict, int, tuple], nn.Module]] = {
     "fc": lambda a, c, s: FlattenLinear(c, a["out"], bias=a["bias"]),
     "dropout": lambda a, c, s: nn.Dropout(a["p"]),
     "zeropad": lambda a, c, s: ZeroPadShortcut(a["stride"], a["out"] - c),
-    "se": lambda a, c, s: SqueezeExcite(c, ops.se_channels(a, c), a["bias"]),
     "crelu": lambda a, c, s: CReLU(),
+    # the vocabulary after ResNet (ir/ops.py VOCABULARY)
+    **{k: (lambda k: lambda a, c, s: layers.ACTIVATIONS[k]())(k) for k in ops.ACTIVATIONS if k not in ("relu", "sigmoid")},
+    "leaky_relu": lambda a, c, s: nn.LeakyReLU(a["slope"]),
+    "layernorm": lambda a, c, s: (layers.LayerNorm2d if len(s) == 3 else nn.LayerNorm)(c, eps=a["eps"]),
+    "groupnorm": lambda a, c, s: nn.GroupNorm(a["groups"], c, eps=a["eps"]),
+    "layer_scale": lambda a, c, s: layers.LayerScale(c, a["init"], spatial=len(s) == 3),
+    "shuffle": lambda a, c, s: layers.ChannelShuffle(a["groups"]),
+    "softmax": lambda a, c, s: layers.GroupSoftmax(a["groups"]),
+    "pad_channels": lambda a, c, s: layers.ZeroPadChannels(a["out"] - c),
+    "slice": lambda a, c, s: layers.ChannelSlice(a["start"], a["stop"]),
+    "se": lambda a, c, s: layers.SqueezeExcitation(c, ops.se_channels(a, c), str(a["act"]), str(a["gate"]), a["bias"]),
 }
 
 

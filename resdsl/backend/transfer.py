@@ -36,6 +36,8 @@ def _category(m: nn.Module) -> str:
         return "bn"
     if isinstance(m, nn.Linear):
         return "linear"
+    if isinstance(m, nn.LayerNorm):          # channels-last nn.LayerNorm or a channels-first LayerNorm2d
+        return "layernorm"
     return type(m).__name__
 
 
@@ -44,8 +46,26 @@ def _tensors(m: nn.Module) -> list[tuple[str, torch.Tensor]]:
 
 
 def weighted_leaves(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Modules that own tensors, in registration order."""
-    return [(n, m) for n, m in model.named_modules() if _tensors(m)]
+    """Modules that own tensors, in registration order; a module that has children too (ConvNeXt's
+    CNBlock owns its layer scale) comes after them, where its tensor is used."""
+    out: list[tuple[str, nn.Module]] = []
+    seen: set[int] = set()
+
+    def walk(name: str, m: nn.Module) -> None:
+        if id(m) in seen:
+            return
+        seen.add(id(m))
+        own = bool(_tensors(m))
+        children = list(m.named_children())
+        if own and not children:
+            out.append((name, m))
+        for child, c in children:
+            walk(f"{name}.{child}" if name else child, c)
+        if own and children:
+            out.append((name, m))
+
+    walk("", model)
+    return out
 
 
 def execution_order(model: nn.Module, leaves: list[tuple[str, nn.Module]], input_shape) -> list[tuple[str, nn.Module]]:
@@ -56,7 +76,9 @@ def execution_order(model: nn.Module, leaves: list[tuple[str, nn.Module]], input
             seen.setdefault(i, len(seen))      # returns None: the inputs stay as they are
         return record
 
-    hooks = [m.register_forward_pre_hook(hook(i)) for i, (_, m) in enumerate(leaves)]
+    # A module with children (CNBlock owning its layer scale) counts when it finishes, after them.
+    hooks = [m.register_forward_hook(lambda mod, a, out, r=hook(i): r(mod, a)) if any(True for _ in m.children())
+             else m.register_forward_pre_hook(hook(i)) for i, (_, m) in enumerate(leaves)]
     was_training = model.training
     try:
         model.eval()
@@ -89,10 +111,20 @@ def _mismatch(src, dst) -> str | None:
 
 def _describe(leaf) -> tuple:
     _, m = leaf
+    if _is_scale(m):     # one learnable per-channel scale, whatever the module calls it
+        return ("scale", tuple(t.numel() for _, t in _tensors(m)))
     if _is_dense(m):     # a classifier written as Linear or as a 1×1 conv (timm's ResNetV2 head)
         return ("linear", tuple((n, (t.shape[0], t[0].numel()) if n == "weight" else tuple(t.shape))
                                 for n, t in _tensors(m)))
     return (_category(m), tuple((n, tuple(t.shape)) for n, t in _tensors(m)))
+
+
+def _is_scale(m: nn.Module) -> bool:
+    """A module owning exactly one tensor, a parameter shaped (C,), (C, 1, 1) or (1, C, 1, 1), that is
+    not a standard layer: a layer scale (torchvision's CNBlock.layer_scale, resdsl's LayerScale)."""
+    own = _tensors(m)
+    return (len(own) == 1 and _category(m) not in ("conv1d", "conv2d", "conv3d", "bn", "linear", "layernorm")
+            and isinstance(own[0][1], nn.Parameter) and own[0][1].numel() == max(own[0][1].shape))
 
 
 def _is_dense(m: nn.Module) -> bool:

@@ -89,6 +89,14 @@ class list_lit(Node):
     items: tuple["Expr", ...]
 
 
+class list_comp(Node):
+    """`[w * 2 for w in widths if w > 8]`: a list built by a loop."""
+    item: "Expr"
+    var: str
+    iterable: "Expr"
+    test: "Expr | None"
+
+
 class map_item(Node):
     key: "Expr"
     value: "Expr"
@@ -99,16 +107,42 @@ class map_lit(Node):
 
 
 Expr = Union[int_lit, float_lit, str_lit, shape_lit, bool_lit, name, binop, neg, not_op, and_op, or_op,
-             cond, index, call, list_lit, map_lit]
+             cond, index, call, list_lit, list_comp, map_lit]
 
 
 # ---- sequences of layers ----
 
 class clause(Node):
-    """`conv 64 k3 s2`: a keyword and its arguments (positional values and attributes)."""
+    """`conv 64 k3 s2`: a keyword and its arguments (positional values and attributes);
+    `split 2 -> a b`: with names for its output tensors."""
     keyword: str
     keyword_span: Span
     args: tuple[Expr, ...]
+    outputs: tuple[str, ...] = ()
+
+
+class tap(Node):
+    """`-> h`: name the current tensor."""
+    names: tuple[str, ...]
+
+
+class from_stmt(Node):
+    """`from h`: continue from the tensor named h."""
+    tensor: str
+
+
+class if_stmt(Node):
+    """`if cond { ... } else { ... }`: layers present when the condition holds."""
+    test: Expr
+    then: "seq"
+    orelse: "seq | None"
+
+
+class repeat(Node):
+    """`repeat n as r { ... }`: the body n times, r = 0 .. n-1."""
+    count: Expr
+    var: str | None
+    body: "seq"
 
 
 class let_stmt(Node):
@@ -133,7 +167,7 @@ class aggregate(Node):
 
 
 class seq(Node):
-    stmts: tuple[Union[clause, let_stmt, parallel, aggregate], ...]
+    stmts: tuple[Union[clause, let_stmt, parallel, aggregate, tap, from_stmt, if_stmt, repeat], ...]
 
 
 # ---- blocks ----
@@ -171,7 +205,7 @@ class param(Node):
 class block_def(Node):
     name: str
     params: tuple[param, ...]
-    body: tuple[Union[let_stmt, pre, residual, shortcut, post, scale_stmt, combine_stmt], ...]
+    body: tuple[Union[let_stmt, pre, residual, shortcut, post, scale_stmt, combine_stmt, "drop_path_stmt"], ...]
 
 
 # ---- networks ----

@@ -63,7 +63,7 @@ class BlockLowering(SequenceLowering):
         return env
 
     def block_body(self, d: ast.block_def, env: dict, shape, name: str, call_span: Span):
-        pre, residuals, post, sc_stmt, scale, combine = (), [], None, None, 1.0, None
+        pre, residuals, post, sc_stmt, scale, combine, drop = (), [], None, None, 1.0, None, (0.0, "batch")
         a_shape, r_shape = shape, None
         for st in d.body:
             if isinstance(st, ast.let_stmt):
@@ -86,6 +86,8 @@ class BlockLowering(SequenceLowering):
                 if combine is not None:
                     raise SpecError("a block has one 'combine'", st.span)
                 combine = st
+            elif isinstance(st, ast.drop_path_stmt):
+                drop = self.block_drop_path(st, env)
             elif isinstance(st, ast.scale_stmt):
                 scale = self.eval(st.value, env)
                 if not is_num(scale):
@@ -127,8 +129,27 @@ class BlockLowering(SequenceLowering):
         args = {k: v for k, v in env.items() if k in {p.name for p in d.params}}
         blk = Block(name=name, block=d.name, args=args, pre=pre, residuals=tuple(branches), shortcut=sc,
                     scale=float(scale), combine=mode, gate=gate, gate_bias=float(gate_attrs.get("bias", 0.0)),
-                    post=post_items, span=call_span)
+                    post=post_items, drop_prob=drop[0], drop_mode=drop[1], span=call_span)
+        if drop[0] > 0 and sc.kind == "none":
+            raise SpecError("stochastic depth drops the residual branch of a unit with a shortcut; "
+                            "this block has none", call_span).with_note("e.g. `drop_path has_skip ? rate : 0`")
         return blk, merged
+
+    def block_drop_path(self, st: ast.drop_path_stmt, env) -> tuple[float, str]:
+        """`drop_path P [mode batch|sample]` inside a block: this unit's stochastic-depth rate."""
+        from .lower import DROP_PATH_ATTRS
+
+        values, spans = self.bind("drop_path", DROP_PATH_ATTRS, ("rate",), st, env)
+        rate, mode = values["rate"], values["mode"]
+        mode = mode.name if isinstance(mode, Symbol) else mode
+        if not 0 <= rate < 1:
+            raise SpecError(f"drop_path rate must be in [0, 1), got {show(rate)}", spans["rate"])
+        if "schedule" in spans:
+            raise SpecError("a block's drop_path has no schedule (vary the rate with the block's index)",
+                            spans["schedule"])
+        if mode not in ("batch", "sample"):
+            raise SpecError(f"unknown drop_path mode {show(mode)}", spans["mode"]).with_note("expected batch or sample")
+        return float(rate), mode
 
     def combine_mode(self, st: ast.combine_stmt | None, env) -> tuple[str, dict]:
         if st is None:

@@ -33,6 +33,7 @@ class Program:
     file: str = "<spec>"
     files: dict[str, str] = field(default_factory=dict)   # bundle key -> text, the top spec first
     names: dict[str, str] = field(default_factory=dict)   # bundle key -> name shown in messages
+    preset: tuple[str | None, dict] | None = None         # (network, arguments) of a zoo name (resdsl/names.py)
 
     def network(self, name: str | None) -> ast.network:
         if name is None:

@@ -29,6 +29,7 @@ STAGE_ATTRS = (ops.Attr("block", object), ops.Attr("repeat", int, 1, short="x"),
                ops.Attr("share", bool, False, flag=True), ops.Attr("per_step_bn", bool, False, flag=True))
 DROP_PATH_ATTRS = (ops.Attr("rate", ops.NUM), ops.Attr("schedule", object, Symbol("linear")),
                    ops.Attr("mode", object, Symbol("batch")))
+INDEX_NAMES = ("block_index", "stage_blocks", "net_index", "net_blocks")
 INIT_DIRECTIVES = {"zero_last_bn": 0, "residual_std": 1, "looks_linear": 0}
 
 
@@ -45,6 +46,7 @@ class Lowering(BlockLowering):
     def network(self, net: ast.network, overrides: Mapping[str, Any]) -> Net:
         env = self.network_params(net, overrides)
         params = dict(env)
+        self.net_blocks, self.net_index = self.count_blocks(net, dict(env)), 0
         body: list = []
         shape = input_shape = drop = None
         init: list[tuple[str, Any]] = []
@@ -72,8 +74,9 @@ class Lowering(BlockLowering):
                 body.append(Section(name=name, role=role, items=items, span=st.span))
             elif isinstance(st, ast.stage):
                 stage, shape = self.stage(st, env, shape, f"stages.{counts['stage']}")
-                counts["stage"] += 1
-                body.append(stage)
+                if stage.blocks:                 # `stage x 0`: nothing (and no stage index)
+                    counts["stage"] += 1
+                    body.append(stage)
             elif isinstance(st, ast.init_stmt):
                 init.append(self.init_directive(st, env))
             else:
@@ -121,6 +124,9 @@ class Lowering(BlockLowering):
                 blocks = []
                 for b in part.blocks:
                     l += 1
+                    if b.drop_prob > 0:
+                        raise SpecError("drop_path is set both by the network and by block "
+                                        f"'{b.block}' ({b.name})", st.span)
                     _check_droppable(b, st)
                     p = rate * l / total if schedule == "linear" else rate
                     blocks.append(b.model_copy(update={"drop_prob": p, "drop_mode": mode}))
@@ -153,16 +159,43 @@ class Lowering(BlockLowering):
         limits.INPUT_ELEMENTS.check(math.prod(dims), st.span, ops.fmt(tuple(dims)))
         return tuple(dims)
 
+    def count_blocks(self, net: ast.network, env: dict) -> int:
+        """The number of stage blocks in the network (`net_blocks`), from the lets and `x N` alone."""
+        total = 0
+        for st in net.body:
+            if isinstance(st, ast.let_stmt):
+                env[st.name] = self.eval(st.value, env)
+            elif isinstance(st, ast.stage):
+                n = self.eval(repeat_expr(st), env) if repeat_expr(st) is not None else 1
+                total += n if is_int(n) and n > 0 else 0
+        return total
+
+    @staticmethod
+    def index_env(env: dict, st: ast.stage, j: int, n: int, net_blocks: int) -> dict:
+        """The names a stage's arguments may use to vary block by block (all counted from 0)."""
+        for word in INDEX_NAMES:
+            if word in env:
+                raise SpecError(f"'{word}' is reserved in stage arguments (the block's index); "
+                                f"rename the parameter or let", st.span)
+        return {**env, "block_index": j, "stage_blocks": n, "net_index": j, "net_blocks": net_blocks}
+
     def stage(self, st: ast.stage, env, shape, name: str) -> tuple[Stage, ops.Shape]:
-        values, spans = self.bind("stage", STAGE_ATTRS, ("block",), st, env)
+        """`stage x N block(args)`: the arguments are evaluated per block, with block_index,
+        stage_blocks, net_index and net_blocks in scope."""
+        values, spans = self.bind("stage", STAGE_ATTRS, ("block",), st, {
+            **self.index_env(env, st, 0, 0, self.net_blocks), "net_index": self.net_index})
+        n = values["repeat"]
+        if n < 0:
+            raise SpecError(f"a stage repeats its block zero or more times, got x {n}", spans.get("repeat", st.span))
+        limits.OPS.check(self.n_layers + n, spans.get("repeat", st.span), f"at least {self.n_layers + n:,} layers")
+        per_block = [self.bind("stage", STAGE_ATTRS, ("block",), st, {
+            **self.index_env(env, st, j, n, self.net_blocks), "net_index": self.net_index + j})[0]["block"]
+            for j in range(max(n, 0))]
+        values["block"] = per_block[0] if per_block else values["block"]
         ref = values["block"]
         if not isinstance(ref, BlockRef):
             raise SpecError(f"stage needs a block, got {type_name(ref)} {show(ref)}",
                             spans.get("block", st.span)).with_note("e.g. 'stage x 3 basic(64) stride 2'")
-        n = values["repeat"]
-        if n < 1:
-            raise SpecError(f"a stage repeats its block at least once, got x {n}", spans.get("repeat", st.span))
-        limits.OPS.check(self.n_layers + n, spans.get("repeat", st.span), f"at least {self.n_layers + n:,} layers")
         for attr in ("stride", "dilation"):
             if attr in spans and attr not in {p.name for p in ref.defn.params}:
                 raise SpecError(f"block '{ref.name}' has no '{attr}' parameter", spans[attr])
@@ -171,7 +204,10 @@ class Lowering(BlockLowering):
         blocks: list[Block] = []
         built: list[tuple[Block, ops.Shape]] = []
         for j in range(n):
-            r = ref
+            r = per_block[j]
+            if not isinstance(r, BlockRef) or r.defn is not ref.defn:
+                raise SpecError(f"every block of a stage uses one definition; block {j} is {show(r)}",
+                                spans.get("block", st.span))
             if j == 0 and "stride" in spans:
                 r = self.rebind(r, "stride", values["stride"], spans["stride"], st.span)
             if values["dilation"] is not None:
@@ -186,6 +222,7 @@ class Lowering(BlockLowering):
             shape = out
         if values["dilation"] is not None:
             self.dilation = values["dilation"]
+        self.net_index += n
         return Stage(name=name, block=ref.name, blocks=tuple(blocks), span=st.span), shape
 
     def rebind(self, ref: BlockRef, param: str, value, span, call_span) -> BlockRef:
@@ -198,6 +235,18 @@ class Lowering(BlockLowering):
             if other.shares is None and (other.block, other.args, other_shape) == (blk.block, blk.args, shape):
                 return blk.model_copy(update={"shares": other.name, "share_bn": not per_step_bn})
         return blk
+
+
+def repeat_expr(st: ast.stage):
+    """The expression of a stage's `x N` (`x N`, `x(N)` or `x3`), without evaluating its block."""
+    for i, a in enumerate(st.args):
+        if isinstance(a, ast.name) and a.id == "x" and i + 1 < len(st.args):
+            return st.args[i + 1]
+        if isinstance(a, ast.call) and isinstance(a.func, ast.name) and a.func.id == "x" and len(a.args) == 1:
+            return a.args[0].value
+        if isinstance(a, ast.name) and a.id[:1] == "x" and a.id[1:].isdigit():
+            return ast.int_lit(span=a.span, value=int(a.id[1:]))
+    return None
 
 
 def _without(ref: BlockRef, param: str) -> BlockRef:

@@ -170,6 +170,9 @@ class ToAst(Transformer):
     def list_lit(self, meta, c):
         return ast.list_lit(span=self._s(meta), items=tuple(x for x in c if x is not None))
 
+    def list_comp(self, meta, c):
+        return ast.list_comp(span=self._s(meta), item=c[0], var=str(c[1]), iterable=c[2], test=c[3])
+
     def map_item(self, meta, c):
         return ast.map_item(span=self._s(meta), key=c[0], value=c[1])
 
@@ -178,8 +181,22 @@ class ToAst(Transformer):
 
     # -- sequences --
     def clause(self, meta, c):
+        args = [x for x in c[1:] if not isinstance(x, Token)]
+        outputs = tuple(str(x) for x in c[1:] if isinstance(x, Token))
         return ast.clause(span=self._s(meta), keyword=str(c[0]), keyword_span=_span(c[0], self.file),
-                          args=tuple(c[1:]))
+                          args=tuple(a for a in args if a is not None), outputs=outputs)
+
+    def tap(self, meta, c):
+        return ast.tap(span=self._s(meta), names=tuple(str(x) for x in c))
+
+    def from_stmt(self, meta, c):
+        return ast.from_stmt(span=self._s(meta), tensor=str(c[0]))
+
+    def if_stmt(self, meta, c):
+        return ast.if_stmt(span=self._s(meta), test=c[0], then=c[1], orelse=c[2])
+
+    def repeat(self, meta, c):
+        return ast.repeat(span=self._s(meta), count=c[0], var=str(c[1]) if c[1] is not None else None, body=c[2])
 
     def let_stmt(self, meta, c):
         return ast.let_stmt(span=self._s(meta), name=str(c[0]), value=c[1])

@@ -13,6 +13,7 @@ from .clauses import ClauseBinder
 from .values import BlockRef, bind_call, is_int, show
 
 MAX_LAYERS = limits.OPS.default
+_UNSET = object()
 # Layers a path of `aggregate` may hold: per-channel or parameter-free, so C paths stack exactly.
 AGGREGATE_KINDS = {"conv", "bn", "relu", "dropout", "sigmoid"}
 
@@ -40,10 +41,12 @@ class SequenceLowering(ClauseBinder):
         """Lower `{ ... }` starting from `shape`; names are `prefix` + kind + per-kind index."""
         env = dict(env)
         items, count = [], Counter()
-        for st in body.stmts:
+        for st in self.expand(body.stmts, env):
             if isinstance(st, ast.let_stmt):
                 env[st.name] = self.eval(st.value, env)
                 continue
+            if isinstance(st, (ast.tap, ast.from_stmt)) or (isinstance(st, ast.clause) and st.outputs):
+                raise SpecError("named tensors (`-> name`, `from name`) are not supported yet", st.span)
             if isinstance(st, ast.parallel):
                 count["parallel"] += 1
                 item, shape = self.parallel(st, env, shape, f"{prefix}parallel{count['parallel']}")
@@ -65,6 +68,29 @@ class SequenceLowering(ClauseBinder):
                     raise unknown("layer or block", st.keyword, [*layers, *self.program.blocks], st.keyword_span)
             items.append(item)
         return tuple(items), shape
+
+    def expand(self, stmts, env: dict):
+        """The statements of a sequence with `if` and `repeat` unrolled (conditions and counts are
+        evaluated as they are reached, so they see the `let`s before them)."""
+        for st in stmts:
+            if isinstance(st, ast.if_stmt):
+                body = st.then if self.eval.truth(st.test, env) else st.orelse
+                if body is not None:
+                    yield from self.expand(body.stmts, env)
+            elif isinstance(st, ast.repeat):
+                n = self.eval(st.count, env)
+                if not is_int(n) or n < 0:
+                    raise SpecError(f"repeat needs a count >= 0, got {show(n)}", st.count.span)
+                limits.OPS.check(self.n_layers + n, st.count.span, f"at least {self.n_layers + n:,} layers")
+                outer = env.get(st.var, _UNSET)
+                for r in range(n):
+                    if st.var is not None:
+                        env[st.var] = r
+                    yield from self.expand(st.body.stmts, env)
+                if st.var is not None:         # the loop variable does not outlive the loop
+                    env.pop(st.var, None) if outer is _UNSET else env.__setitem__(st.var, outer)
+            else:
+                yield st
 
     def parallel(self, st: ast.parallel, env: dict, shape, name: str):
         if st.mode not in ("concat", "sum"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import operator
+from collections import ChainMap
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -16,7 +17,9 @@ from ..errors import SpecError, unknown
 from . import ast
 
 SYMBOLS = frozenset({"identity", "zeropad", "projection", "projection_all", "avgdown", "none",
-                     "add", "gate", "concat", "sum", "linear", "constant", "batch", "sample"})
+                     "add", "gate", "concat", "sum", "linear", "constant", "batch", "sample",
+                     # activations, as values of `se act ... gate ...`
+                     "relu", "relu6", "silu", "gelu", "gelu_tanh", "hardswish", "hardsigmoid", "sigmoid", "tanh"})
 MAX_INT = 2 ** 62
 
 
@@ -91,12 +94,45 @@ def _numeric(fn, name):
     return call
 
 
+def make_divisible(v, divisor, min_value=None):
+    """torchvision's _make_divisible: v rounded to a multiple of divisor, at least min_value
+    (default divisor), and never more than 10% below v."""
+    if not all(is_num(x) for x in (v, divisor)) or divisor <= 0:
+        raise TypeError("make_divisible(v, divisor, min_value) needs numbers and a positive divisor")
+    new_v = max(divisor if min_value is None else min_value, int(v + divisor / 2) // divisor * divisor)
+    return new_v + divisor if new_v < 0.9 * v else new_v
+
+
+MAX_RANGE = 100_000
+
+
+def _builtin_range(*xs):
+    """range(n) or range(start, stop[, step]): a list of integers, at most MAX_RANGE long."""
+    if not 1 <= len(xs) <= 3 or not all(is_int(x) for x in xs) or (len(xs) == 3 and xs[2] == 0):
+        raise TypeError("range() needs 1 to 3 integers (and a non-zero step)")
+    r = range(*xs)
+    if len(r) > MAX_RANGE:
+        raise ValueError(f"range() of {len(r):,} numbers is too long (at most {MAX_RANGE:,})")
+    return list(r)
+
+
+def _positive_math(fn, name):
+    def call(*xs):
+        if not xs or not all(is_num(x) and x > 0 for x in xs):
+            raise ValueError(f"{name}() needs positive numbers")
+        return fn(*xs)
+    return call
+
+
 BUILTINS = {
     "min": _numeric(min, "min"), "max": _numeric(max, "max"),
     "int": _numeric(int, "int"), "float": _numeric(float, "float"),
     "round": _numeric(round, "round"), "ceil": _numeric(math.ceil, "ceil"),
     "floor": _numeric(math.floor, "floor"), "len": _builtin_len,
-    "sum": _builtin_sum,
+    "sum": _builtin_sum, "abs": _numeric(abs, "abs"),
+    "log": _positive_math(math.log, "log"), "log2": _positive_math(math.log2, "log2"),
+    "sqrt": _numeric(math.sqrt, "sqrt"), "make_divisible": make_divisible,
+    "range": _builtin_range,
 }
 
 _ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
@@ -204,6 +240,18 @@ class Evaluator:
     def e_list_lit(self, e, env):
         return checked([self(x, env) for x in e.items], e.span)
 
+    def e_list_comp(self, e, env):
+        """`[f(x) for x in xs if c(x)]`: the list of f(x) over the items of xs where c(x) holds."""
+        items = self(e.iterable, env)
+        if not isinstance(items, list):
+            raise SpecError(f"can only loop over a list, got {type_name(items)}", e.iterable.span)
+        out = []
+        for item in items:
+            scope = ChainMap({e.var: item}, env)
+            if e.test is None or self.truth(e.test, scope):
+                out.append(self(e.item, scope))
+        return out
+
     def e_map_lit(self, e, env):
         out, where = {}, {}
         for it in e.items:
@@ -222,7 +270,7 @@ class Evaluator:
                 raise SpecError(f"{e.func.id}() takes no named arguments", e.span)
             try:
                 return BUILTINS[e.func.id](*[self(a.value, env) for a in e.args])
-            except (TypeError, ValueError, OverflowError) as exc:
+            except (TypeError, ValueError, OverflowError, ZeroDivisionError) as exc:
                 raise SpecError(str(exc), e.span) from None
         if isinstance(e.func, ast.name) and e.func.id not in (*env, *self.blocks, *SYMBOLS):
             raise unknown("block", e.func.id, [*self.blocks, *BUILTINS], e.func.span)

@@ -238,6 +238,97 @@ OPS: dict[str, Op] = {op.kind: op for op in [
 ]}
 
 
+# ---- the vocabulary after ResNet (MobileNet, EfficientNet, ConvNeXt, ShuffleNet, ...) ----
+
+ACTIVATIONS = ("relu", "relu6", "silu", "gelu", "gelu_tanh", "hardswish", "hardsigmoid", "sigmoid",
+               "tanh", "identity")
+
+
+def _channels(shape: Shape, what: str) -> int:
+    if len(shape) not in (1, 3):
+        raise OpError(f"{what} needs a C or C×H×W input, got {fmt(shape)}")
+    return shape[0]
+
+
+def _divides(what: str, groups: int, c: int) -> None:
+    if groups <= 0 or c % groups:
+        raise OpError(f"{what}: {groups} groups must divide the {c} channels")
+
+
+def groupnorm_shape(a: dict, ins: list[Shape]) -> Shape:
+    _divides("groupnorm", a["groups"], _channels(ins[0], "groupnorm"))
+    return ins[0]
+
+
+def shuffle_shape(a: dict, ins: list[Shape]) -> Shape:
+    _divides("shuffle", a["groups"], _spatial(ins[0], "shuffle")[0])
+    return ins[0]
+
+
+def softmax_shape(a: dict, ins: list[Shape]) -> Shape:
+    _divides("softmax", a["groups"], _channels(ins[0], "softmax"))
+    return ins[0]
+
+
+def pad_channels_shape(a: dict, ins: list[Shape]) -> Shape:
+    c = _channels(ins[0], "pad_channels")
+    if a["out"] < c:
+        raise OpError(f"pad_channels cannot reduce channels from {c} to {a['out']}")
+    return (a["out"], *ins[0][1:])
+
+
+def slice_shape(a: dict, ins: list[Shape]) -> Shape:
+    c = _channels(ins[0], "slice")
+    if not 0 <= a["start"] < a["stop"] <= c:
+        raise OpError(f"slice {a['start']} {a['stop']}: needs 0 <= start < stop <= {c} (the input channels)")
+    return (a["stop"] - a["start"], *ins[0][1:])
+
+
+def se_check(a: dict, ins: list[Shape]) -> Shape:
+    for attr in ("act", "gate"):
+        if str(a[attr]) not in ACTIVATIONS:
+            raise OpError(f"se {attr} must be one of {', '.join(ACTIVATIONS)}, got {a[attr]}")
+    return se_shape(a, ins)
+
+
+def _act(kind: str, doc: str, attrs: tuple = ()) -> Op:
+    return Op(kind, doc, tuple(x.name for x in attrs), attrs, same_shape)
+
+
+VOCABULARY = [
+    _act("relu6", "min(max(x, 0), 6) (MobileNetV2)"),
+    _act("silu", "x·σ(x), a.k.a. swish (EfficientNet)"),
+    _act("gelu", "x·Φ(x), exact (ConvNeXt); `gelu_tanh` is the tanh approximation"),
+    _act("gelu_tanh", "GELU, tanh approximation"),
+    _act("hardswish", "x·relu6(x + 3)/6 (MobileNetV3)"),
+    _act("hardsigmoid", "relu6(x + 3)/6 (MobileNetV3's SE gate)"),
+    _act("tanh", "hyperbolic tangent"),
+    _act("identity", "y = x (a placeholder, e.g. in a conditional)"),
+    Op("leaky_relu", "max(x, slope·x): leaky_relu 0.01", ("slope",), (Attr("slope", NUM, 0.01),), same_shape),
+    Op("layernorm", "layer norm over the channels of each position (C×H×W, ConvNeXt) or of a vector: layernorm [eps 1e-6]",
+       (), (Attr("eps", float, 1e-5),), lambda a, i: (_channels(i[0], "layernorm"), *i[0][1:]),
+       lambda a, i, o: 2 * o[0]),
+    Op("groupnorm", "group norm (Wu & He 2018): groupnorm G [eps 1e-5]", ("groups",),
+       (Attr("groups", int), Attr("eps", float, 1e-5)), groupnorm_shape, lambda a, i, o: 2 * o[0]),
+    Op("layer_scale", "learnable per-channel scale γ ⊙ x, γ initialised to INIT (CaiT, ConvNeXt): layer_scale 1e-6",
+       ("init",), (Attr("init", NUM),), lambda a, i: (_channels(i[0], "layer_scale"), *i[0][1:]),
+       lambda a, i, o: o[0]),
+    Op("shuffle", "channel shuffle (ShuffleNet): shuffle G", ("groups",), (Attr("groups", int),), shuffle_shape),
+    Op("softmax", "softmax across G channel groups at each position (SK-Net, ResNeSt); G = 1: over channels",
+       (), (Attr("groups", int, 1, short="g"),), softmax_shape),
+    Op("slice", "channels [START, STOP) of the input: slice 0 C/2 (one half of ShuffleNetV2's split)",
+       ("start", "stop"), (Attr("start", int), Attr("stop", int)), slice_shape),
+    Op("pad_channels", "append zero channels up to OUT, no subsampling (PyramidNet): pad_channels OUT", ("out",),
+       (Attr("out", int),), pad_channels_shape),
+]
+OPS.update({op.kind: op for op in VOCABULARY})
+# `se` chooses its inner activation and gate (torchvision: ReLU/σ for SE-Net and RegNet, SiLU/σ for
+# EfficientNet, ReLU/hardsigmoid for MobileNetV3).
+OPS["se"] = Op("se", OPS["se"].doc.replace("se r 16", "se r 16 [act silu] [gate hardsigmoid]"), (),
+               OPS["se"].attrs + (Attr("act", object, "relu"), Attr("gate", object, "sigmoid")),
+               se_check, se_params, OPS["se"].macs)
+
+
 def fmt(shape: Shape) -> str:
     return "×".join(str(d) for d in shape)
 
