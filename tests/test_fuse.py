@@ -242,3 +242,10 @@ def test_profile_run_fuse():
     assert json.loads(r.output)["measured"]["forward"]["latency_ms"] > 0
     bad = _cli("profile", SPECS / "cifar_resnet.res", "--fuse")
     assert bad.exit_code != 0 and "--run" in bad.output
+
+
+def test_timm_names_reach_the_repvgg_spec():
+    from resdsl.ir.shapes import totals
+
+    for name, (train_params, _) in TIMM.items():
+        assert totals(resdsl.graph(name))[0] == train_params

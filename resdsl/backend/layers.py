@@ -6,13 +6,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-ACTIVATIONS = {
-    "relu": lambda: nn.ReLU(), "relu6": lambda: nn.ReLU6(), "silu": lambda: nn.SiLU(),
-    "gelu": lambda: nn.GELU(), "gelu_tanh": lambda: nn.GELU(approximate="tanh"),
-    "hardswish": lambda: nn.Hardswish(), "hardsigmoid": lambda: nn.Hardsigmoid(),
-    "sigmoid": lambda: nn.Sigmoid(), "tanh": lambda: nn.Tanh(), "identity": lambda: nn.Identity(),
-}
-
 
 class LayerNorm2d(nn.LayerNorm):
     """Layer norm over the channels of each position of a C×H×W map (ConvNeXt's channels-first LN)."""
@@ -104,7 +97,7 @@ class Multiply(nn.Module):
 class SqueezeExcitation(nn.Module):
     """x · gate(fc2(act(fc1(mean_hw(x))))), fcs as 1×1 convs — torchvision's SqueezeExcitation with
     its activation and gate chosen (ReLU/sigmoid: SE-Net, RegNet; SiLU/sigmoid: EfficientNet;
-    ReLU/hardsigmoid: MobileNetV3)."""
+    ReLU/hardsigmoid: MobileNetV3), both given as modules (built from their registry entries)."""
 
     def __init__(self, channels: int, reduced: int, act: nn.Module, gate: nn.Module, bias: bool = True):
         super().__init__()
@@ -115,39 +108,3 @@ class SqueezeExcitation(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.gate(self.fc2(self.act(self.fc1(x.mean((2, 3), keepdim=True)))))
-
-
-class Sum(nn.Module):
-    """Sum of its inputs (a dataflow `add a b`)."""
-
-    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
-        out = xs[0]
-        for x in xs[1:]:
-            out = out + x
-        return out
-
-
-class Concat(nn.Module):
-    """Channel concatenation of its inputs (a dataflow `concat a b`)."""
-
-    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
-        return torch.cat(xs, 1)
-
-
-class Dataflow(nn.Module):
-    """A block body with named tensors: each step's module is called on the tensors it names;
-    `x` is the body's input. The steps are registered in order, so state_dict keys read as a
-    sequence's (`residual.flow.conv1`)."""
-
-    def __init__(self, mods: dict, wiring: list[tuple[str, tuple[str, ...], str]], output: str):
-        super().__init__()
-        for name, m in mods.items():
-            self.add_module(name, m)
-        self.wiring = wiring
-        self.output = output
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        tensors = {"x": x}
-        for name, inputs, out in self.wiring:
-            tensors[out] = self._modules[name](*[tensors[i] for i in inputs])
-        return tensors[self.output]
