@@ -60,3 +60,13 @@ def test_stochastic_depth_dropped_blocks_train():
     loss = model.train()(x).logsumexp(1).sum()
     loss.backward()
     assert all(p.grad is not None for p in model.stem.parameters())
+
+
+@pytest.mark.parametrize("clause", ["shortcut none", "combine concat"])
+def test_drop_path_on_blocks_it_could_never_drop_is_refused(clause):
+    text = (f"block c(w) {{\n  residual {{ conv w k3 }}\n  {clause}\n}}\n"
+            "network n() {\n  input 3x8x8\n  drop_path 0.5 linear\n  stem { conv 4 k3 }\n"
+            "  stage x 2 c(4)\n  head { avgpool; fc 2 }\n}\n")
+    with pytest.raises(resdsl.SpecError, match="drop_path cannot apply") as e:
+        resdsl.graph(text)
+    assert e.value.span.line == 7
