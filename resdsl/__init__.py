@@ -1,5 +1,5 @@
 """resdsl: a declarative language for residual networks, and its compiler to PyTorch."""
-from .api import compile, graph, graph_of, load_spec, parse_value
+from .api import compile, graph, graph_of, load_program, load_spec, parse_value
 from .errors import SpecError
 
 __version__ = "0.1.0"
@@ -12,11 +12,19 @@ def transfer_weights(src, dst, **kwargs):
     return _transfer(src, dst, **kwargs)
 
 
-def emit_source(model) -> str:
-    """Standalone PyTorch source (no resdsl import) of a compiled network (see resdsl.backend.emit)."""
+def export(model_or_spec, path, **kwargs):
+    """Write a model, spec or trained run to `path`; the extension picks the format (resdsl/exporters.py)."""
+    from .exporters import export as _export
+
+    return _export(model_or_spec, path, **kwargs)
+
+
+def emit_source(model, net=None) -> str:
+    """Standalone PyTorch source (no resdsl import) of a compiled network (see resdsl.backend.emit);
+    given the explicit net (resdsl.load_spec), block classes are named after their definitions."""
     from .backend.emit import emit_source as _emit
 
-    return _emit(model)
+    return _emit(model, net)
 
 
 def fuse(model, report=False, **kwargs):
@@ -26,4 +34,4 @@ def fuse(model, report=False, **kwargs):
     return _fuse(model, report=report, **kwargs)
 
 
-__all__ = ["compile", "emit_source", "fuse", "graph", "graph_of", "load_spec", "parse_value", "transfer_weights", "SpecError"]
+__all__ = ["export", "load_program", "compile", "emit_source", "fuse", "graph", "graph_of", "load_spec", "parse_value", "transfer_weights", "SpecError"]

@@ -16,7 +16,7 @@ import networkx as nx
 
 from . import limits
 from .budget import check_graph, check_memory, check_net
-from .errors import SpecError, remember_source
+from .errors import SpecError
 from .frontend.load import Program, load
 from .frontend.screen import screen
 from .frontend.lower import lower
@@ -44,7 +44,6 @@ def _gc_paused():
 def parse_value(text: str, name: str = "value") -> Any:
     """A parameter value written as in a spec: `101`, `0.5`, `[1, 2]`, `zeropad`, `"text"`."""
     file = f"--set {name}"
-    remember_source(file, text.strip())
     screen(text.strip(), file)
     with _bounded():
         return Evaluator({})(parse_expr(text.strip(), file), {})

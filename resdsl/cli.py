@@ -59,7 +59,7 @@ def check(spec, network, sets, allow_imports, as_json):
     rows = section_rows(g)
     params, macs = totals(g)
     if as_json:
-        doc = {"network": net.name, "params": jsonable(net.params),
+        doc = {"network": net.name, "args": jsonable(net.args),
                "input_shape": list(net.input_shape), "output_shape": list(g.nodes[g.graph["output"]]["out_shape"]),
                "total_params": params, "total_macs": macs, "sections": [r.as_dict() for r in rows]}
         click.echo(json.dumps(doc, indent=2))
@@ -67,7 +67,7 @@ def check(spec, network, sets, allow_imports, as_json):
     from rich.console import Console
     from rich.table import Table
 
-    args = ", ".join(f"{k}={jsonable(v)}" for k, v in net.params.items())
+    args = ", ".join(f"{k}={jsonable(v)}" for k, v in net.args.items())
     table = Table(title=f"{net.name}({args})  input {shape_str(net.input_shape)}", title_justify="left")
     for col, just in (("section", "left"), ("blocks", "left"), ("output", "right"),
                       ("params", "right"), ("MACs", "right")):
@@ -95,7 +95,7 @@ def compile_cmd(spec, network, sets, allow_imports, output, batch_size, checkpoi
     """Compile SPEC (or a trained run with --checkpoint) and write it in the format of -o's extension."""
     from .api import load_program
     from .cli_common import split_sets
-    from .export import check_target, export
+    from .exporters import check_target, export
 
     check_target(output)                 # before the expensive part
     prog = load_program(Path(spec), allow_imports)

@@ -8,30 +8,31 @@ from typing import Iterable
 
 @dataclass(frozen=True)
 class Span:
-    """A region of a source file: 1-based line and column, end exclusive."""
+    """A region of a source text: 1-based line and column, end exclusive. The span carries the
+    text it points into (shared, not copied), so an error found late still shows its own line."""
 
     file: str
     line: int
     column: int
     end_line: int = 0
     end_column: int = 0
+    text: str | None = field(default=None, compare=False, repr=False)
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.column}"
 
+    def raw_line(self) -> str | None:
+        """The span's line as written, or None when the source is unknown."""
+        lines = (self.text or "").splitlines()
+        return lines[self.line - 1] if 0 < self.line <= len(lines) else None
 
-# Source texts by file name, so an error found late can still show its line.
-_SOURCES: dict[str, str] = {}
-
-
-def remember_source(file: str, text: str) -> None:
-    _SOURCES[file] = text
+    def source_line(self) -> str:
+        """The text of the span's line, stripped, or '' when the source is unknown."""
+        return (self.raw_line() or "").strip()
 
 
 def source_line(span: Span) -> str:
-    """The text of the span's line, stripped, or '' when the source is unknown."""
-    lines = _SOURCES.get(span.file, "").splitlines()
-    return lines[span.line - 1].strip() if 0 < span.line <= len(lines) else ""
+    return span.source_line()
 
 
 @dataclass
@@ -55,18 +56,15 @@ class SpecError(Exception):
 
         head = f"{self.span}: error: {clip(self.message)}" if self.span else f"error: {clip(self.message)}"
         lines = [head]
-        text = _SOURCES.get(self.span.file) if self.span else None
-        if text is not None and self.span.line >= 1:
-            src_lines = text.splitlines()
-            if self.span.line <= len(src_lines):
-                src = src_lines[self.span.line - 1].expandtabs(1)
-                width = 1
-                if self.span.end_line == self.span.line and self.span.end_column > self.span.column:
-                    width = self.span.end_column - self.span.column
-                src, col, width = _window(src, self.span.column, width)
-                lineno = str(self.span.line)
-                lines.append(f" {lineno} | {src}")
-                lines.append(f" {' ' * len(lineno)} | {' ' * (col - 1)}{'^' * width}")
+        raw = self.span.raw_line() if self.span else None
+        if raw is not None:
+            src, width = raw.expandtabs(1), 1
+            if self.span.end_line == self.span.line and self.span.end_column > self.span.column:
+                width = self.span.end_column - self.span.column
+            src, col, width = _window(src, self.span.column, width)
+            lineno = str(self.span.line)
+            lines.append(f" {lineno} | {src}")
+            lines.append(f" {' ' * len(lineno)} | {' ' * (col - 1)}{'^' * width}")
         lines.extend(f"note: {clip(n)}" for n in self.notes[:20])
         return "\n".join(lines)
 

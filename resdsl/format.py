@@ -50,7 +50,9 @@ def weave(lines: list[Line], comments: list[Comment], text: str) -> str:
         if target is not None and target not in after:
             after[target] = c
         else:
-            before.setdefault(next((i for i, p in enumerate(phys) if p.first > c.line), len(phys)), []).append(c)
+            # own line: before the first line that reaches below it (a comment inside an expression
+            # that is joined onto one line goes above that line)
+            before.setdefault(next((i for i, p in enumerate(phys) if p.last >= c.line), len(phys)), []).append(c)
     source = text.split("\n")
     blank = lambda n: 2 <= n <= len(source) + 1 and not source[n - 2].strip()    # noqa: E731
     out: list[tuple[str, str | None]] = []
@@ -80,10 +82,11 @@ def _physical(lines: list[Line]) -> list[_Phys]:
     for ln in lines:
         head, *rest = ln.text.split("\n")
         tags = [r.split("\x00", 2) for r in rest]
-        firsts = [ln.first] + [int(t[1]) for t in tags]
+        ends = [tuple(map(int, t[1].split(","))) for t in tags]       # (line before, line after)
+        firsts = [ln.first] + [after for _, after in ends]
         texts = [INDENT * ln.depth + head] + [t[2] for t in tags]
         for k, t in enumerate(texts):
-            last = firsts[k + 1] - 1 if k + 1 < len(texts) else ln.last
+            last = ends[k][0] if k + 1 < len(texts) else ln.last
             out.append(_Phys(ln.depth, t, firsts[k], last, ln.opens and k == len(texts) - 1,
                              ln.closes, cont=k > 0))
     return out

@@ -1,19 +1,22 @@
 """A Pygments lexer for .res specs (docs' code blocks; `pygmentize -l resdsl` once installed).
 
-The word lists are written out here, not read from the grammar, so that tests/test_editors.py can
-catch a keyword or layer the grammar gained and the highlighters lack.
+The keyword lists are written out here, not read from the grammar, so that tests/test_editors.py
+can catch a keyword the grammar gained and the highlighters lack; the layers are the op registry's.
 """
 from __future__ import annotations
 
 from pygments.lexer import RegexLexer, words
 from pygments.token import Comment, Keyword, Name, Number, Operator, Punctuation, String, Text
 
+from .ir.ops import user_kinds
+
 STATEMENTS = ("import", "network", "block", "input", "let", "stem", "stage", "transition", "head", "init",
               "drop_path", "pre", "residual", "shortcut", "post", "scale", "combine", "parallel", "branch",
-              "aggregate")
-OPERATOR_WORDS = ("and", "or", "not")
+              "aggregate", "if", "else", "repeat", "as", "from", "for")
+OPERATOR_WORDS = ("and", "or", "not", "in")
 CONSTANTS = ("true", "false")
-LAYERS = ("conv", "bn", "relu", "sigmoid", "maxpool", "avgpool", "fc", "dropout", "se", "crelu")
+LAYERS = tuple(user_kinds()) + tuple(w for w in ("split", "add", "concat", "mul") if w not in user_kinds())
+# the last four: dataflow merges (grammar comments)
 
 
 class ResdslLexer(RegexLexer):
@@ -35,7 +38,7 @@ class ResdslLexer(RegexLexer):
             (r"\d+", Number.Integer),
             (r"[A-Za-z_]\w*(?=\s*\()", Name.Function),          # block calls: basic(64)
             (r"[A-Za-z_]\w*", Name),
-            (r"\*\*|//|==|!=|<=|>=|[-+*/%<>=?:]", Operator),
+            (r"->|\*\*|//|==|!=|<=|>=|[-+*/%<>=?:]", Operator),
             (r"[{}()\[\],;]", Punctuation),
             (r"\s+", Text),
         ],

@@ -14,27 +14,34 @@ from .errors import SpecError
 from .ir import ops
 from .ir.net import Block, Layer, Net, Parallel, Section, Stage
 
-_FIRST_BLOCK_PARAMS = ("stride", "dilation")        # what a stage passes to its first block only
-
-
 def show_net(net: Net, spec: str = "") -> str:
     """The resolved spec text of `net` (formatted by resdsl fmt)."""
     from .format import format_text
 
-    args = ", ".join(f"{k} = {value(v)}" for k, v in net.params.items() if value(v) is not None)
+    args = ", ".join(f"{k} = {value(v)}" for k, v in net.args.items() if value(v) is not None)
     out = [f"# {net.name}({args}) from {spec}, resolved by `resdsl show`", ""]
-    body = []
+    body, used, written = [], {}, set()          # block definitions written for blocks used as layers: name -> body
     for part in net.body:
         if isinstance(part, Stage):
             defn, stmt = _stage(part)
             out += [defn, ""]
             body.append(stmt)
         else:
-            body.append(f"{part.role} {items(part.items)}")
+            inner = {}
+            for blk in (b for b in part.items if isinstance(b, Block)):
+                body_text = _block_body(blk, {})
+                # the block keeps its definition's name: it names the module (`stem.repvgg_down1`)
+                name = next(f"{blk.block}{'_' * k}{k or ''}" for k in range(len(used) + 1)
+                            if used.setdefault(f"{blk.block}{'_' * k}{k or ''}", body_text) == body_text)
+                if name not in written:
+                    written.add(name)
+                    out += [f"# {blk.name}: {blk.block}\nblock {name}() {{\n{body_text}\n}}", ""]
+                inner[(blk.name, None)] = name
+            body.append(f"{part.role} {items(part.items, inner)}")
     head = [f"input {'x'.join(map(str, net.input_shape))}"]
     head += [f"init {name}" + (f" {value(v)}" if v is not None else "") for name, v in net.init]
     head += _drop_path(net)
-    params = ", ".join(f"{k} = {value(v)}" for k, v in net.params.items() if value(v) is not None)
+    params = ", ".join(f"{k} = {value(v)}" for k, v in net.args.items() if value(v) is not None)
     out.append(f"network {net.name}({params}) {{\n" + "\n".join(head + body) + "\n}")
     return format_text("\n".join(out) + "\n", "<show>")
 
@@ -52,7 +59,7 @@ def value(v: Any) -> str | None:
         parts = [value(x) for x in v]
         return None if None in parts else "[" + ", ".join(parts) + "]"
     if isinstance(v, str):
-        return v if v.isidentifier() else f'"{v}"'
+        return f'"{v}"' if '"' not in v and "\n" not in v else None
     name = getattr(v, "name", None)             # a symbol (`projection`) or a block reference
     return name if isinstance(name, str) else None
 
@@ -64,8 +71,9 @@ def layer(lay: Layer, params: dict[tuple[str, str], str] | None = None) -> str:
     for attr in op.attrs:
         v = lay.attrs.get(attr.name)
         if params and (lay.name, attr.name) in params:
-            words += [attr.short or attr.name, params[(lay.name, attr.name)]]
-        elif v is None:
+            expr = params[(lay.name, attr.name)]
+            words += [expr] if attr.name in op.positional else [attr.short or attr.name, expr]
+        elif v is None or implied(op, lay.attrs, attr.name):
             continue
         elif attr.name in op.positional:
             words.append(value(v))
@@ -74,6 +82,17 @@ def layer(lay: Layer, params: dict[tuple[str, str], str] | None = None) -> str:
         else:
             words += [attr.name, value(v)]
     return " ".join(words)
+
+
+def implied(op: ops.Op, attrs: dict, name: str) -> bool:
+    """Whether a resolved value is what the op derives when the attribute is left out (`same`
+    padding, a pool's stride): then it stays implicit. Defaults that need the input shape are written."""
+    if op.attr(name).default is not None:
+        return False
+    try:
+        return op.resolve({**attrs, name: None}, None).get(name) == attrs[name]
+    except (TypeError, ops.OpError):
+        return False
 
 
 def _pair(v) -> bool:
@@ -87,13 +106,12 @@ def items(seq, params=None) -> str:
         return "{ " + "; ".join(parts) + " }" if parts else "{}"
     lines: list[list[str]] = []
     for it, p in zip(seq, parts):
-        if not lines or not (isinstance(it, Layer) and it.kind in _FOLLOWERS):
+        if not lines or not (isinstance(it, Layer) and ops.OPS[it.kind].fold):
             lines.append([])
         lines[-1].append(p)
     return "{\n" + "\n".join("; ".join(ln) for ln in lines) + "\n}"
 
 
-_FOLLOWERS = ("bn", "relu", "sigmoid", "crelu", "dropout")     # stay on the line of the layer before
 
 
 def _items(seq, params=None) -> list[str]:
@@ -104,45 +122,70 @@ def _items(seq, params=None) -> list[str]:
         elif isinstance(it, Parallel):
             branches = "\n".join(f"branch {items(b, params)}" for b in it.branches)
             out.append(f"parallel {it.mode} {{\n{branches}\n}}")
+        elif params and (it.name, None) in params:          # a block used as a layer (`stem { unit 48 }`)
+            out.append(params[(it.name, None)])
         else:
             raise SpecError(f"show: a block inside '{it.name}' cannot be written back yet", it.span)
     return out
 
 
 def _stage(st: Stage) -> tuple[str, str]:
-    """The stage's block definition and its `stage` statement."""
-    first, rest = st.blocks[0], st.blocks[1:]
-    params, stage_attrs = _first_block_params(first, rest[0] if rest else None)
+    """The stage's block definition and its `stage` statement. Where blocks differ (the first
+    one's stride, a per-block rate), the value is `[v0, v1, ...][i]`, i the block's index."""
+    first, n = st.blocks[0], len(st.blocks)
+    skeletons = {_block_body(b, {}, mask=True) for b in st.blocks}
+    if len(skeletons) > 1:
+        raise SpecError(f"show: the blocks of {st.name} differ in their layers, which one block definition "
+                        "cannot express", first.span)
+    raw = _varying(st.blocks)
+    first_only = raw and all(k[1] == "stride" and len(set(map(str, v[1:]))) == 1 for k, v in raw.items()) \
+        and len({str(v[0]) for v in raw.values()}) == 1
+    if first_only:      # the usual case: `stage x 4 unit stride 2` strides the first block only
+        varying = {k: "stride" for k in raw}
+        params, tail = f"stride = {value(next(iter(raw.values()))[1])}", f" stride {value(next(iter(raw.values()))[0])}"
+    else:
+        varying = {k: _indexed(v) if k != (None, "shortcut") else "[" + ", ".join(v) + "][i]" for k, v in raw.items()}
+        params, tail = ("i", "(block_index)") if raw else ("", "")
     name = f"{st.block}_{st.name.replace('.', '')}"
-    sig = ", ".join(f"{p} = {d}" for p, (d, _) in stage_attrs.items())
     call = ", ".join(f"{k} = {value(v)}" for k, v in first.args.items() if value(v) is not None)
-    defn = f"# {st.name}: {len(st.blocks)} × {st.block}({call})\nblock {name}({sig}) {{\n" + _block_body(first, {k: p for k, p in params.items()}) + "\n}"
-    stmt = f"stage x {len(st.blocks)} {name}" + "".join(f" {p} {v}" for p, (_, v) in stage_attrs.items())
-    if rest and rest[0].shares is not None:
-        stmt += " share" + ("" if rest[0].share_bn else " per_step_bn")
+    defn = (f"# {st.name}: {n} × {st.block}({call})\nblock {name}({params}) {{\n"
+            + _block_body(first, varying) + "\n}")
+    stmt = f"stage x {n} {name}{tail}"
+    if n > 1 and st.blocks[1].shares is not None:
+        stmt += " share" + ("" if st.blocks[1].share_bn else " per_step_bn")
     return defn, stmt
 
 
-def _first_block_params(first: Block, second: Block | None):
-    """Attributes where the first block differs from the others: {(layer, attr): param}, and
-    {param: (default, first block's value)}."""
-    if second is None:
-        return {}, {}
-    params, stage_attrs = {}, {}
-    for a, b in zip(_layers(first), _layers(second)):
-        for k, v in a.attrs.items():
-            if v == b.attrs.get(k):
-                continue
-            if k not in _FIRST_BLOCK_PARAMS or stage_attrs.get(k, (b.attrs[k], v)) != (b.attrs[k], v):
-                raise SpecError(f"show: the first block of {first.name.rsplit('.blocks', 1)[0]} differs "
-                                f"from the others in '{k}', which a stage cannot express", first.span)
-            params[(_suffix(a.name), k)] = k
-            stage_attrs[k] = (value(b.attrs[k]), value(v))
-    return params, stage_attrs
+def _varying(blocks) -> dict:
+    """{(layer suffix, attribute) or (None, block field): [value per block]} where blocks differ."""
+    out = {}
+    per_block = [list(_layers(b)) for b in blocks]
+    for j, lay in enumerate(per_block[0]):
+        for k in lay.attrs:
+            values = [layers[j].attrs.get(k) for layers in per_block]
+            if any(v != values[0] for v in values):
+                out[(_suffix(lay.name), k)] = values
+    for field in ("scale", "gate_bias", "drop_prob"):
+        values = [getattr(b, field) for b in blocks]
+        if any(v != values[0] for v in values):
+            out[(None, field)] = values
+    kinds = [b.shortcut.kind for b in blocks]
+    # `shortcut projection` (zeropad, avgdown) is an identity where the shape stays: no need to vary
+    resolves = kinds[0] in ("projection", "zeropad", "avgdown") and set(kinds[1:]) <= {"identity"}
+    if any(k != kinds[0] for k in kinds) and "custom" not in kinds and not resolves:
+        out[(None, "shortcut")] = kinds             # kinds are names: `projection`
+    return out
+
+
+def _indexed(values) -> str:
+    return "[" + ", ".join(value(v) for v in values) + "][i]"
 
 
 def _suffix(name: str) -> str:
-    return name.split(".blocks.", 1)[1].split(".", 1)[1]
+    """`stages.1.blocks.0.residual.conv1` -> `residual.conv1` (the same layer in every block)."""
+    if ".blocks." in name:
+        return name.split(".blocks.", 1)[1].split(".", 1)[1]
+    return name
 
 
 def _layers(item):
@@ -160,39 +203,33 @@ def _layers(item):
                 yield from _layers(x)
 
 
-def _block_body(b: Block, params: dict) -> str:
+def _block_body(b: Block, varying: dict, mask: bool = False) -> str:
+    """The body of a block definition; `mask` hides every value (to compare block structure)."""
     local = {}
     for lay in _layers(b):
-        for (suffix, attr), p in params.items():
-            if _suffix(lay.name) == suffix:
-                local[(lay.name, attr)] = p
+        for attr in lay.attrs:
+            if mask:
+                local[(lay.name, attr)] = "_"
+            elif (_suffix(lay.name), attr) in varying:
+                local[(lay.name, attr)] = varying[(_suffix(lay.name), attr)]
+    field = (lambda f, v: "_") if mask else (lambda f, v: varying.get((None, f), v if f == "shortcut" else value(v)))
     lines = [f"pre {items(b.pre, local)}"] if b.pre else []
     lines += [f"residual {items(r, local)}" for r in b.residuals]
     if b.shortcut.kind == "custom":
         lines.append(f"shortcut {items(b.shortcut.layers, local)}")
     elif b.combine != "concat":
-        lines.append(f"shortcut {b.shortcut.kind}")
-    if b.scale != 1.0:
-        lines.append(f"scale {value(b.scale)}")
+        lines.append(f"shortcut {field('shortcut', b.shortcut.kind)}")
+    if b.scale != 1.0 or (None, "scale") in varying or mask:
+        lines.append(f"scale {field('scale', b.scale)}")
     if b.combine == "concat":
         lines.append("combine concat")
     elif b.combine == "gate":
-        lines.append(f"combine gate k{b.gate[0].attrs['kernel']} bias {value(b.gate_bias)}")
+        lines.append(f"combine gate k{b.gate[0].attrs['kernel']} bias {field('gate_bias', b.gate_bias)}")
+    if b.drop_prob or (None, "drop_prob") in varying or mask:
+        lines.append(f"drop_path {field('drop_prob', b.drop_prob)} mode {b.drop_mode}")
     if b.post:
         lines.append(f"post {items(b.post, local)}")
     return "\n".join(lines)
-
-
-def _drop_path(net: Net) -> list[str]:
-    """`drop_path RATE linear|constant mode M` recovered from the blocks' probabilities."""
-    blocks = [b for s in net.stages for b in s.blocks]
-    probs = [b.drop_prob for b in blocks]
-    if not any(probs):
-        return []
-    mode = blocks[0].drop_mode
-    if len(set(probs)) == 1:
-        return [f"drop_path {value(probs[0])} constant mode {mode}"]
-    return [f"drop_path {value(probs[-1])} linear mode {mode}"]
 
 
 __all__ = ["show_net", "layer", "value", "Section"]

@@ -38,7 +38,7 @@ def test_check_prints_a_table_per_stage_with_totals():
 def test_check_json_is_one_document():
     r = run("check", CIFAR, "--json", "--set", "n=5")
     doc = json.loads(r.stdout)
-    assert doc["network"] == "cifar_resnet" and doc["params"]["n"] == 5
+    assert doc["network"] == "cifar_resnet" and doc["args"]["n"] == 5
     assert doc["total_params"] == 464_154                      # He et al. Table 6: ResNet-32
     assert doc["input_shape"] == [3, 32, 32] and doc["output_shape"] == [10]
     assert [s["name"] for s in doc["sections"]] == ["stem", "stages.0", "stages.1", "stages.2", "head"]

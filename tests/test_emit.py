@@ -11,13 +11,14 @@ import torch
 
 from conftest import ROOT, SPECS
 import resdsl
+from resdsl.frontend.load import load
 
 SMALL = {"cifar_resnet": dict(n=1), "stochastic_depth": dict(n=1), "densenet_cifar": dict(depth=16),
          "resnext_cifar": dict(cardinality=2, base_width=4), "wide_resnet": dict(depth=10, k=1),
          "multi_resnet": dict(depth=20), "preact_resnet": dict(depth=20), "highway": dict(n=1),
-         "inception_resnet_v2": dict(size=75), "recurrent_resnet": dict(steps=2), "resnet": dict(depth=18),
-         "densenet": dict(depth=121)}
-ZOO = sorted(SPECS.glob("*.res"))
+         "inception_resnet_v2": dict(size=75), "recurrent_resnet": dict(steps=2), "resnet_d": dict(depth=18)}
+# every network of every zoo spec (resnet.res holds two); ImageNet nets run on 75×75 inputs
+ZOO = [(spec, name) for spec in sorted(SPECS.glob("*.res")) for name in load(spec).main_networks]
 
 CHECK = """
 import sys, torch
@@ -38,16 +39,20 @@ for name in sys.argv[2:]:
 
 
 @pytest.mark.slow
-def test_every_zoo_spec_runs_standalone_bit_equal(tmp_path):
+@pytest.mark.parametrize("part", range(3))
+def test_every_zoo_spec_runs_standalone_bit_equal(tmp_path, part):
+    """A third of the zoo per test (xdist runs them side by side); every network once."""
     names = []
-    for spec in ZOO:
-        model = resdsl.compile(spec, **SMALL.get(spec.stem, {})).eval()
-        (tmp_path / f"{spec.stem}.py").write_text(resdsl.emit_source(model))
-        x = torch.randn(2, *model.input_shape)
+    for spec, name in ZOO[part::3]:
+        net = resdsl.load_spec(spec, name, **SMALL.get(name, {}))
+        model = resdsl.compile(spec, name, **SMALL.get(name, {})).eval()
+        (tmp_path / f"{name}.py").write_text(resdsl.emit_source(model, net))
+        c, h, w = model.input_shape
+        x = torch.randn(2, c, min(h, 75), min(w, 75))
         with torch.no_grad():
             y = model(x)
-        torch.save((model.state_dict(), x, y), tmp_path / f"{spec.stem}.pt")
-        names.append(spec.stem)
+        torch.save((model.state_dict(), x, y), tmp_path / f"{name}.pt")
+        names.append(name)
     r = subprocess.run([sys.executable, "-c", CHECK, str(tmp_path), *names], capture_output=True, text=True,
                        cwd=tmp_path, env={"PATH": "", "OMP_NUM_THREADS": "1"}, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -55,9 +60,10 @@ def test_every_zoo_spec_runs_standalone_bit_equal(tmp_path):
 
 
 def test_block_forward_reads_like_a_resnet_block():
-    src = resdsl.emit_source(resdsl.compile(SPECS / "resnet.res", depth=50))
+    src = resdsl.emit_source(resdsl.compile(SPECS / "resnet.res", depth=50), resdsl.load_spec(SPECS / "resnet.res"))
     assert "import resdsl" not in src and "from resdsl" not in src
-    assert src.count("class Block") == 8           # first and other blocks of four stages
+    assert src.count("class Bottleneck") == 8           # first and other blocks of four stages
+    assert "class Bottleneck(nn.Module)" in src and "class Bottleneck8(nn.Module)" in src
     assert ("    def forward(self, x):\n        s = self.shortcut(x)\n        out = self.residual(x)\n"
             "        out = out.add_(s)\n        return self.post(out)\n") in src
     assert "nn.Conv2d(64, 64, kernel_size=3, padding=1, bias=False)" in src

@@ -142,3 +142,80 @@ def test_random_valid_specs_compile_to_what_the_graph_says(text, train):
 def test_huge_specs_fail_fast_or_stay_symbolic(text):
     """Sizes are arithmetic until compile: nothing here may allocate or hang."""
     front_end(text)
+
+
+# -- CLI options of compile, eval and train (issue 11): one message and exit 1/2, never a traceback --
+from click.testing import CliRunner  # noqa: E402
+
+from resdsl.cli import main  # noqa: E402
+
+DIGITS = str(SPECS / "digits_resnet.res")
+CLI_FUZZ = settings(max_examples=12 * SCALE, deadline=None, derandomize=SCALE == 1,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+NUMBERS = st.one_of(st.integers(-2**70, 2**70), st.floats(allow_nan=True, allow_infinity=True).map(repr),
+                    st.sampled_from(["0", "-1", "1", "inf", "-inf", "nan", "1e400", "", "x", "0x10", "1_000", "\x00"]))
+TEXTS = st.one_of(st.text(max_size=12), st.sampled_from(["meta", "cuda:99", "cpu", "../x", "/abs", "a{b}", "é"]))
+
+
+def _invoke(args: list) -> None:
+    r = CliRunner().invoke(main, [str(a) for a in args])
+    assert "Traceback" not in r.output, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit), (args, repr(r.exception))
+    assert r.exit_code in (0, 1, 2, 3), (args, r.exit_code, r.output)
+
+
+@CLI_FUZZ
+@given(batch=NUMBERS, ext=st.sampled_from([".pt2", ".safetensors", ".bin", "", ".onnx.tmp"]),
+       sets=st.lists(st.tuples(st.sampled_from(["width", "n", "classes", "nope", "1x"]), NUMBERS), max_size=2))
+def test_compile_options_fuzz(tmp_path_factory, batch, ext, sets):
+    out = tmp_path_factory.mktemp("c") / f"m{ext}"
+    args = ["compile", DIGITS, "-o", out, "--batch-size", batch]
+    for k, v in sets:
+        args += ["--set", f"{k}={v}"]
+    _invoke(args)
+
+
+@CLI_FUZZ
+@given(batch=NUMBERS, precision=TEXTS, device=TEXTS, data=TEXTS)
+def test_eval_options_fuzz(tmp_path_factory, batch, precision, device, data):
+    missing = tmp_path_factory.mktemp("e") / "none.pt"
+    _invoke(["eval", DIGITS, "--checkpoint", missing, "-b", batch, "--precision", precision, "--device", device,
+             "--data", data])
+
+
+TRAIN_OPTIONS = ["--epochs", "-b", "--lr", "--momentum", "--weight-decay", "--warmup-epochs", "--min-lr", "--seed",
+                 "--smoothing", "--clip-grad", "--crop-pad", "--hflip", "--log-interval", "--eval-batch-size",
+                 "-j", "--decay-milestones", "--decay-rate", "--device", "--experiment", "--sched", "--precision"]
+
+
+@CLI_FUZZ
+@given(opts=st.lists(st.tuples(st.sampled_from(TRAIN_OPTIONS), st.one_of(NUMBERS, TEXTS)), min_size=1, max_size=4))
+def test_train_options_fuzz(tmp_path_factory, opts):
+    """Data that cannot load keeps every case short: options are validated before anything runs."""
+    root = tmp_path_factory.mktemp("t")
+    args = ["train", DIGITS, "--data", f"npz:{root / 'missing.npz'}", "--output", root / "runs"]
+    for k, v in opts:
+        args += [k, v]
+    _invoke(args)
+    assert not (root / "runs").exists() or not any(p.is_file() for p in (root / "runs").rglob("*"))
+
+
+# -- peak memory of `check` on hostile specs stays under a budget --
+@settings(max_examples=8 * SCALE, deadline=None, derandomize=SCALE == 1)
+@given(doublings=st.integers(10, 60), nest=st.integers(10, 80), side=st.sampled_from([8, 8000, 10**6]),
+       repeat=st.sampled_from([1, 20, 10**6, 10**7]))
+def test_check_peak_memory_under_budget(doublings, nest, side, repeat):
+    import tracemalloc
+
+    lets = "  let x0 = [1, 2]\n" + "".join(f"  let x{i + 1} = x{i} + x{i}\n" for i in range(doublings))
+    lets += "  let y0 = 1\n" + "".join(f"  let y{i + 1} = [y{i}, y{i}]\n" for i in range(nest))
+    text = ("block b(c) {\n  residual { conv c k3 }\n  shortcut identity\n}\n"
+            f"network n() {{\n  input 3x{side}x{side}\n{lets}  stem {{ conv 4 k3 }}\n"
+            f"  stage x {repeat} b(4)\n  head {{ avgpool; fc 2 }}\n}}\n")
+    tracemalloc.start()
+    try:
+        front_end(text)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 256 << 20, f"check peaked at {peak / 2**20:.0f} MiB"

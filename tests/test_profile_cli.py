@@ -30,9 +30,9 @@ def test_stage_table_by_default():
 def test_json_schema():
     d = json.loads(profile(CIFAR, "--set", "n=1", "--json", "--level", "block", "--batch-size", "4").output)
     assert d["schema"] == "resdsl.profile/1"
-    assert {"network", "arguments", "input_shape", "output_shape", "level", "batch_size", "precision",
+    assert {"network", "args", "input_shape", "output_shape", "level", "batch_size", "precision",
             "conventions", "totals", "stages", "rows", "spec"} <= set(d)
-    assert d["arguments"] == {"n": 1, "classes": 10, "skip": "zeropad"}
+    assert d["args"] == {"n": 1, "classes": 10, "skip": "zeropad"}
     assert d["level"] == "block" and d["batch_size"] == 4
     assert [r["name"] for r in d["rows"]] == ["stem", "stages.0.blocks.0", "stages.1.blocks.0",
                                               "stages.2.blocks.0", "head"]
@@ -90,7 +90,7 @@ def test_vs_side_by_side_with_ratios():
     assert "stages.0.blocks.1" in out and "B / A" in out
     d = json.loads(profile(CIFAR, "--set", "n=1", "--vs", CIFAR, "--vs-set", "n=2", "--json").output)
     assert d["schema"] == "resdsl.profile/1+vs"
-    assert d["a"]["arguments"]["n"] == 1 and d["b"]["arguments"]["n"] == 2
+    assert d["a"]["args"]["n"] == 1 and d["b"]["args"]["n"] == 2
     assert d["ratios_b_over_a"]["params"] == pytest.approx(172_506 / 75_290)
 
 
@@ -104,7 +104,7 @@ def test_vs_run_measures_both_interleaved():
 def test_usage_errors():
     r = profile(CIFAR, "--vs-set", "n=2", ok=False)
     assert r.exit_code == 2 and "--vs-set and --vs-network need --vs" in r.output
-    r = profile(CIFAR, "--set", "n=0", ok=False)
+    r = profile(CIFAR, "--set", "n=-1", ok=False)
     assert r.exit_code == 1 and "Traceback" not in r.output
 
 

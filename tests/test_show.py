@@ -3,10 +3,15 @@ import pytest
 
 from conftest import SPECS
 from resdsl import api
+from resdsl.errors import SpecError
 from resdsl.frontend.parse import parse
 from resdsl.show import show_net
 
-ZOO = sorted(SPECS.glob("*.res"))
+# ShuffleNetV2's first unit of a stage has other layers than the rest (two strided branches vs
+# a channel split): one block definition per stage cannot say that yet (it needs `if i == 0`).
+LIMITS = {"shufflenet": "blocks of one stage differ in their layers"}
+ZOO = [pytest.param(p, marks=pytest.mark.xfail(reason=LIMITS[p.stem], strict=True, raises=SpecError))
+       if p.stem in LIMITS else p for p in sorted(SPECS.glob("*.res"))]
 
 
 def signature(g):
@@ -14,7 +19,7 @@ def signature(g):
     return sorted((n, d["kind"], d["out_shape"], d["params"], d["macs"]) for n, d in g.nodes(data=True))
 
 
-@pytest.mark.parametrize("spec", ZOO, ids=[p.stem for p in ZOO])
+@pytest.mark.parametrize("spec", ZOO, ids=[p.stem for p in sorted(SPECS.glob("*.res"))])
 def test_show_round_trips_on_the_zoo(spec):
     net = api.load_spec(spec)
     text = show_net(net, str(spec))
@@ -23,7 +28,7 @@ def test_show_round_trips_on_the_zoo(spec):
     assert signature(g2) == signature(g)
     assert sum(d["params"] for _, d in g2.nodes(data=True)) == sum(d["params"] for _, d in g.nodes(data=True))
     code = [ln for ln in text.splitlines() if not ln.startswith("#")]
-    assert not any(w in ln for ln in code for w in ("let ", " in ", "?"))   # nothing left to evaluate
+    assert not any(w in ln for ln in code for w in ("let ", " in ", "?"))  # nothing left to evaluate
 
 
 def test_show_with_set_writes_the_resolved_values():

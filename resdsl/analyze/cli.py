@@ -22,12 +22,14 @@ def _table(title: str, columns: list[str], rows: list[list]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=title, title_justify="left")
+    t = Table()
     for i, c in enumerate(columns):
         t.add_column(c, justify="left" if i == 0 else "right")
     for r in rows:
         t.add_row(*[str(x) for x in r])
-    Console(width=max(100, Console().width)).print(t)
+    console = Console(width=max(100, Console().width))
+    console.print(title, style="italic", markup=False, highlight=False)   # a long title is not wrapped to the table
+    console.print(t)
 
 
 def _sets(sets: tuple[str, ...]) -> dict:
@@ -60,7 +62,7 @@ def analyze():
 @click.option("--network", default=None, help="Which network of the file (default: the first).")
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a network parameter.")
 @CHECKPOINT
-@click.option("--gradients", is_flag=True, help="Also sample gradient by path length (at init without --checkpoint).")
+@click.option("--gradients", is_flag=True, help="Also sample gradient by path length (at init, BN calibrated on the inputs, without --checkpoint).")
 @click.option("--lengths", default=None, help="Path lengths to sample, e.g. 0,2,4 [all].")
 @click.option("--draws", type=click.IntRange(1, 1000), default=3, show_default=True, help="Draws per length.")
 @click.option("--limit", type=click.IntRange(1, 100_000), default=16, show_default=True, help="Images per draw.")
@@ -107,9 +109,12 @@ def _paths_inputs(spec, network, sets, checkpoint, gradients, limit, data):
     import torch
 
     torch.manual_seed(0)
-    model = api.compile(spec, network, **_sets(sets)).eval()
+    from .common import calibrate_bn
+
+    model = api.compile(spec, network, **_sets(sets))
     shape = tuple(model.input_shape)
-    return g, model, torch.randn(limit, *shape), torch.randint(0, model.num_classes, (limit,))
+    x = torch.randn(limit, *shape)
+    return g, calibrate_bn(model, x), x, torch.randint(0, model.num_classes, (limit,))
 
 
 def _paths_table(doc: dict) -> None:
@@ -228,9 +233,12 @@ def _measure_family(spec, network, params, depth_param, value, points, draws) ->
 
     if depth_param:
         params = {**params, depth_param: value}
+    from .common import calibrate_bn
+
     torch.manual_seed(0)
     g = api.graph(spec, network, **params)
     model = api.compile(spec, network, **params)
+    calibrate_bn(model, torch.randn(32, *model.input_shape))   # BN as at the first training step
     shown = " ".join(f"{k}={getattr(v, 'name', v)}" for k, v in params.items() if k != depth_param)
     label = f"{g.graph['name']} {shown}".strip()
     return measure(model, label, _depth(g), points, draws).as_dict()
@@ -260,6 +268,56 @@ def norms(checkpoint, vs, limit, data, as_json, figure):
         for d in docs:
             _table(f"residual norms: {d['source']}", ["block", "‖F(x)‖/‖x‖", "cos(F(x), x)"],
                    [[b["block"], f"{b['norm_ratio']:.3f}", f"{b['cosine']:+.3f}"] for b in d["blocks"]])
+
+
+@analyze.command()
+@click.argument("spec", type=click.Path(exists=True, dir_okay=False))
+@click.option("--network", default=None, help="Which network of the file (default: the first).")
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a network parameter.")
+@click.option("--vs", "vs", multiple=True, metavar="'SPEC [NAME=VALUE ...]'", help="Another family to compare (repeatable).")
+@click.option("--depth-param", default=None, help="The parameter that sets depth (e.g. layers).")
+@click.option("--depths", default=None, help="Values of --depth-param, e.g. 2,4,6.")
+@click.option("--at", "start", type=click.Choice(["zero", "small", "init"]), default="zero", show_default=True,
+              help="Starting point: all weights 0, N(0, 0.01²), or the spec's initialisation.")
+@click.option("--max-exact", type=click.IntRange(1, 20_000), default=3000, show_default=True,
+              help="Exact Hessian up to this many parameters, Lanczos above.")
+@JSON
+@FIGURE
+@user_errors
+def hessian(spec, network, sets, vs, depth_param, depths, start, max_exact, as_json, figure):
+    """Condition number of the loss Hessian at a starting point, per depth (Li et al. 2016)."""
+    from .common import check_figure_path
+    from .plots import hessian_figure
+
+    check_figure_path(figure)
+    if bool(depth_param) != bool(depths):
+        raise SpecError("--depth-param and --depths go together, e.g. --depth-param layers --depths 2,4,6")
+    families = [(spec, _sets(sets))] + [_family(v) for v in vs]
+    values = _ints(depths, "--depths") if depths else [None]
+    results = [_hessian_of(s, network, p, depth_param, v, start, max_exact) for s, p in families for v in values]
+    _emit(results, as_json, figure, lambda p: hessian_figure(results, p))
+    if not as_json:
+        _table(f"loss Hessian at {start}", ["network", "depth", "params", "method", "max |λ|", "min |λ|", "κ"],
+               [[r["label"], r["depth"], r["params"], r["method"], f"{r['max_abs_eigenvalue']:.3g}",
+                 f"{r['min_abs_eigenvalue']:.3g}", "flat (H = 0)" if r["flat"] else
+                 ("inf" if r["condition_number"] is None else f"{r['condition_number']:.3g}")] for r in results])
+
+
+def _hessian_of(spec, network, params, depth_param, value, start, max_exact) -> dict:
+    import torch
+
+    from .. import api
+    from .hessian import set_start, spectrum
+
+    if depth_param:
+        params = {**params, depth_param: value}
+    torch.manual_seed(0)
+    g = api.graph(spec, network, **params)
+    model = api.compile(spec, network, **params)
+    set_start(model, start)
+    shown = " ".join(f"{k}={getattr(v, 'name', v)}" for k, v in params.items() if k != depth_param)
+    doc = spectrum(model, max_exact).as_dict()
+    return {"label": f"{g.graph['name']} {shown}".strip(), "depth": _depth(g), **doc}
 
 
 from .sweep_cli import sweep  # noqa: E402  (registered as `resdsl sweep`)

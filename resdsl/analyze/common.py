@@ -120,3 +120,19 @@ def branch_modules(block: nn.Module) -> list[nn.Module]:
     if getattr(block, "residual", None) is not None:
         return [block.residual]
     return list(getattr(block, "residuals", None) or [])
+
+
+@torch.no_grad()
+def calibrate_bn(model: nn.Module, x: torch.Tensor) -> nn.Module:
+    """Set every batch norm's running statistics to those of the batch x (one forward pass in
+    training mode, cumulative averages), then return the model in eval mode: an untrained net
+    as it computes at its first training step, not with BN's initial identity statistics."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    model(x)
+    for m in bns:
+        m.momentum = 0.1
+    return model.eval()

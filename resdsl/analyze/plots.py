@@ -91,3 +91,24 @@ def norms_figure(docs: list[dict], labels: list[str], path: str) -> None:
         ax.legend(fontsize=8)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def hessian_figure(results: list[dict], path: str) -> None:
+    """Li et al. 2016: condition number of the Hessian at the starting point vs depth, per family."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    families: dict[str, list[dict]] = {}
+    for r in results:
+        families.setdefault(r["label"], []).append(r)
+    for i, (label, rs) in enumerate(families.items()):
+        pts = [(r["depth"], r["condition_number"]) for r in rs if r["condition_number"] is not None]
+        flat = [r["depth"] for r in rs if r["flat"]]
+        if pts:
+            ax.semilogy(*zip(*pts), "o-", color=f"C{i}", label=label)
+        if flat:
+            ax.plot(flat, [1] * len(flat), "x", color=f"C{i}", label=f"{label}: Hessian = 0 (flat)")
+    ax.set(xlabel="depth (layers)", ylabel="condition number of the Hessian", title="loss Hessian at the start")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, path)

@@ -1,159 +1,128 @@
-"""compile_net(net, g) -> Network: one nn.Module per op, named as in the net (see ir/net.py)."""
+"""compile_graph(g) -> Network: one nn.Module per op node, built by walking the graph's module tree.
+
+The annotated graph holds everything the compiler needs: each op node's resolved attributes and
+input shapes, and `g.graph["containers"]` (module path -> sequence, block, branches, stage or
+section, with its children in order). Node names are the module paths (see ir/net.py), so the
+compiled model's state_dict keys are the graph's node names. Block semantics live in the graph
+builder (ir/build.py) and ResidualBlock.forward; this file only assembles modules.
+"""
 from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from typing import Callable
+from dataclasses import dataclass
 
 import networkx as nx
 from torch import nn
 
 from ..errors import SpecError
 from ..ir import ops
-from ..ir.net import Block, Item, Layer, Net, Parallel, Section
 from ..ir.shapes import totals
-from . import layers
 from .init import apply_init
-from .modules import (Branches, CReLU, FlattenLinear, Network, ResidualBlock, Stage,
-                      ZeroPadShortcut)
-
-# Layers after which a ReLU may not run in place (their backward needs their output).
-_NEEDS_OUTPUT = {"relu", "sigmoid"}
+from .modules import Branches, Network, ResidualBlock, Stage
 
 
-def _conv(a: dict, c_in: int, shape) -> nn.Module:
-    return nn.Conv2d(c_in, a["out"], ops.pair(a["kernel"]), a["stride"], ops.conv_padding(a), a["dilation"],
-                     a["groups"], a["bias"])
+@dataclass
+class Context:
+    """The graph being compiled; what the builders below read."""
+    g: nx.DiGraph
+
+    def container(self, path: str) -> dict:
+        return self.g.graph["containers"][path]
+
+    def is_node(self, child: str) -> bool:
+        return child not in self.g.graph["containers"]
 
 
-def _bn(a: dict, c_in: int, shape) -> nn.Module:
-    cls = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
-    return cls(c_in, eps=a["eps"], momentum=a["momentum"])
+def layer(ctx: Context, n: str, inplace: bool) -> nn.Module:
+    """The module of one op node, from its registry entry."""
+    d = ctx.g.nodes[n]
+    return ops.OPS[d["kind"]].build(d["attrs"], d["in_shapes"], inplace)
 
 
-def _maxpool(a: dict, c_in: int, shape) -> nn.Module:
-    pad = a["padding"] if a["padding"] is not None else (a["kernel"] - 1) // 2
-    return nn.MaxPool2d(a["kernel"], a["stride"] or a["kernel"], pad, ceil_mode=a["ceil"])
+def sequence(ctx: Context, path: str) -> nn.Sequential:
+    """Children in order; a ReLU runs in place unless it would overwrite a tensor someone else reads
+    (the sequence's input, unless it is a unit's `post`; an output a backward needs)."""
+    mods: OrderedDict[str, nn.Module] = OrderedDict()
+    owns_input = ctx.container(path).get("role") == "post"
+    prev_needs_output = False
+    for i, child in enumerate(ctx.container(path)["children"]):
+        if ctx.is_node(child):
+            mods[child.rsplit(".", 1)[-1]] = layer(ctx, child, (i > 0 or owns_input) and not prev_needs_output)
+            prev_needs_output = ops.OPS[ctx.g.nodes[child]["kind"]].needs_output
+        else:
+            mods[child.rsplit(".", 1)[-1]] = module(ctx, child)
+            prev_needs_output = False
+    return nn.Sequential(mods)
 
 
-def _avgpool(a: dict, c_in: int, shape) -> nn.Module:
-    if a["kernel"] is None:
-        return nn.AdaptiveAvgPool2d(1)
-    return nn.AvgPool2d(a["kernel"], a["stride"] or a["kernel"], a["padding"] or 0,
-                        ceil_mode=a["ceil"], count_include_pad=a["count_pad"])
+def branches(ctx: Context, path: str) -> Branches:
+    c = ctx.container(path)
+    return Branches([sequence(ctx, b) for b in c["children"]], c["mode"])
 
 
-BUILDERS: dict[str, Callable[[dict, int, tuple], nn.Module]] = {
-    "conv": _conv,
-    "bn": _bn,
-    "relu": lambda a, c, s: nn.ReLU(),
-    "sigmoid": lambda a, c, s: nn.Sigmoid(),
-    "maxpool": _maxpool,
-    "avgpool": _avgpool,
-    "fc": lambda a, c, s: FlattenLinear(c, a["out"], bias=a["bias"]),
-    "dropout": lambda a, c, s: nn.Dropout(a["p"]),
-    "zeropad": lambda a, c, s: ZeroPadShortcut(a["stride"], a["out"] - c),
-    "crelu": lambda a, c, s: CReLU(),
-    # the vocabulary after ResNet (ir/ops.py VOCABULARY)
-    **{k: (lambda k: lambda a, c, s: layers.ACTIVATIONS[k]())(k) for k in ops.ACTIVATIONS if k not in ("relu", "sigmoid")},
-    "leaky_relu": lambda a, c, s: nn.LeakyReLU(a["slope"]),
-    "layernorm": lambda a, c, s: (layers.LayerNorm2d if len(s) == 3 else nn.LayerNorm)(c, eps=a["eps"]),
-    "groupnorm": lambda a, c, s: nn.GroupNorm(a["groups"], c, eps=a["eps"]),
-    "layer_scale": lambda a, c, s: layers.LayerScale(c, a["init"], spatial=len(s) == 3),
-    "shuffle": lambda a, c, s: layers.ChannelShuffle(a["groups"]),
-    "softmax": lambda a, c, s: layers.GroupSoftmax(a["groups"]),
-    "pad_channels": lambda a, c, s: layers.ZeroPadChannels(a["out"] - c),
-    "slice": lambda a, c, s: layers.ChannelSlice(a["start"], a["stop"]),
-    "se": lambda a, c, s: layers.SqueezeExcitation(c, ops.se_channels(a, c), str(a["act"]), str(a["gate"]), a["bias"]),
-}
+def block(ctx: Context, path: str) -> ResidualBlock:
+    """A residual unit from its graph record: y = post(merge(scale · Σ_k residual_k(pre(x)), shortcut(x)))."""
+    info = ctx.g.graph["blocks"][path]
+    parts = {"pre": None, "shortcut": None, "gate": None, "post": None}
+    residuals: list[tuple[str, nn.Module]] = []
+    for child in ctx.container(path)["children"]:
+        role = ctx.container(child)["role"]
+        if role == "residual":
+            residuals.append((child, sequence(ctx, child)))
+        else:
+            parts[role] = sequence(ctx, child)
+    return ResidualBlock(
+        pre=parts["pre"], residuals=[m for _, m in residuals], shortcut=parts["shortcut"],
+        shortcut_kind=info["shortcut"], shortcut_from_pre=info["source"] == "pre", scale=info["scale"],
+        post=parts["post"], add_inplace=fresh(ctx, residuals[0][0]) or info["scale"] != 1.0 or len(residuals) > 1,
+        combine=info["combine"], gate=parts["gate"], drop_prob=info["drop_prob"], drop_mode=info["drop_mode"])
 
 
-class Compiler:
-    def __init__(self, g: nx.DiGraph):
-        self.g = g
-        self.gate_biases: list[tuple[nn.Parameter, float]] = []   # set after init_weights
-
-    def in_shape(self, name: str) -> tuple:
-        return self.g.nodes[name]["in_shapes"][0]
-
-    def layer(self, it: Layer) -> nn.Module:
-        shape = self.in_shape(it.name)
-        return BUILDERS[it.kind](it.attrs, shape[0], shape)
-
-    def seq(self, items: tuple[Item, ...], owns_input: bool = False) -> nn.Sequential:
-        """Layers in order; a ReLU runs in place unless it would overwrite a tensor someone else reads."""
-        mods: OrderedDict[str, nn.Module] = OrderedDict()
-        prev = None
-        for i, it in enumerate(items):
-            local = it.name.rsplit(".", 1)[-1]
-            if isinstance(it, Layer):
-                m = self.layer(it)
-                if isinstance(m, nn.ReLU):
-                    m.inplace = (i > 0 or owns_input) and prev not in _NEEDS_OUTPUT
-                prev = it.kind
-            elif isinstance(it, Parallel):
-                m = Branches([self.seq(br) for br in it.branches], it.mode)
-                prev = "merge"
-            else:
-                m = self.block(it)
-                prev = "block"
-            mods[local] = m
-        return nn.Sequential(mods)
-
-    def block(self, b: Block) -> ResidualBlock:
-        sc = b.shortcut
-        last = b.residuals[0][-1] if b.residuals[0] else None
-        fresh = isinstance(last, Layer) and last.kind in ("conv", "bn")
-        gate = None
-        if b.gate:
-            gate = self.seq(b.gate)
-            self.gate_biases.append((gate.conv1.bias, b.gate_bias))
-        return ResidualBlock(
-            pre=self.seq(b.pre) if b.pre else None,
-            residuals=[self.seq(r) for r in b.residuals],
-            shortcut=self.seq(sc.layers) if sc.layers else None,
-            shortcut_kind=sc.kind,
-            shortcut_from_pre=sc.source == "pre",
-            scale=b.scale,
-            post=self.seq(b.post, owns_input=True) if b.post else None,
-            add_inplace=fresh or b.scale != 1.0 or len(b.residuals) > 1,
-            combine=b.combine, gate=gate, drop_prob=b.drop_prob, drop_mode=b.drop_mode,
-        )
-
-    def stage(self, blocks: tuple[Block, ...]) -> Stage:
-        """Blocks in order; a block that `shares` uses the very modules of the one it names."""
-        mods = {b.name: self.block(b) for b in blocks}
-        for b in blocks:
-            if b.shares is not None:
-                tie(mods[b.shares], mods[b.name], b.share_bn)
-        return Stage(list(mods.values()))
-
-    def network(self, net: Net) -> Network:
-        stem, head, body = nn.Sequential(), nn.Sequential(), []
-        for part in net.body:
-            if isinstance(part, Section) and part.role == "stem":
-                stem = self.seq(part.items)
-            elif isinstance(part, Section) and part.role == "head":
-                head = self.seq(part.items)
-            elif isinstance(part, Section):
-                body.append(("transition", self.seq(part.items)))
-            else:
-                body.append(("stage", self.stage(part.blocks)))
-        out = self.g.nodes[self.g.graph["output"]]["out_shape"]
-        model = Network(net.name, net.input_shape, out[0], stem, body, head)
-        init_weights(model)
-        for bias, value in self.gate_biases:      # highway gate biases come from the spec
-            nn.init.constant_(bias, value)
-        apply_init(model, net.init)
-        return model
+def fresh(ctx: Context, path: str) -> bool:
+    """Whether a branch ends in an op whose output nobody else reads (the merge may add into it)."""
+    children = ctx.container(path)["children"]
+    last = children[-1] if children else None
+    return last is not None and ctx.is_node(last) and ops.OPS[ctx.g.nodes[last]["kind"]].fresh_output
 
 
-def tie(src: nn.Module, dst: nn.Module, share_bn: bool) -> None:
-    """Make dst's weighted layers the very modules of src (BN too unless one BN per step)."""
-    for name, m in list(dst.named_modules()):
-        if isinstance(m, (nn.Conv2d, nn.Linear)) or (share_bn and isinstance(m, nn.modules.batchnorm._BatchNorm)):
-            parent, _, leaf = name.rpartition(".")
-            setattr(dst.get_submodule(parent) if parent else dst, leaf, src.get_submodule(name))
+def stage(ctx: Context, path: str) -> Stage:
+    return Stage([block(ctx, b) for b in ctx.container(path)["children"]])
+
+
+BUILDERS = {"sequence": sequence, "section": sequence, "branches": branches, "block": block, "stage": stage}
+
+
+def module(ctx: Context, path: str) -> nn.Module:
+    return BUILDERS[ctx.container(path)["type"]](ctx, path)
+
+
+def tie_shared(model: nn.Module, g: nx.DiGraph) -> None:
+    """A node with `shared_from` runs the very module of the node it names (ir/build.py marks them)."""
+    for n, d in g.nodes(data=True):
+        if d.get("shared_from"):
+            parent, _, leaf = n.rpartition(".")
+            setattr(model.get_submodule(parent), leaf, model.get_submodule(d["shared_from"]))
+
+
+def network(g: nx.DiGraph) -> Network:
+    ctx = Context(g)
+    stem, head, body = nn.Sequential(), nn.Sequential(), []
+    for path, c in g.graph["containers"].items():
+        if c["parent"] is not None:
+            continue
+        if c["type"] == "stage":
+            body.append(("stage", stage(ctx, path)))
+        elif c["role"] == "transition":
+            body.append(("transition", sequence(ctx, path)))
+        elif c["role"] == "stem":
+            stem = sequence(ctx, path)
+        else:
+            head = sequence(ctx, path)
+    out = g.nodes[g.graph["output"]]["out_shape"]
+    model = Network(g.graph["name"], g.graph["input_shape"], out[0], stem, body, head)
+    tie_shared(model, g)
+    return model
 
 
 def init_weights(model: nn.Module) -> None:
@@ -168,6 +137,13 @@ def init_weights(model: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
+def gate_biases(model: nn.Module, g: nx.DiGraph) -> None:
+    """Highway gate biases come from the spec (`combine gate bias -2`), set after init_weights."""
+    for name, info in g.graph["blocks"].items():
+        if info["combine"] == "gate":
+            nn.init.constant_(model.get_submodule(f"{name}.gate")[0].bias, info["gate_bias"])
+
+
 def physical_memory() -> int:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -175,16 +151,26 @@ def physical_memory() -> int:
         return 16 << 30
 
 
-def check_size(net: Net, g: nx.DiGraph, force: bool) -> None:
+def check_size(g: nx.DiGraph, force: bool) -> None:
     """Refuse, before allocating, a network whose fp32 parameters need over half the machine's memory."""
     params, _ = totals(g)
     need, have = params * 4, physical_memory()
     if need > have // 2 and not force:
-        raise SpecError(f"network '{net.name}' has {params:,} parameters ({need / 2**30:.1f} GiB in fp32), "
-                        f"more than half this machine's memory ({have / 2**30:.1f} GiB)", net.span).with_note(
+        raise SpecError(f"network '{g.graph['name']}' has {params:,} parameters ({need / 2**30:.1f} GiB in fp32), "
+                        f"more than half this machine's memory ({have / 2**30:.1f} GiB)", g.graph["span"]).with_note(
             "pass --force (or force=True) to build it anyway")
 
 
-def compile_net(net: Net, g: nx.DiGraph, force: bool = False) -> Network:
-    check_size(net, g, force)
-    return Compiler(g).network(net)
+def compile_graph(g: nx.DiGraph, force: bool = False) -> Network:
+    """The annotated graph as a torch module, initialised as torchvision does, then as the spec says."""
+    check_size(g, force)
+    model = network(g)
+    init_weights(model)
+    gate_biases(model, g)
+    apply_init(model, g.graph["init"])
+    return model
+
+
+def compile_net(net, g: nx.DiGraph, force: bool = False) -> Network:
+    """Kept for callers that hold the net too; everything is read from the graph."""
+    return compile_graph(g, force)

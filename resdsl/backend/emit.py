@@ -9,15 +9,20 @@ bit for bit. The file imports torch only (resdsl's few custom layers are copied 
 """
 from __future__ import annotations
 
+import ast
 import inspect
 
 import torch
 from torch import nn
 
+from . import layers as L
 from . import modules as M
 
 # resdsl's own layers, copied into the generated file by their source when used
-HELPERS = (M.FlattenLinear, M.ZeroPadShortcut, M.SqueezeExcite, M.CReLU, M.Branches, M.Stage)
+HELPERS = (M.FlattenLinear, M.ZeroPadShortcut, M.SqueezeExcite, M.CReLU, M.Branches, M.Stage, L.LayerNorm2d,
+           L.LayerScale, L.ChannelShuffle, L.ChannelSlice, L.GroupSoftmax, L.ZeroPadChannels, L.Multiply,
+           L.SqueezeExcitation)
+NEEDS = {L.SqueezeExcitation: "ACTIVATIONS"}      # module-level names a helper's source uses
 
 
 def _pair(v):
@@ -58,8 +63,49 @@ def _avgpool(m: nn.AvgPool2d) -> str:
             f"count_include_pad={m.count_include_pad}, divisor_override={m.divisor_override!r})")
 
 
+def _activation_name(m: nn.Module) -> str:
+    """The key of resdsl.backend.layers.ACTIVATIONS that builds a module like `m`."""
+    return next(k for k, make in L.ACTIVATIONS.items() if repr(make()) == repr(m))
+
+
+def _inplace(cls: str):
+    return lambda m: f"nn.{cls}(inplace={m.inplace})"
+
+
+def _layer_norm(m: L.LayerNorm2d) -> str:
+    bias = getattr(m, "bias", None) is not None
+    return (f"LayerNorm2d({tuple(m.normalized_shape)!r}, eps={m.eps!r}, elementwise_affine={m.elementwise_affine}"
+            + ("" if bias or not m.elementwise_affine else ", bias=False") + ")")
+
+
+def _layer_scale(m: L.LayerScale) -> str:
+    g = m.layer_scale
+    return f"LayerScale({g.shape[0]}, {float(g.detach().flatten()[0])!r}, spatial={g.dim() == 3})"
+
+
+def _se(m: L.SqueezeExcitation) -> str:
+    return (f"SqueezeExcitation({m.fc1.in_channels}, {m.fc1.out_channels}, act={_activation_name(m.act)!r}, "
+            f"gate={_activation_name(m.gate)!r}, bias={m.fc1.bias is not None})")
+
+
 # one constructor per layer type (a new layer type is one entry)
 LAYERS = {
+    nn.ReLU6: _inplace("ReLU6"),
+    nn.SiLU: _inplace("SiLU"),
+    nn.Hardswish: _inplace("Hardswish"),
+    nn.Hardsigmoid: _inplace("Hardsigmoid"),
+    nn.GELU: lambda m: f"nn.GELU(approximate={m.approximate!r})",
+    nn.Tanh: lambda m: "nn.Tanh()",
+    nn.LeakyReLU: lambda m: f"nn.LeakyReLU({m.negative_slope!r}, inplace={m.inplace})",
+    nn.GroupNorm: lambda m: f"nn.GroupNorm({m.num_groups}, {m.num_channels}, eps={m.eps!r}, affine={m.affine})",
+    L.LayerNorm2d: _layer_norm,
+    L.LayerScale: _layer_scale,
+    L.ChannelShuffle: lambda m: f"ChannelShuffle({m.groups})",
+    L.ChannelSlice: lambda m: f"ChannelSlice({m.start}, {m.stop})",
+    L.GroupSoftmax: lambda m: f"GroupSoftmax({m.groups})",
+    L.ZeroPadChannels: lambda m: f"ZeroPadChannels({m.extra})",
+    L.Multiply: lambda m: "Multiply()",
+    L.SqueezeExcitation: _se,
     nn.Conv2d: _conv,
     nn.BatchNorm2d: _bn,
     nn.Linear: _linear,
@@ -79,9 +125,9 @@ LAYERS = {
 
 
 class Emitter:
-    def __init__(self):
+    def __init__(self, block_names: dict[str, str] | None = None):
         self.classes: dict[str, str] = {}     # class source -> class name (one per block shape)
-        self.names: dict[str, str] = {}
+        self.block_names = block_names or {}  # module path -> block definition name (from the Net)
         self.helpers: set[type] = set()
         self.seen: dict[int, str] = {}        # id(module) -> first path (shared weights)
         self.ties: list[tuple[str, str]] = []
@@ -131,8 +177,20 @@ class Emitter:
         body = "\n".join(init) + "\n\n    def forward(self, x):\n" + "\n".join(
             "        " + ln for ln in block_forward(b))
         if body not in self.classes:
-            self.classes[body] = f"Block{len(self.classes) + 1}"
+            base = _camel(self.block_names.get(path, "block"))
+            taken = set(self.classes.values())
+            self.classes[body] = next(n for k in range(1, len(taken) + 2)
+                                      if (n := base + (str(k) if k > 1 or base == "Block" else "")) not in taken)
         return self.classes[body]
+
+
+_RESERVED = {"Network", "OrderedDict", *(h.__name__ for h in HELPERS)}
+
+
+def _camel(name: str) -> str:
+    """`preact_bottleneck` -> `PreactBottleneck` (a name the helpers or torch use gets `Block` added)."""
+    out = "".join(w[:1].upper() + w[1:] for w in name.split("_") if w) or "Block"
+    return out + "Block" if out in _RESERVED or not out.isidentifier() else out
 
 
 def _times(v: float) -> list[str]:
@@ -185,9 +243,11 @@ def _attr_path(path: str) -> str:
     return "self" + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in path.split("."))
 
 
-def emit_source(model: M.Network) -> str:
-    """Standalone PyTorch source of a compiled network: classes, a Network, and `build()`."""
-    e = Emitter()
+def emit_source(model: M.Network, net=None) -> str:
+    """Standalone PyTorch source of a compiled network: classes, a Network, and `build()`.
+    With the explicit net it was compiled from, block classes are named after their definitions."""
+    names = {b.name: b.block for st in net.stages for b in st.blocks} if net is not None else {}
+    e = Emitter(names)
     init = [f"        self.stem = {e.ctor(model.stem, 'stem', 2)}",
             f"        self.stages = {e.ctor(model.stages, 'stages', 2)}"]
     if len(model.transitions):
@@ -201,6 +261,8 @@ def emit_source(model: M.Network) -> str:
         fwd.append(f"        x = self.{kind}[{i}](x)")
     fwd.append("        return self.head(x)")
     out = [_HEADER.format(name=model.spec_name, shape=tuple(model.input_shape), torch=torch.__version__)]
+    for name in sorted({NEEDS[h] for h in e.helpers if h in NEEDS}):
+        out.append(_module_level(name))
     out += [inspect.getsource(h) for h in HELPERS if h in e.helpers]
     for body, name in e.classes.items():
         out.append(f"class {name}(nn.Module):\n    def __init__(self):\n        super().__init__()\n{body}\n")
@@ -209,6 +271,14 @@ def emit_source(model: M.Network) -> str:
                + "\n\n    def forward(self, x):\n" + "\n".join(fwd) + "\n")
     out.append(_FOOTER)
     return "\n\n\n".join(s.rstrip("\n") for s in out) + "\n"
+
+
+def _module_level(name: str) -> str:
+    """The source of a module-level assignment in resdsl/backend/layers.py (e.g. ACTIVATIONS)."""
+    source = inspect.getsource(L)
+    node = next(n for n in ast.parse(source).body if isinstance(n, ast.Assign)
+                and any(isinstance(t, ast.Name) and t.id == name for t in n.targets))
+    return ast.get_source_segment(source, node)
 
 
 _HEADER = '''"""{name}: standalone PyTorch source written by `resdsl compile -o FILE.py` (torch {torch}).

@@ -31,7 +31,7 @@ def fused_graph(g: nx.DiGraph, units) -> nx.DiGraph:
                 _contract(h, gone, into, dict(node))
                 h.nodes[into].setdefault("folded", []).extend(gone)
         else:
-            _contract(h, gone, into, _conv_node(h, gone, conv))
+            _contract(h, gone, into, _conv_node(h, gone, conv, into))
     return h
 
 
@@ -61,7 +61,7 @@ def _contract(h: nx.DiGraph, gone: list[str], into: str, data: dict) -> None:
         h.add_edge(into, v, **d)
 
 
-def _conv_node(h: nx.DiGraph, gone: list[str], conv: dict) -> dict:
+def _conv_node(h: nx.DiGraph, gone: list[str], conv: dict, into: str) -> dict:
     members = set(gone)
     entry = next(n for n in gone if any(u not in members for u in h.predecessors(n)))
     exit_ = next(n for n in reversed(gone) if any(v not in members for v in h.successors(n)))
@@ -72,7 +72,18 @@ def _conv_node(h: nx.DiGraph, gone: list[str], conv: dict) -> dict:
     scope["role"] = "residual" if scope.get("block") else scope.get("role", "residual")
     return {"kind": "conv", "attrs": dict(conv), "scope": scope, "in_shapes": [in_shape], "out_shape": out_shape,
             "params": weights + conv["out"], "macs": weights * math.prod(out_shape[1:]),
-            "span": h.nodes[entry].get("span"), "folded": list(gone)}
+            "span": h.nodes[entry].get("span"), "folded": list(gone), **_place(h, entry, into)}
+
+
+def _place(h: nx.DiGraph, entry: str, into: str) -> dict:
+    """Where the merged conv sits (ir/build.py): the entry's stage and unit; the branch of the
+    container it stands in for (a merged `parallel`, or a whole block: `{block}.conv`)."""
+    place = {k: h.nodes[entry].get(k) for k in ("stage", "unit", "branch", "in_branch", "parent")}
+    containers = h.graph.get("containers", {})
+    owner = next((p for p in (into, into.rpartition(".")[0]) if p in containers), None)
+    if owner is not None:
+        place.update(branch=containers[owner]["branch"], in_branch=containers[owner]["in_branch"])
+    return place
 
 
 def inference_graph(net, g: nx.DiGraph) -> tuple[nx.DiGraph, object]:

@@ -6,13 +6,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-ACTIVATIONS = {
-    "relu": lambda: nn.ReLU(), "relu6": lambda: nn.ReLU6(), "silu": lambda: nn.SiLU(),
-    "gelu": lambda: nn.GELU(), "gelu_tanh": lambda: nn.GELU(approximate="tanh"),
-    "hardswish": lambda: nn.Hardswish(), "hardsigmoid": lambda: nn.Hardsigmoid(),
-    "sigmoid": lambda: nn.Sigmoid(), "tanh": lambda: nn.Tanh(), "identity": lambda: nn.Identity(),
-}
-
 
 class LayerNorm2d(nn.LayerNorm):
     """Layer norm over the channels of each position of a C×H×W map (ConvNeXt's channels-first LN)."""
@@ -104,14 +97,14 @@ class Multiply(nn.Module):
 class SqueezeExcitation(nn.Module):
     """x · gate(fc2(act(fc1(mean_hw(x))))), fcs as 1×1 convs — torchvision's SqueezeExcitation with
     its activation and gate chosen (ReLU/sigmoid: SE-Net, RegNet; SiLU/sigmoid: EfficientNet;
-    ReLU/hardsigmoid: MobileNetV3)."""
+    ReLU/hardsigmoid: MobileNetV3), both given as modules (built from their registry entries)."""
 
-    def __init__(self, channels: int, reduced: int, act: str = "relu", gate: str = "sigmoid", bias: bool = True):
+    def __init__(self, channels: int, reduced: int, act: nn.Module, gate: nn.Module, bias: bool = True):
         super().__init__()
         self.fc1 = nn.Conv2d(channels, reduced, 1, bias=bias)
-        self.act = ACTIVATIONS[act]()
+        self.act = act
         self.fc2 = nn.Conv2d(reduced, channels, 1, bias=bias)
-        self.gate = ACTIVATIONS[gate]()
+        self.gate = gate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.gate(self.fc2(self.act(self.fc1(x.mean((2, 3), keepdim=True)))))

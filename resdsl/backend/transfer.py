@@ -37,7 +37,7 @@ def _category(m: nn.Module) -> str:
     if isinstance(m, nn.Linear):
         return "linear"
     if isinstance(m, nn.LayerNorm):          # channels-last nn.LayerNorm or a channels-first LayerNorm2d
-        return "layernorm"
+        return "layer_norm"
     return type(m).__name__
 
 
@@ -123,7 +123,7 @@ def _is_scale(m: nn.Module) -> bool:
     """A module owning exactly one tensor, a parameter shaped (C,), (C, 1, 1) or (1, C, 1, 1), that is
     not a standard layer: a layer scale (torchvision's CNBlock.layer_scale, resdsl's LayerScale)."""
     own = _tensors(m)
-    return (len(own) == 1 and _category(m) not in ("conv1d", "conv2d", "conv3d", "bn", "linear", "layernorm")
+    return (len(own) == 1 and _category(m) not in ("conv1d", "conv2d", "conv3d", "bn", "linear", "layer_norm")
             and isinstance(own[0][1], nn.Parameter) and own[0][1].numel() == max(own[0][1].shape))
 
 

@@ -11,9 +11,10 @@ from collections import defaultdict
 
 import networkx as nx
 
-# aten op (as flop_counter names it) -> graph op kind
-ATEN_KINDS = {"convolution": "conv", "_convolution": "conv", "conv2d": "conv",
-              "mm": "fc", "addmm": "fc", "linear": "fc"}
+from ..ir.ops import OPS
+
+# aten op (as flop_counter names it) -> graph op kind (the registry's `aten` facet)
+ATEN_KINDS = {aten: kind for kind, op in OPS.items() for aten in op.aten}
 
 
 def counted_macs(model, input_shape: tuple[int, ...]) -> tuple[dict[str, int], dict[str, int]]:
@@ -25,7 +26,8 @@ def counted_macs(model, input_shape: tuple[int, ...]) -> tuple[dict[str, int], d
     model.eval()
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(torch.zeros(1, *input_shape, device=next(model.parameters()).device))
+            device = next(model.parameters(), torch.empty(0)).device     # a net may have no weights
+            model(torch.zeros(1, *input_shape, device=device))
     finally:
         model.train(was_training)
     counts = counter.get_flop_counts()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from ..ir.ops import pair
+from ..ir.ops import OPS
 from ..ir.shapes import inputs_of
 
 
@@ -27,17 +27,8 @@ class Field:
 
 
 def _geometry(d: dict) -> tuple[int, int, int] | None:
-    """(kernel, stride, dilation) of a windowed op, (1, 1, 1) for pointwise, None for global."""
-    a, kind = d["attrs"], d["kind"]
-    if kind == "conv":
-        return max(pair(a["kernel"])), a["stride"], a["dilation"]   # the larger side of a k_h×k_w kernel
-    if kind in ("maxpool", "avgpool"):
-        return None if a.get("kernel") is None else (a["kernel"], a.get("stride") or a["kernel"], 1)
-    if kind == "zeropad":
-        return 1, a["stride"], 1
-    if kind == "fc":
-        return None if len(d["in_shapes"][0]) == 3 and d["in_shapes"][0][1:] != (1, 1) else (1, 1, 1)
-    return 1, 1, 1
+    """(kernel, stride, dilation) of a windowed op, (1, 1, 1) for pointwise, None for global (registry `window`)."""
+    return OPS[d["kind"]].window(d["attrs"], d["in_shapes"])
 
 
 def receptive_fields(g: nx.DiGraph) -> dict[str, Field]:

@@ -33,7 +33,7 @@ def _run(d: dict, mode: str, key: str):
 
 
 def title(d: dict) -> str:
-    args = ", ".join(f"{k}={v}" for k, v in d["arguments"].items())
+    args = ", ".join(f"{k}={v}" for k, v in d["args"].items())
     return f"{d['network']}({args})  input {shape_str(d['input_shape'])}"
 
 

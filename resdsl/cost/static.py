@@ -52,7 +52,7 @@ def profile(net: Net, g: nx.DiGraph, level: str = "stage", batch_size: int = 1,
     totals = row_doc(total)
     totals["param_bytes"] = {p: parameter_bytes(total.params, p) for p in ("fp32", "bf16")}
     return {
-        "schema": SCHEMA, "network": net.name, "arguments": jsonable(net.params),
+        "schema": SCHEMA, "network": net.name, "args": jsonable(net.args),
         "input_shape": list(net.input_shape), "output_shape": list(total.out_shape),
         "level": level, "batch_size": batch_size, "precision": precision, "bytes_per_element": BYTES[precision],
         "conventions": CONVENTIONS,

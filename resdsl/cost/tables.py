@@ -10,9 +10,8 @@ from dataclasses import asdict, dataclass, field
 
 import networkx as nx
 
-from ..ir.ops import fmt
-
-LEVELS = ("network", "stage", "block", "layer")
+from ..ir.kinds import LEVELS
+from ..ir.ops import OPS, fmt
 
 
 @dataclass
@@ -55,19 +54,12 @@ def _what(g: nx.DiGraph, key: str, level: str) -> str:
     if key in g.graph["blocks"]:
         b = g.graph["blocks"][key]
         return f"{b['block']} ({b['shortcut']})"
-    return key.split(".")[0].rstrip("s")
+    return g.graph["containers"][key]["role"]          # a section: stem, transition, head
 
 
 def layer_what(d: dict) -> str:
-    """`conv 3×3 s2 g32`, `maxpool 3×3 s2`, `fc`, `add`: an op and its geometry."""
-    a, kind = d["attrs"], d["kind"]
-    if kind not in ("conv", "maxpool", "avgpool") or a.get("kernel") is None:
-        return kind + (" (global)" if kind == "avgpool" else "")
-    s = a.get("stride") or a["kernel"]
-    parts = [kind, f"{a['kernel']}×{a['kernel']}"] + ([f"s{s}"] if s != 1 else [])
-    parts += [f"d{a['dilation']}"] if a.get("dilation", 1) != 1 else []
-    parts += [f"g{a['groups']}"] if a.get("groups", 1) != 1 else []
-    return " ".join(parts)
+    """`conv 3×3 s2 g32`, `maxpool 3×3 s2`, `fc`, `add`: an op and its geometry (its registry row text)."""
+    return OPS[d["kind"]].row_what(d["attrs"])
 
 
 def rows(g: nx.DiGraph, level: str = "stage") -> list[Row]:

@@ -6,96 +6,113 @@ attributes written `name value`, in short form (`k3`, `k1x7`), or as a flag (`bi
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..errors import Span, SpecError, unknown
 from ..ir import ops
 from . import ast
+from .context import Context
 from .values import is_int, is_num, show, type_name
 
 _SHORT = re.compile(r"^([a-z])(\d+(?:x\d+)?)$")      # k7, s2, k1x7
 
 
-class ClauseBinder:
-    """Matches clause arguments to attribute schemas (uses self.eval and self.program)."""
+@dataclass
+class Clause:
+    """One clause being bound: its schema, what is left of its positional arguments, the scope."""
+    ctx: Context
+    what: str
+    attrs: tuple[ops.Attr, ...]
+    positional: tuple[str, ...]
+    env: Mapping
+    pos: list[str]
 
-    def bind(self, what: str, attrs: tuple[ops.Attr, ...], positional: tuple[str, ...],
-             clause: ast.clause | ast.stage, env: Mapping) -> tuple[dict, dict]:
-        """Match a clause's arguments to attributes; returns (values, spans)."""
-        by_name = {a.name: a for a in attrs}
-        by_short = {a.short: a for a in attrs if a.short}
-        values: dict[str, Any] = {}
-        spans: dict[str, Span] = {}
-        pos = list(positional)
-        args = list(clause.args)
-        i = 0
-        while i < len(args):
-            a = args[i]
-            key, value, vspan = None, None, a.span
-            # A word that names an attribute is that attribute, unless it is also a variable in
-            # scope and a positional argument is still open (`conv g k3` with a parameter `g`).
-            is_key = isinstance(a, ast.name) and (a.id in by_name and a.id not in positional or a.id in by_short)
-            if is_key and not (a.id in env and pos):
-                attr = by_name.get(a.id) or by_short[a.id]
-                key = attr.name
-                nxt = args[i + 1] if i + 1 < len(args) else None
-                if attr.flag:
-                    value = True
-                    if nxt is not None and isinstance(nxt, ast.bool_lit):
-                        value, vspan, i = nxt.value, nxt.span, i + 1
-                else:
-                    if nxt is None:
-                        raise SpecError(f"{what} attribute '{a.id}' needs a value", a.span).with_note(
-                            f"write e.g. '{a.id} 2'")
-                    value, vspan, i = self.eval(nxt, env), nxt.span, i + 1
-            elif (isinstance(a, ast.call) and isinstance(a.func, ast.name) and len(a.args) == 1
-                  and a.args[0].name is None and (a.func.id in by_name or a.func.id in by_short)
-                  and a.func.id not in (*positional, *env, *self.program.blocks)):
-                # `x (n - 1)` and `stride (s * 2)` parse as calls: an attribute with a bracketed value.
-                attr = by_name.get(a.func.id) or by_short[a.func.id]
-                key, value, vspan = attr.name, self.eval(a.args[0].value, env), a.args[0].span
-            elif isinstance(a, ast.name) and (m := _SHORT.match(a.id)) and m.group(1) in by_short and a.id not in env:
-                key, value = by_short[m.group(1)].name, [int(p) for p in m.group(2).split("x")]
-                value = value[0] if len(value) == 1 else value
-            elif isinstance(a, ast.name) and a.id not in env and a.id not in self.program.blocks and pos == []:
-                names = [*by_name, *by_short]
-                raise unknown(f"attribute of {what}", a.id, names, a.span)
-            else:
-                if not pos:
-                    raise SpecError(f"too many arguments for {what}", a.span).with_note(
-                        f"{what} takes {len(positional)} positional argument{'s' * (len(positional) != 1)}"
-                        + (f" ({', '.join(positional)})" if positional else "")
-                        + "; attributes: " + ", ".join(n for n in by_name if n not in positional))
-                key, value = pos.pop(0), self.eval(a, env)
-            if key in values:
-                raise SpecError(f"{what} attribute '{key}' given twice", a.span)
-            values[key], spans[key] = value, vspan
-            i += 1
-        for name in (p for p in pos if by_name[p].default is None):
-            raise SpecError(f"{what} needs {name}", clause.span).with_note(
-                f"positional arguments: {', '.join(positional)}")
-        for attr in attrs:
-            if attr.name in values:
-                values[attr.name] = self.check_type(what, attr, values[attr.name], spans[attr.name])
-            else:
-                values[attr.name] = attr.default
-        return values, spans
+    def __post_init__(self) -> None:
+        self.by_name = {a.name: a for a in self.attrs}
+        self.by_short = {a.short: a for a in self.attrs if a.short}
 
-    @staticmethod
-    def check_type(what: str, attr: ops.Attr, v: Any, span: Span) -> Any:
-        want = attr.type
-        if want is object:
-            return v
-        if want == ops.SIZE:
-            if isinstance(v, (list, tuple)) and len(v) == 2 and all(is_int(x) for x in v):
-                return v[0] if v[0] == v[1] else tuple(v)
-            want = int
-        ok = (is_int(v) if want is int else is_num(v) if want in (float, ops.NUM) else
-              isinstance(v, bool) if want is bool else isinstance(v, want))
-        if not ok:
-            words = {int: "an integer", float: "a number", bool: "true or false", ops.NUM: "a number"}
-            name = ops.WORDS.get(attr.name, attr.name)
-            raise SpecError(f"{what}: {name} must be {words.get(want, want)}, got {type_name(v)} {show(v)}", span)
-        return float(v) if want is float else v
 
-    # ---- sequences of layers ----
+def bind(ctx: Context, what: str, attrs: tuple[ops.Attr, ...], positional: tuple[str, ...],
+         clause: ast.clause | ast.stage, env: Mapping) -> tuple[dict, dict]:
+    """Match a clause's arguments to attributes; returns (values, spans), defaults filled in."""
+    c = Clause(ctx, what, attrs, positional, env, list(positional))
+    values: dict[str, Any] = {}
+    spans: dict[str, Span] = {}
+    args, i = list(clause.args), 0
+    while i < len(args):
+        start = args[i]
+        key, value, vspan, i = argument(c, args, i)
+        if key in values:
+            raise SpecError(f"{what} attribute '{key}' given twice", start.span)
+        values[key], spans[key] = value, vspan
+    for name in (p for p in c.pos if c.by_name[p].default is None):
+        raise SpecError(f"{what} needs {name}", clause.span).with_note(
+            f"positional arguments: {', '.join(positional)}")
+    for attr in attrs:
+        values[attr.name] = check_type(what, attr, values[attr.name], spans[attr.name]) \
+            if attr.name in values else attr.default
+    return values, spans
+
+
+def argument(c: Clause, args: list, i: int) -> tuple[str, Any, Span, int]:
+    """The attribute args[i] sets, its value and where the value is written; the next index."""
+    a = args[i]
+    # A word that names an attribute is that attribute, unless it is also a variable in
+    # scope and a positional argument is still open (`conv g k3` with a parameter `g`).
+    is_key = isinstance(a, ast.name) and (a.id in c.by_name and a.id not in c.positional or a.id in c.by_short)
+    if is_key and not (a.id in c.env and c.pos):
+        return named(c, args, i)
+    if (isinstance(a, ast.call) and isinstance(a.func, ast.name) and len(a.args) == 1
+            and a.args[0].name is None and (a.func.id in c.by_name or a.func.id in c.by_short)
+            and a.func.id not in (*c.positional, *c.env, *c.ctx.program.blocks)):
+        # `x (n - 1)` and `stride (s * 2)` parse as calls: an attribute with a bracketed value.
+        attr = c.by_name.get(a.func.id) or c.by_short[a.func.id]
+        return attr.name, c.ctx.eval(a.args[0].value, c.env), a.args[0].span, i + 1
+    if isinstance(a, ast.name) and (m := _SHORT.match(a.id)) and m.group(1) in c.by_short and a.id not in c.env:
+        value = [int(p) for p in m.group(2).split("x")]
+        return c.by_short[m.group(1)].name, value[0] if len(value) == 1 else value, a.span, i + 1
+    if isinstance(a, ast.name) and a.id not in c.env and a.id not in c.ctx.program.blocks and c.pos == []:
+        raise unknown(f"attribute of {c.what}", a.id, [*c.by_name, *c.by_short], a.span)
+    if not c.pos:
+        raise too_many(c, a)
+    return c.pos.pop(0), c.ctx.eval(a, c.env), a.span, i + 1
+
+
+def named(c: Clause, args: list, i: int) -> tuple[str, Any, Span, int]:
+    """`kernel 3`, `k 3`, a flag (`bias`, `bias false`)."""
+    a = args[i]
+    attr = c.by_name.get(a.id) or c.by_short[a.id]
+    nxt = args[i + 1] if i + 1 < len(args) else None
+    if attr.flag:
+        if nxt is not None and isinstance(nxt, ast.bool_lit):
+            return attr.name, nxt.value, nxt.span, i + 2
+        return attr.name, True, a.span, i + 1
+    if nxt is None:
+        raise SpecError(f"{c.what} attribute '{a.id}' needs a value", a.span).with_note(f"write e.g. '{a.id} 2'")
+    return attr.name, c.ctx.eval(nxt, c.env), nxt.span, i + 2
+
+
+def too_many(c: Clause, a) -> SpecError:
+    n = len(c.positional)
+    return SpecError(f"too many arguments for {c.what}", a.span).with_note(
+        f"{c.what} takes {n} positional argument{'s' * (n != 1)}"
+        + (f" ({', '.join(c.positional)})" if c.positional else "")
+        + "; attributes: " + ", ".join(x for x in c.by_name if x not in c.positional))
+
+
+def check_type(what: str, attr: ops.Attr, v: Any, span: Span) -> Any:
+    want = attr.type
+    if want is object:
+        return v
+    if want == ops.SIZE:
+        if isinstance(v, (list, tuple)) and len(v) == 2 and all(is_int(x) for x in v):
+            return v[0] if v[0] == v[1] else tuple(v)
+        want = int
+    ok = (is_int(v) if want is int else is_num(v) if want in (float, ops.NUM) else
+          isinstance(v, bool) if want is bool else isinstance(v, want))
+    if not ok:
+        words = {int: "an integer", float: "a number", bool: "true or false", ops.NUM: "a number"}
+        name = ops.WORDS.get(attr.name, attr.name)
+        raise SpecError(f"{what}: {name} must be {words.get(want, want)}, got {type_name(v)} {show(v)}", span)
+    return float(v) if want is float else v

@@ -64,7 +64,7 @@ class SourceLayout(DefaultLayout):
             return None
         text = self.text[self.offset(s.line, s.column):self.offset(s.end_line, s.end_column)]
         if isinstance(node, ast.input_stmt):
-            text = text.split(None, 1)[-1]
+            text = text[len("input"):].strip()      # `input 3x8x8` (or `input3x8x8`)
         return text if re.fullmatch(r"[\w.+-]+", text) else None
 
     def lines(self, node) -> tuple[int, int]:
@@ -91,6 +91,21 @@ class SourceLayout(DefaultLayout):
         brace = self.text.index("{", pos)
         return self.line_of(brace), self.line_of(self.match[brace])
 
+    def brackets(self, owner) -> tuple[int, int]:
+        """Lines of the opening and closing bracket of a list, map, call or parameter list."""
+        if isinstance(owner, (ast.list_lit, ast.list_comp, ast.map_lit)):
+            return owner.span.line, owner.span.end_line
+        if isinstance(owner, ast.call):
+            pos = self.text.index("(", self._end(owner.func))
+        else:                                   # network or block_def: `(` after its name
+            pos = self.text.index("(", self.offset(owner.span.end_line, owner.span.end_column))
+        return self.line_of(pos), self.line_of(self.match[pos])
+
+    def _end(self, node) -> int:
+        """Offset just after the last token of an expression (its own span, or its last child's)."""
+        ends = [self.offset(n.span.end_line, n.span.end_column) for n in _walk(node)]
+        return max(ends)
+
     def inline(self, container, parts) -> bool:
         first, last = self.brace_lines(container)
         return first == last
@@ -98,13 +113,20 @@ class SourceLayout(DefaultLayout):
     def same_line(self, before, after) -> bool:
         return self.lines(after)[0] == self.lines(before)[1]
 
-    def breaks_before(self, before, after) -> int:
-        line = self.lines(after)[0]
-        return line if line > self.lines(before)[1] else 0
+    def breaks_before(self, before, after) -> tuple[int, int] | None:
+        """(last line of `before`, first of `after`) where the source broke the line between them."""
+        end, line = self.lines(before)[1], self.lines(after)[0]
+        return (end, line) if line > end else None
 
     def braced(self, post: ast.post) -> bool:
         s = post.body.span
         return self.text[self.offset(s.line, s.column)] == "{"
+
+
+def _walk(node):
+    yield node
+    for c in _children(node):
+        yield from _walk(c)
 
 
 def _children(node):

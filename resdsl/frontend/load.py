@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from .. import limits
-from ..errors import Span, SpecError, did_you_mean, remember_source, unknown
+from ..errors import Span, SpecError, did_you_mean, unknown
 from . import ast
 from .parse import parse
 from .screen import check_ast, decode, screen
@@ -38,7 +38,7 @@ class Program:
     def network(self, name: str | None) -> ast.network:
         if name is None:
             if not self.main_networks:
-                raise SpecError("no network defined in this spec", Span(self.file, 1, 1, 1, 2)).with_note(
+                raise SpecError("no network defined in this spec", Span(self.file, 1, 1, 1, 2, self.text)).with_note(
                     "a spec needs `network NAME(params) { ... }`")
             return self.networks[self.main_networks[0]]
         if name not in self.networks:
@@ -98,14 +98,13 @@ def bundle(prog: Program) -> dict:
 
 
 def _parse(text: str, file: str) -> ast.module:
-    remember_source(file, text)
     screen(text, file)
     try:
         mod = parse(text, file)
         check_ast(mod)
         return mod
     except RecursionError:
-        raise limits.NESTING.error("the parser ran out of stack", Span(file, 1, 1, 1, 2)) from None
+        raise limits.NESTING.error("the parser ran out of stack", Span(file, 1, 1, 1, 2, text)) from None
 
 
 def _read_text(path: Path, shown_as: str) -> str:

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import functools
+from contextvars import ContextVar
 from importlib import resources
 from pathlib import Path
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedInput
 
-from ..errors import Span, remember_source
+from ..errors import Span
 from . import ast
 from .syntax_errors import syntax_error, token_span
 
@@ -22,6 +23,10 @@ def grammar_text() -> str:
 
 
 _OPERAND_END = ("NAME", "INT", "FLOAT", "STRING", "SHAPE", "RPAR", "RSQB")
+# The text being parsed, for the post-lexer to look at the spacing. Lark hands a post-lexer only
+# the token stream, and the parser (with its post-lexer) is built once; a context variable keeps
+# the text per thread (and per asyncio task), so parses running at once never see each other's.
+_TEXT: ContextVar[str] = ContextVar("resdsl_parse_text")
 
 
 class Separators:
@@ -36,9 +41,9 @@ class Separators:
     """
 
     always_accept = ("_SEP",)
-    text = ""                # the text being parsed, set by _parse (to look at the spacing)
 
     def process(self, stream):
+        text = _TEXT.get()
         depth = 0
         previous = None
         previous_end = 0
@@ -47,7 +52,7 @@ class Separators:
                 if depth > 0 or previous in (None, "_SEP", "LBRACE", "COMMA"):
                     continue
             elif tok.value == "-" and tok.type in ("MINUS", "ADD_OP") and previous in _OPERAND_END:
-                after = self.text[tok.end_pos:tok.end_pos + 1]
+                after = text[tok.end_pos:tok.end_pos + 1]
                 unary = depth == 0 and tok.start_pos > previous_end and after not in ("", " ", "\t")
                 tok = Token.new_borrow_pos("MINUS" if unary else "ADD_OP", tok.value, tok)
             elif tok.type == "LSQB" and depth == 0 and previous in _OPERAND_END and tok.start_pos > previous_end:
@@ -61,24 +66,22 @@ class Separators:
             yield tok
 
 
-SEPARATORS = Separators()
-
 
 @functools.lru_cache(maxsize=1)
 def parser() -> Lark:
     # cache=True: Lark keeps the built LALR tables in the temp folder, keyed by a hash of the
     # grammar and options (0.19 s -> 0.01 s per process; a stale or corrupt cache is rebuilt).
     return Lark(grammar_text(), parser="lalr", start=["module", "expr"], propagate_positions=True,
-                postlex=SEPARATORS, maybe_placeholders=True, cache=True)
+                postlex=Separators(), maybe_placeholders=True, cache=True)
 
 
-def _span(meta_or_tok, file: str) -> Span:
+def _span(meta_or_tok, file: str, text: str) -> Span:
     m = meta_or_tok
     if isinstance(m, Token):
-        return token_span(m, file)
+        return token_span(m, file, text)
     if getattr(m, "empty", False):
-        return Span(file, 1, 1, 1, 1)
-    return Span(file, m.line, m.column, m.end_line, m.end_column)
+        return Span(file, 1, 1, 1, 1, text)
+    return Span(file, m.line, m.column, m.end_line, m.end_column, text)
 
 
 def parse(text: str, file: str = "<spec>") -> ast.module:
@@ -92,39 +95,39 @@ def parse_expr(text: str, file: str = "<expr>") -> ast.Expr:
 
 
 def _parse(text: str, file: str, start: str):
-    remember_source(file, text)
-    p = parser()
-    SEPARATORS.text = text
+    token = _TEXT.set(text)
     try:
-        tree = p.parse(text, start=start)
+        tree = parser().parse(text, start=start)
     except UnexpectedInput as e:
         raise syntax_error(e, file, text, parser().terminals) from None
-    return ToAst(file).transform(tree)
+    finally:
+        _TEXT.reset(token)
+    return ToAst(file, text).transform(tree)
 
 
 @v_args(meta=True)
 class ToAst(Transformer):
     """One method per grammar rule, named as the rule and its AST class."""
 
-    def __init__(self, file: str):
+    def __init__(self, file: str, text: str):
         super().__init__()
-        self.file = file
+        self.file, self.text = file, text
 
     def _s(self, meta) -> Span:
-        return _span(meta, self.file)
+        return _span(meta, self.file, self.text)
 
     # -- literals and names --
     def int_lit(self, meta, c):
-        return ast.int_lit(span=_span(c[0], self.file), value=int(c[0]))
+        return ast.int_lit(span=self._s(c[0]), value=int(c[0]))
 
     def float_lit(self, meta, c):
-        return ast.float_lit(span=_span(c[0], self.file), value=float(c[0]))
+        return ast.float_lit(span=self._s(c[0]), value=float(c[0]))
 
     def str_lit(self, meta, c):
-        return ast.str_lit(span=_span(c[0], self.file), value=str(c[0])[1:-1])
+        return ast.str_lit(span=self._s(c[0]), value=str(c[0])[1:-1])
 
     def shape_lit(self, meta, c):
-        return ast.shape_lit(span=_span(c[0], self.file), dims=tuple(int(p) for p in str(c[0]).split("x")))
+        return ast.shape_lit(span=self._s(c[0]), dims=tuple(int(p) for p in str(c[0]).split("x")))
 
     def true_lit(self, meta, c):
         return ast.bool_lit(span=self._s(meta), value=True)
@@ -133,11 +136,11 @@ class ToAst(Transformer):
         return ast.bool_lit(span=self._s(meta), value=False)
 
     def name(self, meta, c):
-        return ast.name(span=_span(c[0], self.file), id=str(c[0]))
+        return ast.name(span=self._s(c[0]), id=str(c[0]))
 
     # -- operators --
     def binop(self, meta, c):
-        return ast.binop(span=_span(c[1], self.file), op=str(c[1]), left=c[0], right=c[2])
+        return ast.binop(span=self._s(c[1]), op=str(c[1]), left=c[0], right=c[2])
 
     def neg(self, meta, c):
         return ast.neg(span=self._s(meta), operand=c[0])
@@ -183,7 +186,7 @@ class ToAst(Transformer):
     def clause(self, meta, c):
         args = [x for x in c[1:] if not isinstance(x, Token)]
         outputs = tuple(str(x) for x in c[1:] if isinstance(x, Token))
-        return ast.clause(span=self._s(meta), keyword=str(c[0]), keyword_span=_span(c[0], self.file),
+        return ast.clause(span=self._s(meta), keyword=str(c[0]), keyword_span=self._s(c[0]),
                           args=tuple(a for a in args if a is not None), outputs=outputs)
 
     def tap(self, meta, c):
@@ -208,7 +211,7 @@ class ToAst(Transformer):
         return ast.branch(span=self._s(meta), body=c[0])
 
     def parallel(self, meta, c):
-        return ast.parallel(span=self._s(meta), mode=str(c[0]), mode_span=_span(c[0], self.file),
+        return ast.parallel(span=self._s(meta), mode=str(c[0]), mode_span=self._s(c[0]),
                             branches=tuple(c[1:]))
 
     def aggregate(self, meta, c):
@@ -242,10 +245,10 @@ class ToAst(Transformer):
         return tuple(c)
 
     def param(self, meta, c):
-        return ast.param(span=_span(c[0], self.file), name=str(c[0]), default=c[1])
+        return ast.param(span=self._s(c[0]), name=str(c[0]), default=c[1])
 
     def block_def(self, meta, c):
-        return ast.block_def(span=_span(c[0], self.file), name=str(c[0]), params=c[1] or (), body=tuple(c[2:]))
+        return ast.block_def(span=self._s(c[0]), name=str(c[0]), params=c[1] or (), body=tuple(c[2:]))
 
     # -- networks --
     def input_stmt(self, meta, c):
@@ -273,7 +276,7 @@ class ToAst(Transformer):
         return ast.drop_path_stmt(span=self._s(meta), args=tuple(c))
 
     def network(self, meta, c):
-        return ast.network(span=_span(c[0], self.file), name=str(c[0]), params=c[1] or (), body=tuple(c[2:]))
+        return ast.network(span=self._s(c[0]), name=str(c[0]), params=c[1] or (), body=tuple(c[2:]))
 
     def import_stmt(self, meta, c):
         return ast.import_stmt(span=self._s(meta), path=str(c[0])[1:-1])

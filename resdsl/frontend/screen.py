@@ -28,7 +28,7 @@ def decode(raw: bytes, file: str) -> str:
 
 def screen(text: str, file: str) -> None:
     """Refuse text that would exhaust the parser: too large, nested too deeply, giant integers."""
-    limits.SOURCE_BYTES.check(len(text), Span(file, 1, 1, 1, 2))
+    limits.SOURCE_BYTES.check(len(text), Span(file, 1, 1, 1, 2, text))
     if "\0" in text:
         raise SpecError(f"'{file}' contains a NUL byte; a spec is text")
     _check_depth(text, file)
@@ -62,7 +62,7 @@ def _check_depth(text: str, file: str) -> None:
 def _span_at(text: str, file: str, start: int, end: int) -> Span:
     line = text.count("\n", 0, start) + 1
     col = start - (text.rfind("\n", 0, start) + 1) + 1
-    return Span(file, line, col, line, col + max(1, min(end - start, 80)))
+    return Span(file, line, col, line, col + max(1, min(end - start, 80)), text)
 
 
 def check_ast(mod) -> None:

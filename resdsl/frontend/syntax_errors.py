@@ -7,8 +7,8 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from ..errors import Span, SpecError
 
 
-def token_span(tok: Token, file: str) -> Span:
-    return Span(file, tok.line, tok.column, tok.end_line or tok.line, tok.end_column or tok.column + len(tok))
+def token_span(tok: Token, file: str, text: str | None = None) -> Span:
+    return Span(file, tok.line, tok.column, tok.end_line or tok.line, tok.end_column or tok.column + len(tok), text)
 
 
 # Token names as a person would write them, for "expected ..." notes.
@@ -85,22 +85,22 @@ def syntax_error(e: UnexpectedInput, file: str, text: str, terminals) -> SpecErr
     line, col = getattr(e, "line", 1) or 1, getattr(e, "column", 1) or 1
     if isinstance(e, UnexpectedCharacters):
         ch = text[e.pos_in_stream] if e.pos_in_stream < len(text) else "?"
-        err = SpecError(f"unexpected character {ch!r}", Span(file, line, col, line, col + 1))
+        err = SpecError(f"unexpected character {ch!r}", Span(file, line, col, line, col + 1, text))
         allowed = _words(e.allowed or (), terminals)
     elif isinstance(e, UnexpectedEOF) or (isinstance(e, UnexpectedToken) and e.token.type == "$END"):
         last = text.rstrip().splitlines() or [""]
         line, col = max(1, len(last)), len(last[-1]) + 1
-        err = SpecError("unexpected end of file", Span(file, line, col, line, col + 1))
+        err = SpecError("unexpected end of file", Span(file, line, col, line, col + 1, text))
         allowed = _words(e.expected, terminals)
     else:
         tok = e.token
         shown = "end of line" if tok.type == "_SEP" and tok.value != ";" else repr(str(tok))
-        err = SpecError(f"unexpected {shown}", token_span(tok, file))
+        err = SpecError(f"unexpected {shown}", token_span(tok, file, text))
         allowed = _words(e.accepts or e.expected, terminals)
     stack, misplaced = _open_brackets(text, line, col)
     if misplaced is not None:
         word, ln, c, (_, bl, bc) = misplaced
-        return SpecError("'{' is not closed", Span(file, bl, bc, bl, bc + 1)).with_note(
+        return SpecError("'{' is not closed", Span(file, bl, bc, bl, bc + 1, text)).with_note(
             f"expected '}}' before '{word}' on line {ln}")
     if 0 < len(allowed) <= _MAX_EXPECTED:
         err.with_note("expected " + (", ".join(allowed[:-1]) + " or " + allowed[-1] if len(allowed) > 1 else allowed[0]))

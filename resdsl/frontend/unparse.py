@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from . import ast
 
 INDENT = "  "
-BREAK = "\n\x00{}\x00"          # a line break inside brackets, tagged with the source line that follows
+BREAK = "\n\x00{},{}\x00"       # a break inside brackets, tagged with the source lines before and after it
 
 # binding strength of each operator form (higher binds tighter), as in grammars/resdsl.lark
 COND, OR, AND, NOT, COMPARE, SUM, PRODUCT, UNARY, POWER, POSTFIX, ATOM = range(1, 12)
@@ -52,14 +52,17 @@ class DefaultLayout:
     def same_line(self, before, after) -> bool:
         return False
 
-    def breaks_before(self, before, after) -> int:
-        return 0
+    def breaks_before(self, before, after) -> tuple[int, int] | None:
+        return None
 
     def braced(self, post: ast.post) -> bool:
         return len(post.body.stmts) != 1 or not isinstance(post.body.stmts[0], ast.clause)
 
     def lines(self, node) -> tuple[int, int]:
         return 0, 0
+
+    def brackets(self, owner) -> tuple[int, int] | None:
+        return None
 
     def brace_lines(self, node) -> tuple[int, int]:
         return 0, 0
@@ -70,6 +73,7 @@ class Generator:
 
     def __init__(self, layout=None):
         self.layout = layout or DefaultLayout()
+        self.indent = 0
 
     # ---- expressions ----
 
@@ -138,40 +142,61 @@ class Generator:
 
     def call(self, n: ast.call, col: int) -> str:
         func = self.expr(n.func, col, POSTFIX)
-        return func + self.items("(", n.args, ")", end_col(col, func))
+        return func + self.items("(", n.args, ")", end_col(col, func), n)
 
     def arg(self, n: ast.arg, col: int) -> str:
         prefix = f"{n.name} = " if n.name is not None else ""
         return prefix + self.expr(n.value, col + len(prefix))
 
     def list_lit(self, n: ast.list_lit, col: int) -> str:
-        return self.items("[", n.items, "]", col)
+        return self.items("[", n.items, "]", col, n)
+
+    def list_comp(self, n: ast.list_comp, col: int) -> str:
+        text = "[" + self.expr(n.item, col + 1) + f" for {n.var} in "
+        text += self.expr(n.iterable, end_col(col, text))
+        if n.test is not None:
+            text += " if "
+            text += self.expr(n.test, end_col(col, text))
+        return text + "]"
 
     def map_item(self, n: ast.map_item, col: int) -> str:
         key = self.expr(n.key, col) + ": "
         return key + self.expr(n.value, end_col(col, key))
 
     def map_lit(self, n: ast.map_lit, col: int) -> str:
-        return self.items("{", n.items, "}", col)
+        return self.items("{", n.items, "}", col, n)
 
     def param(self, n: ast.param, col: int) -> str:
         if n.default is None:
             return n.name
         return f"{n.name} = " + self.expr(n.default, col + len(n.name) + 3)
 
-    def items(self, open_: str, nodes, close: str, col: int) -> str:
-        """`(a, b, c)`: comma-separated, broken where the source broke, continued under the bracket."""
-        text, inner = open_, col + len(open_)
+    def items(self, open_: str, nodes, close: str, col: int, owner) -> str:
+        """`(a, b, c)`: comma-separated, broken where the source broke. Continuation lines align
+        under the bracket, or, where the source broke right after the bracket, hang one level in
+        (then a `)` on a line of its own stays there, after a trailing comma)."""
+        brackets = self.layout.brackets(owner)
+        base, text = self.indent, open_
+        hang = bool(brackets and nodes and self.layout.lines(nodes[0])[0] > brackets[0])
+        inner = base + len(INDENT) if hang else col + len(open_)
+        if hang:
+            text += BREAK.format(brackets[0], self.layout.lines(nodes[0])[0]) + " " * inner
+            self.indent = inner
         for i, node in enumerate(nodes):
             if i:
-                line = self.layout.breaks_before(nodes[i - 1], node)
-                text += "," + (BREAK.format(line) + " " * inner if line else " ")
+                lines = self.layout.breaks_before(nodes[i - 1], node)
+                text += "," + (BREAK.format(*lines) + " " * inner if lines else " ")
+                self.indent = inner if lines else self.indent
             text += self.expr(node, end_col(col, text))
+        if hang and self.layout.lines(nodes[-1])[1] < brackets[1]:
+            text += "," + BREAK.format(self.layout.lines(nodes[-1])[1], brackets[1]) + " " * base
+            self.indent = base
         return text + close
 
     # ---- statements ----
 
     def stmt(self, node, depth: int) -> str | list[Line]:
+        self.indent = len(INDENT) * depth          # of the physical line being written
         return getattr(self, type(node).__name__)(node, depth)
 
     def args_stmt(self, word: str, args, depth: int) -> str:
@@ -182,7 +207,32 @@ class Generator:
         return text
 
     def clause(self, n: ast.clause, depth: int) -> str:
-        return self.args_stmt(n.keyword, n.args, depth)
+        text = self.args_stmt(n.keyword, n.args, depth)
+        return text + " -> " + " ".join(n.outputs) if n.outputs else text
+
+    def tap(self, n: ast.tap, depth: int) -> str:
+        return "-> " + " ".join(n.names)
+
+    def from_stmt(self, n: ast.from_stmt, depth: int) -> str:
+        return f"from {n.tensor}"
+
+    def repeat(self, n: ast.repeat, depth: int):
+        head = self.args_stmt("repeat", (n.count,), depth) + (f" as {n.var}" if n.var else "")
+        return self.seq_stmt(head, n, n.body, depth)
+
+    def if_stmt(self, n: ast.if_stmt, depth: int):
+        """`if c { a } else { b }` on one line, or `if c {`, ..., `} else {`, ..., `}`."""
+        head = self.args_stmt("if", (n.test,), depth)
+        then = self.seq_stmt(head, n, n.then, depth)
+        if n.orelse is None:
+            return then
+        other = self.seq_stmt("else", n.orelse, n.orelse, depth)
+        if isinstance(then, str) and isinstance(other, str):
+            return f"{then} {other}"
+        then = self.seq_stmt(head, n, n.then, depth, split=True)
+        other = self.seq_stmt("else", n.orelse, n.orelse, depth, split=True)
+        joint = Line(depth, "} else {", then[-1].first, other[0].last, opens=True, closes=True)
+        return then[:-1] + [joint] + other[1:]
 
     def let_stmt(self, n: ast.let_stmt, depth: int) -> str:
         head = f"let {n.name} = "
@@ -245,8 +295,8 @@ class Generator:
     def parallel(self, n: ast.parallel, depth: int):
         return self.braced(f"parallel {n.mode}", n, n, n.branches, depth, " ")
 
-    def seq_stmt(self, header: str, node, body: ast.seq, depth: int):
-        return self.braced(header, node, body, body.stmts, depth, "; ")
+    def seq_stmt(self, header: str, node, body: ast.seq, depth: int, split: bool = False):
+        return self.braced(header, node, body, body.stmts, depth, "; ", split)
 
     def network(self, n: ast.network, depth: int):
         return self.braced(self.signature("network", n, depth), n, n, n.body, depth, "; ")
@@ -256,19 +306,19 @@ class Generator:
 
     def signature(self, word: str, n, depth: int) -> str:
         head = f"{word} {n.name}"
-        return head + self.items("(", n.params, ")", len(INDENT) * depth + len(head))
+        return head + self.items("(", n.params, ")", len(INDENT) * depth + len(head), n)
 
     def module(self, n: ast.module) -> list[Line]:
         return self.body(n.items, 0, "; ")
 
     # ---- layout of statement lists ----
 
-    def braced(self, header: str, node, container, stmts, depth: int, joiner: str):
+    def braced(self, header: str, node, container, stmts, depth: int, joiner: str, split: bool = False):
         """`header { a; b }` on one line, or the header, the statements one level in, and `}`."""
         parts = [self.stmt(s, depth + 1) for s in stmts]
         first, _ = self.layout.lines(node)
         open_line, close_line = self.layout.brace_lines(container)
-        if all(isinstance(p, str) for p in parts) and self.layout.inline(container, parts):
+        if not split and all(isinstance(p, str) for p in parts) and self.layout.inline(container, parts):
             return header + (" { " + joiner.join(parts) + " }" if parts else " {}")
         return [Line(depth, header + " {", first, open_line, opens=True),
                 *self.body(stmts, depth + 1, joiner, parts),
@@ -316,4 +366,4 @@ def unparse(node, layout=None) -> str:
     if isinstance(node, ast.module):
         from ..format import weave
         return weave(g.module(node), [], "")
-    return g.expr(node).replace("\x00", "")
+    return g.expr(node)

@@ -14,12 +14,14 @@ from typing import Any, Mapping
 
 from .. import limits
 from ..errors import SpecError, unknown
+from ..ir import ops
+from ..ir.kinds import COMBINES, PARALLEL_MODES, USER_SHORTCUTS
 from . import ast
 
-SYMBOLS = frozenset({"identity", "zeropad", "projection", "projection_all", "avgdown", "none",
-                     "add", "gate", "concat", "sum", "linear", "constant", "batch", "sample",
-                     # activations, as values of `se act ... gate ...`
-                     "relu", "relu6", "silu", "gelu", "gelu_tanh", "hardswish", "hardsigmoid", "sigmoid", "tanh"})
+# Bare words with a meaning to the compiler: shortcut kinds, combine and parallel modes, drop_path
+# options, and activations (values of `se act ... gate ...`).
+SYMBOLS = frozenset({*USER_SHORTCUTS, *COMBINES, *PARALLEL_MODES, "linear", "constant", "batch", "sample",
+                     *ops.activations()})
 MAX_INT = 2 ** 62
 
 
@@ -307,19 +309,31 @@ def bind_call(ref: BlockRef, args: list[tuple[str | None, Any, Any]], span) -> B
 
 def checked(v: Any, span) -> Any:
     """`v` if within the value budgets (limits.LIST_LENGTH, VALUE_SIZE, VALUE_DEPTH), else an error.
-    Elements are counted as written (a list used twice counts twice), stopping at the limit, so
-    the check costs at most the limit however the value was built."""
-    size, cap, depth_cap = 0, limits.VALUE_SIZE.value, limits.VALUE_DEPTH.value
-    todo = [(v, 1)]
-    while todo:
-        x, depth = todo.pop()
-        if isinstance(x, (list, dict)):
-            limits.LIST_LENGTH.check(len(x), span)
-            if depth > depth_cap:
-                raise limits.VALUE_DEPTH.error(f"depth {depth}", span)
-            size += len(x)
-            if size > cap:
-                raise limits.VALUE_SIZE.error(f"more than {cap:,} elements", span)
-            todo.extend((y, depth + 1) for y in (x.values() if isinstance(x, dict) else x))
+    Elements are counted as written (a list used twice counts twice); each distinct list is
+    visited once, so `[x, x]` nested 60 deep costs 60 steps, not 2**60."""
+    caps = (limits.VALUE_SIZE.value, limits.VALUE_DEPTH.value)
+    _measure(v, 1, {}, caps, span)
     return v
 
+
+def _measure(x: Any, depth: int, memo: dict, caps: tuple[int, int], span) -> tuple[int, int]:
+    """(elements, height) of a value; raises as soon as a budget is exceeded."""
+    if not isinstance(x, (list, dict)):
+        return 0, 0
+    size_cap, depth_cap = caps
+    if depth > depth_cap:
+        raise limits.VALUE_DEPTH.error(f"depth over {depth_cap}", span)
+    if id(x) in memo:
+        size, height = memo[id(x)]
+        if depth + height - 1 > depth_cap:
+            raise limits.VALUE_DEPTH.error(f"depth {depth + height - 1}", span)
+        return size, height
+    limits.LIST_LENGTH.check(len(x), span)
+    size, height = len(x), 1
+    for y in (x.values() if isinstance(x, dict) else x):
+        s, h = _measure(y, depth + 1, memo, caps, span)
+        size, height = size + s, max(height, h + 1)
+        if size > size_cap:
+            raise limits.VALUE_SIZE.error(f"more than {size_cap:,} elements", span)
+    memo[id(x)] = (size, height)
+    return size, height

@@ -1,97 +1,173 @@
 """build(net) -> networkx.DiGraph of primitive ops, one node per op, named by module path.
 
-Node attributes: kind, attrs, scope (section, block, role), span; infer_shapes adds
-in_shapes, out_shape, params, macs. Edge attributes: kind ("main" or "shortcut"),
-shortcut (the shortcut kind, on shortcut edges), port (input position, for concat).
-Graph attributes: name, input_shape, params (network parameters), output (last node),
-stages (name, block, blocks), blocks (name -> block, section, shortcut kind, combine, scale,
-drop_prob, shares, args, span). A node of a weight-sharing block has `shared_from` (the node
-whose parameters it uses) and counts no parameters of its own.
+Node attributes: kind, attrs (resolved: ops.make), span, scope, and where the node sits:
+    scope     section (stem, stages.{i}, transitions.{i}, head, or input), block (the innermost
+              residual unit, or None), role (stem/transition/head, or pre/residual/shortcut/gate/
+              merge/post inside a unit)
+    stage     the stage's name, or None outside stages
+    unit      the stage-level unit the node belongs to (None in stem, transitions, head)
+    branch    (group, index) of the outermost parallel branch (or `residuals.k`) within its unit
+    in_branch whether any enclosing sequence is a branch
+    parent    the module path of the container the node's module sits in
+infer_shapes adds in_shapes, out_shape, params, macs. Edge attributes: kind ("main" or
+"shortcut"), shortcut (the drawn shortcut kind, on shortcut edges), port (input position).
+
+Graph attributes: name, input_shape, span, init (directives), args (network arguments),
+output (last node), stages
+(name, block, blocks), blocks (name -> block, section, shortcut kind, combine, scale,
+drop_prob, drop_mode, source, gate_bias, shares, share_bn, args, span) and containers (module
+path -> type, parent, children in order, branch and in_branch of a node standing in for it, and
+per type: role, mode): the module tree the compiler builds. A node of a weight-sharing block has `shared_from` (the node whose
+parameters it uses) and counts no parameters of its own.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 import networkx as nx
 
+from . import ops
+from .kinds import COMBINES
 from .net import Block, Item, Layer, Net, Parallel, Section
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where the builder is: the scope written on each node, and the container it fills."""
+    section: str
+    stage: str | None
+    block: str | None
+    unit: str | None
+    role: str
+    seq: str
+    branch: tuple[str, int] | None = None
+    in_branch: bool = False
+
+    def scope(self) -> dict:
+        return {"section": self.section, "block": self.block, "role": self.role}
+
+    def place(self) -> dict:
+        return {"stage": self.stage, "unit": self.unit, "branch": self.branch, "in_branch": self.in_branch,
+                "parent": self.seq}
 
 
 class GraphBuilder:
     def __init__(self, net: Net):
-        self.g = nx.DiGraph(name=net.name, input_shape=net.input_shape, params=dict(net.params),
-                            stages=[], blocks={})
-        self.g.add_node("input", kind="input", attrs={}, scope={"section": "input", "block": None, "role": "input"},
-                        span=net.span)
+        self.g = nx.DiGraph(name=net.name, input_shape=net.input_shape, args=dict(net.args),
+                            stages=[], blocks={}, containers={}, init=net.init, span=net.span)
+        where = Where("input", None, None, None, "input", "")
+        self.g.add_node("input", kind="input", attrs={}, span=net.span, scope=where.scope(), **where.place())
 
-    def node(self, name: str, kind: str, attrs: dict, span, scope: dict, *inputs: str, edge: dict | None = None) -> str:
-        self.g.add_node(name, kind=kind, attrs=attrs, scope=scope, span=span)
+    def container(self, path: str, parent: str | None, type_: str, stand_in: Where | None = None, **info) -> str:
+        """A module of the tree; `stand_in`: the branch and in_branch a node replacing it would have."""
+        self.g.graph["containers"][path] = {"type": type_, "parent": parent, "children": [],
+                                            "branch": stand_in.branch if stand_in else None,
+                                            "in_branch": stand_in.in_branch if stand_in else False, **info}
+        if parent is not None:
+            self.g.graph["containers"][parent]["children"].append(path)
+        return path
+
+    def node(self, name: str, kind: str, attrs: dict, span, w: Where, *inputs: str, edge: dict | None = None) -> str:
+        self.g.add_node(name, kind=kind, attrs=attrs, scope=w.scope(), span=span, **w.place())
+        if ops.OPS[kind].build is not None:
+            self.g.graph["containers"][w.seq]["children"].append(name)
         for port, src in enumerate(inputs):
             self.g.add_edge(src, name, port=port, **(edge or {"kind": "main"}))
         return name
 
-    def items(self, items: tuple[Item, ...], x: str, scope: dict) -> str:
+    def seq(self, path: str, parent: str, items: tuple[Item, ...], x: str, w: Where, **info) -> str:
+        """A sequence of items as one container (an nn.Sequential)."""
+        self.container(path, parent, "sequence", w, role=w.role, **info)
+        return self.items(items, x, replace(w, seq=path))
+
+    def items(self, items: tuple[Item, ...], x: str, w: Where) -> str:
         for it in items:
             if isinstance(it, Layer):
-                x = self.node(it.name, it.kind, it.attrs, it.span, scope, x)
+                x = self.node(it.name, it.kind, it.attrs, it.span, w, x)
             elif isinstance(it, Parallel):
-                outs = [self.items(br, x, scope) for br in it.branches]
-                x = self.node(f"{it.name}.merge", "concat" if it.mode == "concat" else "add",
-                              {} if it.mode == "concat" else {"scale": 1.0}, it.span, scope, *outs)
+                x = self.parallel(it, x, w)
             else:
-                x = self.block(it, x, scope["section"])
+                x = self.block(it, x, w)
         return x
 
-    def block(self, b: Block, x: str, section: str) -> str:
+    def parallel(self, p: Parallel, x: str, w: Where) -> str:
+        self.container(p.name, w.seq, "branches", w, mode=p.mode)
+        outs = [self.seq(f"{p.name}.{i}", p.name, br, x, replace(w, branch=w.branch or (p.name, i), in_branch=True))
+                for i, br in enumerate(p.branches)]
+        kind, attrs = ("concat", {}) if p.mode == "concat" else ("add", {"scale": 1.0})
+        return self.node(f"{p.name}.merge", kind, attrs, p.span, w, *outs)
+
+    def block(self, b: Block, x: str, outer: Where) -> str:
         """Residual unit: y = post(merge(scale * sum_k residual_k(pre(x)), shortcut(x)))."""
-        scope = lambda role: {"section": section, "block": b.name, "role": role}  # noqa: E731
         first = self.g.number_of_nodes()
-        self.g.graph["blocks"][b.name] = {"block": b.block, "section": section, "shortcut": b.shortcut.kind,
-                                          "combine": b.combine, "scale": b.scale, "drop_prob": b.drop_prob,
-                                          "shares": b.shares, "args": b.args, "span": b.span}
-        a = self.items(b.pre, x, scope("pre"))
-        outs = [self.items(r, a, scope("residual")) for r in b.residuals]
         sc = b.shortcut
-        merge_attrs = {"scale": b.scale, "drop_prob": b.drop_prob, "drop_mode": b.drop_mode}
-        if sc.kind == "none" and len(outs) == 1 and b.scale == 1.0 and b.drop_prob == 0:
-            y = outs[0]
-        elif sc.kind == "none":
-            y = self.node(f"{b.name}.add", "add", merge_attrs, b.span, scope("merge"), *outs)
-        else:
-            src = self.items(sc.layers, a if sc.source == "pre" else x, scope("shortcut"))
-            edge = {"kind": "shortcut", "shortcut": {"add": sc.kind, "gate": "gated", "concat": "concat"}[b.combine]}
-            if b.combine == "concat":      # y = concat(x, F(x)): the input comes first
-                y = self.node(f"{b.name}.concat", "concat", {}, b.span, scope("merge"))
-                self.g.add_edge(src, y, port=0, **edge)
-                self.g.add_edge(outs[0], y, port=1, kind="main")
-            elif b.combine == "gate":      # y = H(x)·T(x) + x·(1 − T(x))
-                t = self.items(b.gate, x, scope("gate"))
-                y = self.node(f"{b.name}.highway", "highway", {}, b.span, scope("merge"), outs[0])
-                self.g.add_edge(src, y, port=1, **edge)
-                self.g.add_edge(t, y, port=2, kind="main")
-            else:
-                y = self.node(f"{b.name}.add", "add", merge_attrs, b.span, scope("merge"), *outs)
-                self.g.add_edge(src, y, port=len(outs), **edge)
-        out = self.items(b.post, y, scope("post"))
+        self.g.graph["blocks"][b.name] = {
+            "block": b.block, "section": outer.section, "shortcut": sc.kind, "combine": b.combine, "scale": b.scale,
+            "drop_prob": b.drop_prob, "drop_mode": b.drop_mode, "source": sc.source, "gate_bias": b.gate_bias,
+            "shares": b.shares, "share_bn": b.share_bn, "args": b.args, "span": b.span}
+        self.container(b.name, outer.seq, "block", replace(outer, branch=None))
+        w = replace(outer, block=b.name, unit=outer.unit or (b.name if outer.stage else None), branch=None)
+        role = lambda r, **kw: replace(w, role=r, **kw)  # noqa: E731
+        a = self.seq(f"{b.name}.pre", b.name, b.pre, x, role("pre")) if b.pre else x
+        outs = [self.residual(b, k, r, a, role("residual")) for k, r in enumerate(b.residuals)]
+        y = self.merge(b, x, a, outs, role)
+        out = self.seq(f"{b.name}.post", b.name, b.post, y, role("post")) if b.post else y
         if b.shares is not None:
             self.mark_shared(list(self.g.nodes)[first:], b)
         return out
 
+    def residual(self, b: Block, k: int, items: tuple[Item, ...], a: str, w: Where) -> str:
+        if len(b.residuals) == 1:
+            return self.seq(f"{b.name}.residual", b.name, items, a, w)
+        return self.seq(f"{b.name}.residuals.{k}", b.name, items, a,
+                        replace(w, branch=(f"{b.name}.residuals", k), in_branch=True))
+
+    def merge(self, b: Block, x: str, a: str, outs: list[str], role) -> str:
+        """The merge node: add (with scale and drop), concat([x, F(x)]) or highway(F(x), x, T(x))."""
+        sc, combine = b.shortcut, COMBINES[b.combine]
+        add = {"scale": b.scale, "drop_prob": b.drop_prob, "drop_mode": b.drop_mode}
+        if sc.kind == "none":
+            if len(outs) == 1 and b.scale == 1.0 and b.drop_prob == 0:
+                return outs[0]
+            return self.node(f"{b.name}.add", "add", add, b.span, role("merge"), *outs)
+        src = a if sc.source == "pre" else x
+        if sc.layers:
+            src = self.seq(f"{b.name}.shortcut", b.name, sc.layers, src, role("shortcut"))
+        edge = {"kind": "shortcut", "shortcut": combine.drawn or sc.kind}
+        name = f"{b.name}.{combine.node}"
+        if combine.name == "concat":      # y = concat(x, F(x)): the input comes first
+            y = self.node(name, "concat", {}, b.span, role("merge"))
+            self.g.add_edge(src, y, port=0, **edge)
+            self.g.add_edge(outs[0], y, port=1, kind="main")
+        elif combine.name == "gate":      # y = H(x)·T(x) + x·(1 − T(x))
+            t = self.seq(f"{b.name}.gate", b.name, b.gate, x, role("gate"))
+            y = self.node(name, "highway", {}, b.span, role("merge"), outs[0])
+            self.g.add_edge(src, y, port=1, **edge)
+            self.g.add_edge(t, y, port=2, kind="main")
+        else:
+            y = self.node(name, "add", add, b.span, role("merge"), *outs)
+            self.g.add_edge(src, y, port=len(outs), **edge)
+        return y
+
     def mark_shared(self, nodes: list[str], b: Block) -> None:
         """Nodes of a weight-sharing block point at the node whose parameters they use."""
         for n in nodes:
-            kind = self.g.nodes[n]["kind"]
-            if kind in ("conv", "fc", "se") or (kind == "bn" and b.share_bn):
+            weights = ops.OPS[self.g.nodes[n]["kind"]].weights
+            if weights == "trained" or (weights == "norm" and b.share_bn):
                 self.g.nodes[n]["shared_from"] = b.shares + n[len(b.name):]
 
     def build(self, net: Net) -> nx.DiGraph:
         x = "input"
         for part in net.body:
             if isinstance(part, Section):
-                x = self.items(part.items, x, {"section": part.name, "block": None, "role": part.role})
-            else:
-                self.g.graph["stages"].append({"name": part.name, "block": part.block,
-                                               "blocks": [b.name for b in part.blocks], "span": part.span})
-                for b in part.blocks:
-                    x = self.block(b, x, part.name)
+                self.container(part.name, None, "section", role=part.role)
+                x = self.items(part.items, x, Where(part.name, None, None, None, part.role, part.name))
+                continue
+            self.g.graph["stages"].append({"name": part.name, "block": part.block,
+                                           "blocks": [b.name for b in part.blocks], "span": part.span})
+            self.container(part.name, None, "stage")
+            for b in part.blocks:
+                x = self.block(b, x, Where(part.name, part.name, None, None, "residual", part.name))
         self.g.graph["output"] = x
         return self.g
 

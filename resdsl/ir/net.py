@@ -21,6 +21,7 @@ from typing import Any, Literal, Union
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import Span
+from .kinds import COMBINES, SHORTCUTS
 
 Shape = tuple[int, ...]
 
@@ -30,7 +31,7 @@ class IR(BaseModel):
 
 
 class Layer(IR):
-    """One primitive op with evaluated attributes (see ir/ops.py)."""
+    """One primitive op with evaluated, resolved attributes (see ir/ops/: `ops.make`)."""
     kind: str
     name: str
     attrs: dict[str, Any]
@@ -45,7 +46,8 @@ class Parallel(IR):
     span: Span
 
 
-ShortcutKind = Literal["identity", "zeropad", "projection", "projection_all", "avgdown", "custom", "none"]
+ShortcutKind = Literal[tuple(SHORTCUTS)]        # ir/kinds.py
+CombineMode = Literal[tuple(COMBINES)]
 
 
 class Shortcut(IR):
@@ -65,7 +67,7 @@ class Block(IR):
     residuals: tuple[tuple["Item", ...], ...]
     shortcut: Shortcut
     scale: float = 1.0
-    combine: Literal["add", "concat", "gate"] = "add"
+    combine: CombineMode = "add"
     gate: tuple["Item", ...] = ()    # T(x) layers of a highway block (conv, sigmoid)
     gate_bias: float = 0.0
     drop_prob: float = 0.0           # stochastic depth: probability that the residual is dropped
@@ -96,7 +98,7 @@ class Section(IR):
 
 class Net(IR):
     name: str
-    params: dict[str, Any]
+    args: dict[str, Any]             # the network's arguments (defaults, or set with --set)
     input_shape: Shape
     body: tuple[Union[Section, Stage], ...]
     span: Span

@@ -23,7 +23,7 @@ def infer_shapes(g: nx.DiGraph) -> nx.DiGraph:
         try:
             out = ops.infer(d["kind"], d["attrs"], ins)
         except ops.OpError as e:
-            raise SpecError(str(e), d["span"]) from None
+            raise SpecError(str(e), d["span"], list(e.notes)) from None
         params, macs = ops.cost(d["kind"], d["attrs"], ins, out)
         if d.get("shared_from"):
             params = 0
@@ -44,6 +44,8 @@ def lint(g: nx.DiGraph) -> None:
         arity = ops.OPS[d["kind"]].n_inputs if d["kind"] != "input" else 0
         if arity >= 0 and g.in_degree(n) != arity:
             raise AssertionError(f"node {n} ({d['kind']}) has {g.in_degree(n)} inputs, expects {arity}")
+        if d["kind"] != "input" and d["parent"] not in g.graph["containers"]:
+            raise AssertionError(f"node {n} sits in no container ({d['parent']})")
     for u, v, e in g.edges(data=True):
         if e["kind"] not in ("main", "shortcut"):
             raise AssertionError(f"edge {u}->{v} has kind {e['kind']}")

@@ -1,16 +1,21 @@
 """Facts(g): indexes of the annotated graph that every level reads (units, shortcuts, order)."""
 from __future__ import annotations
 
-import re
-
 import networkx as nx
 
+from ..ir.ops import OPS
 from . import styles as st
 
-FOLDED = {"bn", "relu", "sigmoid"}      # written after the op they follow: "3×3 conv 64 · BN · ReLU"
-MERGES = {"add", "concat"}
 MAX_LINES = 12
-BRANCH = re.compile(r"(?:^|\.)(parallel\d+|residuals)\.(\d+)\.")     # `parallel1.2.` = branch 2
+
+
+def folded(kind: str) -> bool:
+    """Written after the op it follows: "3×3 conv 64 · BN · ReLU"."""
+    return kind in OPS and OPS[kind].fold
+
+
+def is_merge(kind: str) -> bool:
+    return kind in OPS and OPS[kind].merge is not None
 
 
 class Facts:
@@ -21,8 +26,7 @@ class Facts:
         self.pos = {n: i for i, n in enumerate(nx.topological_sort(g))}
         self.order = sorted(g, key=self.pos.__getitem__)
         self.stages = {s["name"]: s for s in g.graph["stages"]}
-        tops = {b for s in g.graph["stages"] for b in s["blocks"]}
-        self.top = {n: self._top(n, tops) for n in g}
+        self.top = {n: g.nodes[n]["unit"] for n in g}
         self.members: dict[str, list[str]] = {}
         self.sc_layers: dict[str, list[str]] = {}
         self.merge: dict[str, str] = {}          # unit -> the node its shortcut enters
@@ -38,11 +42,6 @@ class Facts:
         for u, v, e in g.edges(data=True):
             if e["kind"] == "shortcut":
                 self.merge[g.nodes[v]["scope"]["block"]] = v
-
-    @staticmethod
-    def _top(n: str, tops: set[str]) -> str | None:
-        parts = n.split(".")
-        return next((p for p in (".".join(parts[:k]) for k in range(1, len(parts))) if p in tops), None)
 
     def scope(self, n: str) -> dict:
         return self.g.nodes[n]["scope"]
@@ -84,26 +83,24 @@ class Facts:
         nested: set[str] = set()
         for n in members:
             d = self.g.nodes[n]
-            rel = n[len(base) + 1:] if n.startswith(base + ".") else n
-            blk = d["scope"]["block"]
+            blk, branch = d["scope"]["block"], d["branch"]
             if blk and blk != base and blk.startswith(base + "."):
                 if blk not in nested:
                     nested.add(blk)
                     lines.append(f"{self.g.graph['blocks'].get(blk, {}).get('block', 'residual')} unit")
                 continue
-            m = BRANCH.search(rel)
-            if d["kind"] in MERGES or (m and d["kind"] in FOLDED):
+            if is_merge(d["kind"]) or (branch and folded(d["kind"])):
                 continue
-            if m:
-                group = rel[:m.end(1)]
+            if branch:
+                group, index = branch
                 if group not in branches:
                     branches[group] = {}
                     lines.append(branches[group])
-                branches[group].setdefault(int(m.group(2)), []).append(st.short_conv(d["kind"], d["attrs"]))
-            elif d["kind"] in FOLDED and lines and isinstance(lines[-1], str):
+                branches[group].setdefault(index, []).append(st.short_conv(d["kind"], d["attrs"]))
+            elif folded(d["kind"]) and lines and isinstance(lines[-1], str):
                 lines[-1] += " · " + st.op_text(d["kind"], d["attrs"])     # "3×3 conv 64 · BN · ReLU"
             else:
-                pre = "pre: " if d["scope"]["role"] == "pre" and d["kind"] in FOLDED else ""
+                pre = "pre: " if d["scope"]["role"] == "pre" and folded(d["kind"]) else ""
                 lines.append(pre + st.op_text(d["kind"], d["attrs"]))
         out = []
         for line in lines:

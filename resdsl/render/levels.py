@@ -17,11 +17,10 @@ from typing import Callable
 import networkx as nx
 
 from ..errors import SpecError, did_you_mean
+from ..ir.kinds import LEVELS
 from ..ir.shapes import totals
 from . import styles as st
-from .facts import BRANCH, Facts
-
-LEVELS = ("network", "stage", "block", "layer")
+from .facts import Facts, is_merge
 IN, OUT = "focus.in", "focus.out"
 
 
@@ -178,10 +177,10 @@ def _make(f: Facts, k: str, ms: list[str], level: str, rep: dict) -> Node:
 def _layer_node(f: Facts, n: str) -> Node:
     d = f.g.nodes[n]
     role, top, sec = f.role(n), f.top[n], f.scope(n)["section"]
-    merge = d["kind"] in ("add", "concat") and f.g.in_degree(n) > 1
+    merge = is_merge(d["kind"]) and f.g.in_degree(n) > 1
     title = st.merge_symbol(d["kind"]) if merge else st.op_text(d["kind"], d["attrs"])
     lines = [f"×{d['attrs']['scale']:g}"] if merge and d["attrs"].get("scale", 1.0) != 1.0 else []
-    in_branch = bool(BRANCH.search(n)) or role == "shortcut"
+    in_branch = d["in_branch"] or role == "shortcut"
     return Node(n, title, lines, role="residual" if role == "nested" else role,
                 cluster=(sec, top) if top else (sec,), params=d["params"], macs=d["macs"], merge=merge,
                 main=not in_branch)
@@ -256,7 +255,7 @@ def _clusters(f: Facts, rep: dict, level: str) -> dict[str, str]:
 
 
 def _title(g: nx.DiGraph, level: str, focus: str | None) -> list[str]:
-    args = ", ".join(f"{k}={st.name_of(v)}" for k, v in g.graph["params"].items())
+    args = ", ".join(f"{k}={st.name_of(v)}" for k, v in g.graph["args"].items())
     params, macs = totals(g)
     where = f"{focus} · " if focus else ""
     return [f"{g.graph['name']}({args})",

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..cost.tables import human
-from ..ir.ops import fmt
+from ..ir.kinds import COMBINES
+from ..ir.ops import OPS, fmt
 
 FONT = "Helvetica"
 
@@ -76,12 +77,11 @@ def shortcut_kind(info: dict, merge_kind: str, layers: list[dict]) -> str:
     layers: node data of the shortcut's own layers, in order.
     """
     kind = name_of(info.get("shortcut", "custom"))
-    combine = name_of(info.get("combine", "")).lower()
+    combine = COMBINES.get(name_of(info.get("combine", "add")))
+    drawn = next((c.drawn for c in COMBINES.values() if c.node == merge_kind and c.drawn), None)
+    if (combine and combine.drawn) or drawn:
+        return combine.drawn if combine and combine.drawn else drawn
     kinds = [d["kind"] for d in layers]
-    if "gate" in combine or "gate" in merge_kind or "highway" in merge_kind:
-        return "gated"
-    if "concat" in combine or merge_kind == "concat":
-        return "concat"
     if kind in ("projection", "projection_all", "custom", "avgdown") and kinds[:1] == ["avgpool"]:
         return "avgdown"
     if kind == "projection_all" or (kind == "custom" and "conv" in kinds):
@@ -102,38 +102,17 @@ def shortcut_label(kind: str, info: dict, layers: list[dict]) -> str:
 
 
 def op_text(kind: str, a: dict, brief: bool = False) -> str:
-    """One op in the papers' words: "3×3 conv 64, s2", "BN", "global avgpool", "fc 1000"."""
-    extras = [f"s{a['stride']}" if (a.get("stride") or 1) != 1 else "",
-              f"g{a['groups']}" if a.get("groups", 1) != 1 else "",
-              f"d{a['dilation']}" if a.get("dilation", 1) != 1 else "",
-              "+bias" if kind == "conv" and a.get("bias") else ""]
-    tail = "".join(f", {e}" for e in extras if e)
-    k = a.get("kernel")
-    if kind == "conv":
-        kh, kw = (k, k) if isinstance(k, int) else k
-        return f"{kh}×{kw} conv{'' if brief else ' ' + str(a['out'])}{tail}"
-    if kind in ("maxpool", "avgpool"):
-        return f"global {kind}" if k is None else f"{k}×{k} {kind}{tail}"
-    if kind == "zeropad":
-        return f"zero-pad to {a['out']} ch{tail}"
-    if kind == "fc":
-        return f"fc {a['out']}"
-    if kind == "dropout":
-        return f"dropout {a['p']:g}"
-    if kind == "add":
-        return "+" if a.get("scale", 1.0) == 1.0 else f"+ (×{a['scale']:g})"
-    return {"bn": "BN", "relu": "ReLU", "sigmoid": "sigmoid"}.get(kind, kind)
+    """One op in the papers' words ("3×3 conv 64, s2", "BN", "global avgpool", "fc 1000"): its registry label."""
+    return OPS[kind].text(a, brief) if kind in OPS else kind
 
 
 def short_conv(kind: str, a: dict) -> str:
-    """Inside a branch list: "3×3 64" for a conv, else op_text."""
-    if kind == "conv":
-        return op_text(kind, a).replace(" conv ", " ", 1)
-    return op_text(kind, a)
+    """Inside a branch list the kind is left out where it sits between kernel and width: "3×3 64"."""
+    return op_text(kind, a).replace(f" {kind} ", " ", 1)
 
 
 def merge_symbol(kind: str) -> str:
-    return {"add": "+", "concat": "‖"}.get(kind, kind[:1] or "?")
+    return (OPS[kind].merge if kind in OPS else None) or kind[:1] or "?"
 
 
 def shape_text(shape) -> str:

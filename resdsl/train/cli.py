@@ -47,6 +47,10 @@ def user_errors(fn):
             fail(f"interrupted: {e}", 130)
         except KeyboardInterrupt:
             fail("interrupted", 130)
+        except RecursionError:
+            fail("error: input nested too deeply (see resdsl.limits 'nesting')", 1)
+        except OSError as e:                  # disk full, permission denied, ...
+            fail(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), 1)
     return wrapper
 
 
@@ -94,10 +98,8 @@ def recipe_options(fn):
     return fn
 
 
-def build_config(options: dict, base: dict | None = None):
-    """A TrainConfig from the given options over `base` (a resumed run's config) and the defaults."""
-    from resdsl.train.config import TrainConfig
-
+def recipe_from_options(options: dict) -> dict:
+    """The TrainConfig fields given on the command line (None means "not given")."""
     given = {k: v for k, v in options.items() if v is not None}
     amp, amp_dtype = given.pop("amp", None), given.pop("amp_dtype", None)
     if amp and "precision" not in given:
@@ -107,34 +109,18 @@ def build_config(options: dict, base: dict | None = None):
             given["decay_milestones"] = tuple(int(m) for m in given["decay_milestones"].split(",") if m.strip())
         except ValueError:
             raise TrainError(f"--decay-milestones expects epochs like 91,136; got {options['decay_milestones']!r}") from None
-    cfg = {**(base or {}), **given}
-    if cfg.get("precision") == "amp":
+    if given.get("precision") == "amp":
         import torch
 
-        cfg["precision"] = "fp16" if torch.cuda.is_available() and cfg.get("device", "auto") != "cpu" else "bf16"
-    return TrainConfig(**cfg)
+        given["precision"] = "fp16" if torch.cuda.is_available() and given.get("device", "auto") != "cpu" else "bf16"
+    return given
 
 
-def load_model(spec: str, network: str | None, params: dict[str, str]):
-    """Compile the spec with `--set` parameters (as written); returns (model, spec text)."""
-    import resdsl
-    from resdsl.cli import parse_sets
+def build_config(options: dict, base: dict | None = None):
+    """A TrainConfig from the given options over `base` (a resumed run's config) and the defaults."""
+    from resdsl.train.config import TrainConfig
 
-    text = Path(spec).read_text() if Path(spec).is_file() else None
-    if text is None:
-        raise TrainError(f"no spec file {spec}")
-    values = parse_sets(tuple(f"{k}={v}" for k, v in params.items()))
-    return resdsl.compile(spec, network, **values), text
-
-
-def _sets_dict(sets: tuple[str, ...]) -> dict[str, str]:
-    out = {}
-    for item in sets:
-        name, eq, text = item.partition("=")
-        if not eq or not name.strip().isidentifier():
-            raise SpecError(f"--set expects NAME=VALUE, got '{item}'")
-        out[name.strip()] = text.strip()
-    return out
+    return TrainConfig(**{**(base or {}), **recipe_from_options(options)})
 
 
 @click.command()
@@ -142,35 +128,22 @@ def _sets_dict(sets: tuple[str, ...]) -> dict[str, str]:
 @click.option("--network", default=None, help="Which network of the file (default: the first).")
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a network parameter (repeatable).")
 @recipe_options
-@click.option("--resume", type=click.Path(), help="Continue the run in this directory (or from this last.pt).")
+@click.option("--allow-import", "allow_imports", multiple=True, metavar="DIR", type=click.Path(file_okay=False, exists=True),
+              help="Also allow imports from this folder (default: only the spec's own folder).")
+@click.option("--resume", type=click.Path(), help="Continue the run in this directory (or from its last.pt).")
+@click.option("--init", type=click.Path(dir_okay=False), help="Start from these weights (state dict, .safetensors, or a run's .pt).")
 @click.option("--quiet", "-q", is_flag=True, help="Only errors.")
 @user_errors
-def train(spec, network, sets, resume, quiet, **options):
+def train(spec, network, sets, allow_imports, resume, init, quiet, **options):
     """Train the network of SPEC on --data; write a run directory (see --output)."""
-    from resdsl.train import fit, load_data, seed_everything
+    from resdsl.cli_common import split_sets
     from resdsl.train.progress import Reporter
+    from resdsl.train.session import run
 
-    base = None
-    if resume:
-        run = Path(resume).expanduser()
-        run = run.parent if run.is_file() else run
-        if not (run / "args.json").is_file():
-            raise TrainError(f"--resume {resume}: not a run directory (no args.json)")
-        base = json.loads((run / "args.json").read_text())
-        base.pop("world_size", None)
-        spec = spec or next(iter(sorted(run.glob("*.res"))), None)
-    if spec is None:
-        raise TrainError("missing SPEC: resdsl train SPEC [options] (or --resume RUN_DIR)")
-    if sets:
-        options["params"] = _sets_dict(sets)
-    if network:
-        options["network"] = network
-    cfg = build_config(options, base)
-    seed_everything(cfg.seed, cfg.deterministic)
-    model, text = load_model(str(spec), cfg.network, cfg.params)
-    data = load_data(cfg.data)
-    summary = fit(model, data, cfg, spec_text=text, spec_name=getattr(model, "spec_name", "model"),
-                  resume=resume, reporter=Reporter(quiet=quiet))
+    reporter = Reporter(quiet=quiet)
+    summary = run(Path(spec) if spec else None, recipe_from_options(options), network=network,
+                  args=split_sets(sets) if sets else None, resume=resume, init=init,
+                  allow_imports=allow_imports, reporter=reporter)
     if not quiet and _main_rank():
         click.echo(f"done: test accuracy {summary['final_test_acc']:.2%} (best {summary['best_test_acc']:.2%}"
                    f" at epoch {summary['best_epoch']}), {summary['train_s']:.1f}s training; {summary['run_dir']}")
@@ -182,19 +155,24 @@ def train(spec, network, sets, resume, quiet, **options):
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a network parameter (repeatable).")
 @click.option("--checkpoint", required=True, type=click.Path(), help="A best.pt/last.pt, or a run directory.")
 @click.option("--data", default=None, help="Dataset to score (default: the checkpoint's); the test split is used.")
-@click.option("-b", "--batch-size", default=1024, show_default=True, help="Batch size.")
-@click.option("--precision", type=click.Choice(CHOICES["precision"]), default="fp32", show_default=True)
+@click.option("-b", "--batch-size", type=click.IntRange(1, 1 << 20), default=1024, show_default=True, help="Batch size.")
+@click.option("--allow-import", "allow_imports", multiple=True, metavar="DIR", type=click.Path(file_okay=False, exists=True),
+              help="Also allow imports from this folder.")
+@click.option("--precision", type=click.Choice(CHOICES["precision"]), default=None,
+              help="Autocast precision [the run's, as its own test scores were measured].")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @user_errors
-def evaluate(spec, network, sets, checkpoint, data, batch_size, precision, device, as_json):
+def evaluate(spec, network, sets, checkpoint, data, batch_size, allow_imports, precision, device, as_json):
     """Score a checkpoint of SPEC on the test split of --data: loss and top-1 accuracy."""
     from resdsl.train.evaluate import evaluate_checkpoint
 
+    from resdsl.cli_common import split_sets
+
     path = Path(checkpoint).expanduser()
-    path = path / "best.pt" if path.is_dir() else path
-    result = evaluate_checkpoint(spec, network, _sets_dict(sets) if sets else None, path, data,
-                                 batch_size, precision, device)
+    path = path / "best.pt" if path.is_dir() and (path / "best.pt").is_file() else path
+    result = evaluate_checkpoint(Path(spec) if spec else None, network, split_sets(sets) if sets else None, path,
+                                 data, batch_size, precision, device, allow_imports)
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:

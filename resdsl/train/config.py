@@ -3,17 +3,17 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class TrainConfig(BaseModel):
     """A training recipe; option names follow timm's train.py where one exists."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     data: str = "digits"
-    epochs: int = Field(30, ge=1)
-    batch_size: int = Field(128, ge=1)
+    epochs: int = Field(30, ge=1, le=1_000_000)
+    batch_size: int = Field(128, ge=1, le=1 << 20)
     opt: Literal["sgd", "nesterov", "adamw"] = "sgd"
     lr: float = Field(0.1, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
@@ -21,7 +21,7 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(5e-4, ge=0)
     wd_exclude_bn_bias: bool = True
     sched: Literal["step", "cosine", "onecycle", "none"] = "cosine"
-    warmup_epochs: float = Field(0.0, ge=0)
+    warmup_epochs: float = Field(0.0, ge=0, le=1_000_000)
     min_lr: float = Field(0.0, ge=0)
     decay_milestones: tuple[int, ...] = ()
     decay_rate: float = Field(0.1, gt=0)
@@ -31,17 +31,26 @@ class TrainConfig(BaseModel):
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     channels_last: bool = False
     compile: bool = False
-    crop_pad: Optional[int] = Field(None, ge=0)
+    crop_pad: Optional[int] = Field(None, ge=0, le=4096)
     hflip: Optional[float] = Field(None, ge=0, le=1)
-    seed: int = 42
+    seed: int = Field(42, ge=0, lt=2**63)
     deterministic: bool = False
     device: str = "auto"
-    workers: int = Field(2, ge=0)
+    workers: int = Field(2, ge=0, le=256)
     sync_bn: bool = False
-    log_interval: int = Field(10, ge=1)
-    eval_batch_size: int = Field(1024, ge=1)
-    on_device_max_mb: int = Field(2048, ge=0)
+    log_interval: int = Field(10, ge=1, le=1_000_000)
+    eval_batch_size: int = Field(1024, ge=1, le=1 << 20)
+    on_device_max_mb: int = Field(2048, ge=0, le=1 << 30)
     output: str = "runs"
-    experiment: Optional[str] = None
+    experiment: Optional[str] = Field(None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.+=@,-]+$")
     network: Optional[str] = None
     params: dict[str, str] = Field(default_factory=dict)  # --set NAME=VALUE, as written
+
+    @field_validator("experiment")
+    @classmethod
+    def _plain_name(cls, v: Optional[str]) -> Optional[str]:
+        """A run directory name inside --output: no folders, not '.' or '..'."""
+        if v is not None and v.strip(".") == "":
+            raise ValueError("must be a plain folder name (letters, digits, _ . - +), not '.' or '..'")
+        return v
+

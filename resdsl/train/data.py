@@ -42,6 +42,8 @@ class ImageData:
 def load_data(spec: str) -> ImageData:
     """`digits`, `cifar10:PATH`, `cifar100:PATH`, `mnist:PATH`, `npz:PATH[,PATH...]`, `folder:PATH`."""
     kind, _, path = spec.partition(":")
+    if kind not in KINDS and spec.lower().endswith(".npz"):
+        kind, path = "npz", spec                 # `--data x.npz` means npz:x.npz
     if kind not in KINDS:
         raise TrainError(f"unknown dataset kind '{kind}' in --data {spec!r}; expected one of: {', '.join(KINDS)}")
     if kind == "digits":
@@ -53,7 +55,7 @@ def load_data(spec: str) -> ImageData:
         return loader(kind, path)
     except TrainError:
         raise
-    except (OSError, ValueError, KeyError, RuntimeError, EOFError, struct.error, zipfile.BadZipFile) as e:
+    except (OSError, ValueError, KeyError, IndexError, RuntimeError, EOFError, struct.error, zipfile.BadZipFile) as e:
         raise TrainError(f"cannot read {kind} data at {path}: {e}") from None
 
 
@@ -67,10 +69,12 @@ def _from_arrays(name: str, xtr, ytr, xte, yte, flip: bool, classes: int | None 
         if x.ndim != 4 or x.dtype != np.uint8:
             raise TrainError(f"{name}: {what} images must be uint8 (N, H, W, C); got {x.dtype} {x.shape}")
         xs.append(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))))
-    ys = [torch.from_numpy(np.asarray(y).astype(np.int64).reshape(-1)) for y in (ytr, yte)]
+    ys = [_labels(name, what, y) for what, y in (("train", ytr), ("test", yte))]
     for x, y, what in zip(xs, ys, ("train", "test")):
         if len(x) != len(y) or len(x) == 0:
             raise TrainError(f"{name}: {len(x)} {what} images but {len(y)} labels")
+    if len(xs[0]) < 2:
+        raise TrainError(f"{name}: training needs at least 2 images (batch norm and mini-batches); got {len(xs[0])}")
     if xs[0].shape[1:] != xs[1].shape[1:]:
         raise TrainError(f"{name}: train images are {tuple(xs[0].shape[1:])} but test images {tuple(xs[1].shape[1:])}")
     lo, hi = min(int(y.min()) for y in ys), max(int(y.max()) for y in ys)
@@ -78,6 +82,24 @@ def _from_arrays(name: str, xtr, ytr, xte, yte, flip: bool, classes: int | None 
         raise TrainError(f"{name}: labels must be 0..K-1; found {lo}")
     k = classes or hi + 1
     return ImageData(name, k, tuple(xs[0].shape[1:]), flip, xs[0], ys[0], xs[1], ys[1])
+
+
+def _labels(name: str, what: str, y) -> torch.Tensor:
+    """Integer class labels, one per image; floats only when every value is a whole number."""
+    y = np.asarray(y)
+    if y.ndim > 1 and y.size == len(y):
+        y = y.reshape(-1)
+    if y.ndim != 1:
+        raise TrainError(f"{name}: {what} labels must be one class index per image; got shape {y.shape}")
+    if y.dtype.kind == "f":
+        if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
+            raise TrainError(f"{name}: {what} labels are fractional numbers ({y.dtype}); "
+                             "labels must be class indices 0..K-1 (integers)")
+    elif y.dtype.kind not in "iub":
+        raise TrainError(f"{name}: {what} labels must be integers 0..K-1; got {y.dtype}")
+    if y.size and (y.max() > 1_000_000):
+        raise TrainError(f"{name}: {what} label {int(y.max()):,} is not a plausible class index (limit 1,000,000)")
+    return torch.from_numpy(y.astype(np.int64))
 
 
 def _digits() -> ImageData:
@@ -157,6 +179,9 @@ def _npz(kind: str, path: str) -> ImageData:
     """One or several .npz files (comma-separated, a glob or a folder) with x_train, y_train, x_test, y_test."""
     parts = {k: [] for k in ("x_train", "y_train", "idx_train", "x_test", "y_test")}
     for p in _npz_paths(path):
+        if not zipfile.is_zipfile(p):
+            raise TrainError(f"cannot read npz data at {p}: not an .npz archive" + (" (it is a single .npy array)" if _is_npy(p) else "")
+                             + "; save with numpy.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)")
         with np.load(p, allow_pickle=False) as z:
             if "x_train" not in z and "x_test" not in z:
                 raise TrainError(f"{p} has neither x_train nor x_test (keys: {', '.join(z.files)})")
@@ -170,12 +195,21 @@ def _npz(kind: str, path: str) -> ImageData:
     if len(shapes) > 1:
         raise TrainError(f"--data npz:{path}: files hold images of different shapes {sorted(shapes)}; name the files")
     xtr, ytr = np.concatenate(parts["x_train"]), np.concatenate(parts["y_train"])
-    if len(parts["idx_train"]) == len(parts["x_train"]):  # restore the official order (shared/data README)
-        order = np.argsort(np.concatenate(parts["idx_train"]), kind="stable")
+    if parts["idx_train"]:  # restore the official order (shared/data README)
+        idx = np.concatenate(parts["idx_train"])
+        if len(parts["idx_train"]) != len(parts["x_train"]) or len(idx) != len(xtr) or len(np.unique(idx)) != len(idx):
+            raise TrainError(f"--data npz:{path}: idx_train must hold one distinct index per training image, in "
+                             f"every file; got {len(idx)} indices ({len(np.unique(idx))} distinct) for {len(xtr)} images")
+        order = np.argsort(idx, kind="stable")
         xtr, ytr = xtr[order], ytr[order]
     xte, yte = np.concatenate(parts["x_test"]), np.concatenate(parts["y_test"])
     color = xtr.ndim == 4 and xtr.shape[-1] == 3
     return _from_arrays(f"npz:{path}", xtr, ytr, xte, yte, flip=color)
+
+
+def _is_npy(p: Path) -> bool:
+    with open(p, "rb") as f:
+        return f.read(6) == b"\x93NUMPY"
 
 
 def _folder(kind: str, path: str) -> ImageData:

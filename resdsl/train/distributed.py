@@ -23,6 +23,9 @@ class Place:
         return self.rank == 0
 
 
+DEVICE_KINDS = ("cpu", "cuda", "mps", "xpu")   # devices that hold real tensors (not meta, not lazy)
+
+
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
@@ -31,9 +34,14 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
             raise TrainError(f"--device {name}: no CUDA device is available")
         return torch.device("cuda", local_rank) if name == "cuda" else torch.device(name)
     try:
-        return torch.device(name)
-    except RuntimeError:
-        raise TrainError(f"unknown --device {name!r}; expected auto, cpu, cuda or cuda:N") from None
+        device = torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        device = None
+    if device is None or device.type not in DEVICE_KINDS:
+        raise TrainError(f"unknown --device {name[:40]!r}; expected auto, cpu, cuda or cuda:N") from None
+    if device.type != "cpu" and not getattr(torch, device.type).is_available():
+        raise TrainError(f"--device {name}: no {device.type} device is available")
+    return device
 
 
 def setup(device_name: str) -> Place:

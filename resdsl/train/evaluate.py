@@ -1,39 +1,24 @@
 """Score a saved checkpoint on a dataset's test split (`resdsl eval`)."""
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from resdsl.train import distributed as D
-from resdsl.train.checkpoint import load_checkpoint, load_weights
 from resdsl.train.data import check_compatible, load_data
-from resdsl.train.errors import TrainError
 from resdsl.train.loop import evaluate
-from resdsl.train.pipeline import Normalize, TensorPipeline, LoaderPipeline
-
-
-def _model(spec: str | None, network: str | None, params: dict | None, ck: dict):
-    """The spec given, or the one saved in the checkpoint, compiled with the run's parameters."""
-    from resdsl.train.cli import load_model
-
-    cfg = ck.get("config", {})
-    params = cfg.get("params", {}) if params is None else params
-    if spec is not None:
-        return load_model(spec, network or cfg.get("network"), params)[0]
-    if not ck.get("spec_text"):
-        raise TrainError("the checkpoint holds no spec; name one: resdsl eval SPEC --checkpoint ...")
-    with tempfile.TemporaryDirectory() as d:
-        p = Path(d) / f"{ck.get('spec_name', 'model')}.res"
-        p.write_text(ck["spec_text"])
-        return load_model(str(p), network or cfg.get("network"), params)[0]
+from resdsl.train.pipeline import LoaderPipeline, Normalize, TensorPipeline
 
 
 def evaluate_checkpoint(spec, network, params, path: Path, data_spec, batch_size: int, precision: str,
-                        device: str) -> dict:
-    ck = load_checkpoint(path)
-    model = _model(spec, network, params, ck)
-    load_weights(model, ck["model"], str(path))
-    data = load_data(data_spec or ck.get("config", {}).get("data", "digits"))
+                        device: str, allow_imports=()) -> dict:
+    """Loss and accuracy of a run (its best.pt) or checkpoint on the test split of `data_spec`
+    (default: the run's data), the spec being the run's own copy unless `spec` is given."""
+    from resdsl.models import load_run
+
+    model, ck = load_run(path, spec, network, params, allow_imports=allow_imports)
+    cfg = ck.get("config", {}) if isinstance(ck.get("config"), dict) else {}
+    data = load_data(data_spec or cfg.get("data", "digits"))
+    precision = precision or cfg.get("precision", "fp32")
     shape = tuple(model.input_shape)
     check_compatible(data, shape, model.num_classes)
     place = D.Place(0, 1, D.resolve_device(device))

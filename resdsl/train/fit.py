@@ -14,58 +14,81 @@ from resdsl.train.data import ImageData
 from resdsl.train.errors import DivergedError, TrainError
 from resdsl.train.loop import Interrupted, Trainer
 from resdsl.train.progress import Reporter
-from resdsl.train.rundir import RunDir, check_writable, new_run_dir
+from resdsl.train.rundir import RunDir, RunLock, check_writable, new_run_dir
 
 
 def fit(model: nn.Module, data: ImageData, cfg: TrainConfig, *, spec_text: str = "", spec_name: str = "model",
-        resume: str | Path | None = None, reporter: Reporter | None = None,
+        spec_bundle: dict | None = None, resume: str | Path | None = None, reporter: Reporter | None = None,
         stop_after_steps: int | None = None) -> dict:
-    """Train `model` on `data` with recipe `cfg`; returns the summary also written to summary.json."""
+    """Train `model` on `data` with recipe `cfg`; returns the summary also written to summary.json.
+    `resume` is a run directory (or its last.pt); a run killed before its first checkpoint starts
+    again from epoch 1 in the same directory."""
     owns_group = not dist.is_initialized()
     place = D.setup(cfg.device)
     rep = (reporter or Reporter()) if place.main else Reporter(quiet=True)
+    lock = None
     try:
         trainer = Trainer(model, data, cfg, place, rep)
         trainer.stop_after_steps = stop_after_steps
-        run = _open_run(cfg, place, resume, trainer)
-        if run is not None and resume is None:
-            run.write_inputs(spec_text, spec_name, {**cfg.model_dump(mode="json"), "world_size": place.world})
-        meta = {"spec_name": spec_name, "spec_text": spec_text, "data": data.name,
+        run, lock, fresh = _open_run(cfg, place, resume, trainer)
+        if run is not None and fresh:
+            run.write_inputs(spec_text, spec_name, {**cfg.model_dump(mode="json"), "world_size": place.world},
+                             spec_bundle)
+        meta = {"spec_name": spec_name, "spec_text": spec_text, "spec_bundle": spec_bundle, "data": data.name,
                 "input_shape": list(data.input_shape), "num_classes": data.num_classes}
         return _train(trainer, run, meta)
     finally:
         rep.close()
+        if lock is not None:
+            lock.release()
         if owns_group:
             D.teardown()
 
 
-def _open_run(cfg: TrainConfig, place: D.Place, resume, trainer: Trainer) -> RunDir | None:
-    """Rank 0 creates (or reopens) the run directory; every rank learns its path or the error."""
-    outcome = ("ok", None)
+def resume_dir(resume: str | Path) -> Path:
+    """The run directory named by --resume: the directory itself or its last.pt (never best.pt:
+    training continues from the last state; to start a new run from the best weights use --init)."""
+    path = Path(resume).expanduser()
+    if path.is_file() or path.suffix == ".pt":
+        if path.name != "last.pt":
+            raise TrainError(f"--resume {resume}: training continues from a run's last state (RUN or RUN/last.pt); "
+                             f"to start a new run from these weights use --init {resume}")
+        path = path.parent
+    if not path.is_dir():
+        raise TrainError(f"--resume {resume}: no such run directory")
+    return path
+
+
+def _open_run(cfg: TrainConfig, place: D.Place, resume, trainer: Trainer):
+    """Rank 0 creates (or reopens and locks) the run directory; every rank learns its path or the error.
+    Returns (run, lock, fresh): fresh when the run starts at epoch 1 (new, or killed before a checkpoint)."""
+    outcome, lock = ("ok", None, False), None
     if place.main:
         try:
-            path = Path(resume).expanduser() if resume else new_run_dir(cfg.output, cfg.experiment)
-            if path.is_file():
-                path = path.parent
+            path = resume_dir(resume) if resume else new_run_dir(cfg.output, cfg.experiment)
             check_writable(path)
-            outcome = ("ok", str(path))
+            lock = RunLock(path).acquire()
+            outcome = ("ok", str(path), resume is None or not (path / "last.pt").is_file())
         except TrainError as e:
-            outcome = ("error", str(e))
-    kind, value = D.broadcast_object(outcome, place)
+            outcome = ("error", str(e), False)
+    kind, value, fresh = D.broadcast_object(outcome, place)
     if kind == "error":
         raise TrainError(value)
-    if resume is not None:
+    if resume is not None and not fresh:
         ck = load_checkpoint(Path(value) / "last.pt")
         trainer.restore(ck)
         trainer.rep.message(f"resuming {value} at epoch {ck['epoch'] + 1}, step {ck['step_in_epoch']}")
+    elif resume is not None:
+        trainer.rep.message(f"{value} has no checkpoint yet (stopped before its first epoch ended); "
+                            "starting it again from epoch 1")
     if not place.main:
-        return None
+        return None, None, fresh
     run = RunDir(Path(value))
     if resume is not None:
         run.truncate(trainer.pos.epoch, trainer.pos.global_step)
     else:
         trainer.rep.message(f"run directory: {value}")
-    return run
+    return run, lock, fresh
 
 
 def _train(tr: Trainer, run: RunDir | None, meta: dict) -> dict:

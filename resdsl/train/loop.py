@@ -16,7 +16,7 @@ from resdsl.train import distributed as D
 from resdsl.train.checkpoint import load_weights, rng_states, set_rng_states, unwrap
 from resdsl.train.config import TrainConfig
 from resdsl.train.data import ImageData, check_compatible
-from resdsl.train.errors import DivergedError
+from resdsl.train.errors import DivergedError, TrainError
 from resdsl.train.pipeline import make_pipeline
 from resdsl.train.progress import Reporter
 from resdsl.train.recipe import autocast, clip_gradients, make_optimizer, make_scaler, make_scheduler
@@ -146,9 +146,15 @@ class Trainer:
 
     # -- steps --------------------------------------------------------------------------------
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        with autocast(self.cfg.precision, self.place.device):
-            out = self.model(x)
-            loss = F.cross_entropy(out, y, label_smoothing=self.cfg.smoothing)
+        try:
+            with autocast(self.cfg.precision, self.place.device):
+                out = self.model(x)
+                loss = F.cross_entropy(out, y, label_smoothing=self.cfg.smoothing)
+        except ValueError as e:           # batch norm over a single value per channel
+            if "more than 1 value per channel" not in str(e):
+                raise
+            raise TrainError(f"batch norm needs more than one value per channel, but a batch of {len(y)} image(s) "
+                             "reaches a 1×1 map; use --batch-size 2 or more") from None
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.cfg.clip_grad is not None:

@@ -123,12 +123,14 @@ class LoaderPipeline:
         self.rank, self.world, self.device = rank, world, device
         self.sampler = torch.utils.data.DistributedSampler(
             self.train_set, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=False)
-        self.steps = math.ceil(len(self.sampler) / batch_size)
+        n_batches, last = divmod(len(self.sampler), batch_size)
+        self.steps = n_batches + (last > 1)  # a last batch of one image would break batch norm: dropped
 
     @staticmethod
     def _datasets(data, v2, hw, aug):
         if data.in_memory:
-            return _TensorImages(data.train_x, data.train_y, v2.Compose(aug)), _TensorImages(data.test_x, data.test_y)
+            return (_TensorImages(data.train_x, data.train_y, v2.Compose(aug) if aug else None),
+                    _TensorImages(data.test_x, data.test_y))
         from torchvision.datasets import ImageFolder
 
         base = [v2.PILToTensor(), v2.Resize(hw, antialias=True)]
@@ -155,6 +157,8 @@ class LoaderPipeline:
         order = list(self.sampler)[start * self.bs :]
         loader = self._loader(self.train_set, order, self.bs, epoch_seed(self.seed, epoch))
         for x, y in loader:
+            if len(y) == 1 and self.bs > 1:
+                continue
             yield self.norm(x.to(self.device, non_blocking=True)), y.to(self.device, non_blocking=True)
 
     def eval_batches(self) -> Iterator[Batch]:

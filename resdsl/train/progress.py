@@ -17,6 +17,8 @@ class Reporter:
         self.console = Console(file=self.stream, highlight=False)
         self.bar: Progress | None = None
         self.task = None
+        self.lines_per_epoch = 10
+        self.where, self.steps, self.every, self.next_line = "", 0, 1, 1 << 62
 
     def message(self, text: str) -> None:
         if self.quiet:
@@ -27,6 +29,9 @@ class Reporter:
             print(text, file=self.stream, flush=True)
 
     def start_epoch(self, epoch: int, epochs: int, steps: int, start: int) -> None:
+        self.where, self.steps = f"epoch {epoch + 1}/{epochs}", steps
+        self.every = max(1, steps // self.lines_per_epoch)
+        self.next_line = (start // self.every + 1) * self.every
         if self.quiet or not self.live:
             return
         if self.bar is None:
@@ -43,6 +48,10 @@ class Reporter:
     def update(self, step: int, loss: float, acc: float, ips: float) -> None:
         if self.bar is not None and self.task is not None:
             self.bar.update(self.task, completed=step, loss=loss, acc=acc, ips=ips)
+        elif not self.live and not self.quiet and step >= self.next_line and step < self.steps:
+            # without a terminal: a plain line about every tenth of an epoch (logs, CI, nohup)
+            self.next_line = (step // self.every + 1) * self.every
+            self.message(f"  step {step}/{self.steps} of {self.where}  loss {loss:.4f}  acc {acc:.2%}  {ips:,.0f} img/s")
 
     def end_epoch(self, row: dict, epochs: int) -> None:
         self.message(

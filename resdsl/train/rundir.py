@@ -14,29 +14,92 @@ EPOCH_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc
 
 
 def new_run_dir(output: str, experiment: str | None) -> Path:
-    """`OUTPUT/EXPERIMENT`, or `OUTPUT/YYYY-MM-DD-HHMMSS` (with a suffix if taken); checked writable."""
+    """`OUTPUT/EXPERIMENT`, or `OUTPUT/YYYY-MM-DD-HHMMSS` (with a suffix if taken), created atomically:
+    two runs started at once never get the same directory (mkdir fails for the second)."""
     root = Path(output).expanduser()
-    name = experiment or time.strftime("%Y-%m-%d-%H%M%S")
-    path, k = root / name, 1
-    while experiment is None and path.exists():
-        path, k = root / f"{name}-{k}", k + 1
-    if path.is_dir() and any(path.iterdir()):
-        raise TrainError(f"run directory {path} exists; use --resume {path} or another --experiment")
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise TrainError(f"cannot create run directory under {root}: {e.strerror}") from None
+    if experiment is not None:
+        path = root / experiment
+        if path.is_dir() and not any(path.iterdir()):
+            return path                               # an empty folder made for this run
+        _mkdir(path, f"run directory {path} exists; use --resume {path} or another --experiment")
+        return path
+    name = time.strftime("%Y-%m-%d-%H%M%S")
+    for k in range(10_000):
+        path = root / (name if k == 0 else f"{name}-{k}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise TrainError(f"cannot create run directory {path}: {e.strerror}") from None
+    raise TrainError(f"cannot find a free run directory name under {root}")
+
+
+def _mkdir(path: Path, exists_message: str) -> None:
+    try:
+        path.mkdir()
+    except FileExistsError:
+        raise TrainError(exists_message) from None
     except OSError as e:
         raise TrainError(f"cannot create run directory {path}: {e.strerror}") from None
-    check_writable(path)
-    return path
 
 
 def check_writable(path: Path) -> None:
-    probe = path / ".write-test"
+    probe = path / f".write-test-{os.getpid()}"
     try:
         probe.write_text("ok")
         probe.unlink()
     except OSError as e:
         raise TrainError(f"run directory {path} is not writable: {e.strerror}") from None
+
+
+class RunLock:
+    """An exclusive lock on a run directory (flock on RUN/.lock, holding the writer's pid). The
+    kernel drops it when the process ends, even on kill -9, so a dead run never blocks its resume."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path) / ".lock"
+        self.fd: int | None = None
+
+    def acquire(self) -> "RunLock":
+        import fcntl
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "another process"
+            os.close(fd)
+            raise TrainError(f"run directory {self.path.parent} is in use by process {holder}; "
+                             "wait for it to finish (or stop it) before writing to this run") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def read_args(run: Path) -> dict:
+    """A run's args.json, or a clear error when it is missing or corrupt."""
+    path = Path(run) / "args.json"
+    if not path.is_file():
+        raise TrainError(f"{run} is not a run directory (no args.json)")
+    try:
+        args = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise TrainError(f"{path} is corrupt ({str(e)[:120]}); the run cannot be resumed") from None
+    if not isinstance(args, dict):
+        raise TrainError(f"{path} is corrupt (not a JSON object); the run cannot be resumed")
+    return args
 
 
 class RunDir:
@@ -47,17 +110,22 @@ class RunDir:
         self.csv = self.path / "metrics.csv"
         self.jsonl = self.path / "metrics.jsonl"
 
-    def write_inputs(self, spec_text: str, spec_name: str, args: dict) -> None:
-        (self.path / f"{spec_name}.res").write_text(spec_text)
-        (self.path / "args.json").write_text(json.dumps(args, indent=2, sort_keys=True, default=str) + "\n")
+    def write_inputs(self, spec_text: str, spec_name: str, args: dict, bundle: dict | None = None) -> None:
+        """The spec (spec.json holds every file it imports; NAME.res the top file, for reading) and args."""
+        files = {f"{_safe_name(spec_name)}.res": spec_text,
+                 "args.json": json.dumps(args, indent=2, sort_keys=True, default=str) + "\n"}
+        if bundle is not None:
+            files["spec.json"] = json.dumps(bundle, indent=1) + "\n"
+        for name, text in files.items():
+            write_atomic(self.path / name, lambda tmp, text=text: Path(tmp).write_text(text))
 
     def truncate(self, epochs_done: int, steps_done: int) -> None:
-        """Drop rows logged after the checkpoint a resumed run starts from."""
+        """Drop rows logged after the checkpoint a resumed run starts from (and a torn last line)."""
         if self.csv.exists():
-            rows = list(csv.DictReader(self.csv.open()))
-            self._write_csv([r for r in rows if int(r["epoch"]) <= epochs_done])
+            self._write_csv([r for r in _csv_rows(self.csv) if int(float(r["epoch"])) <= epochs_done])
         if self.jsonl.exists():
-            keep = [ln for ln in self.jsonl.read_text().splitlines() if ln and json.loads(ln)["step"] <= steps_done]
+            rows = [_json_row(ln) for ln in self.jsonl.read_text(errors="replace").splitlines()]
+            keep = [json.dumps(r) for r in rows if r is not None and r.get("step", 1 << 62) <= steps_done]
             self.jsonl.write_text("".join(k + "\n" for k in keep))
 
     def _write_csv(self, rows: list[dict]) -> None:
@@ -81,9 +149,7 @@ class RunDir:
             os.fsync(f.fileno())
 
     def epochs(self) -> list[dict]:
-        if not self.csv.exists():
-            return []
-        return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(self.csv.open())]
+        return [{k: float(v) for k, v in r.items()} for r in _csv_rows(self.csv)] if self.csv.exists() else []
 
     def write_summary(self, summary: dict) -> None:
         text = json.dumps(summary, indent=2, default=str) + "\n"
@@ -117,3 +183,31 @@ class RunDir:
 
 def _fmt(v):
     return f"{v:.6g}" if isinstance(v, float) else v
+
+
+def _safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "_-." else "_" for c in name)[:100].strip(".") or "model"
+
+
+def _json_row(line: str) -> dict | None:
+    """One metrics.jsonl row, or None for a torn or foreign line (a crash mid-write)."""
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    return row if isinstance(row, dict) and isinstance(row.get("step"), int) else None
+
+
+def _csv_rows(path: Path) -> list[dict]:
+    """metrics.csv rows with every field numeric; a torn last row is dropped."""
+    out = []
+    with path.open(newline="", errors="replace") as f:
+        for r in csv.DictReader(f):
+            try:
+                if set(r) == set(EPOCH_FIELDS) and all(v is not None for v in r.values()):
+                    [float(v) for v in r.values()]
+                    out.append(r)
+            except (TypeError, ValueError):
+                continue
+    return out
+

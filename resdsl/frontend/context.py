@@ -1,0 +1,59 @@
+"""The state of one lowering, passed explicitly to every lowering function (no globals).
+
+Lowering tracks the tensor shape through the network with the registry's shape rules (the same
+ones infer_shapes uses), because the language refers to shapes: `in` is a block's input
+channels, and a `projection` shortcut exists only where the shape changes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+from .. import limits
+from ..errors import Span, SpecError
+from ..ir import ops
+from ..ir.net import Layer
+from .load import Program
+from .values import Evaluator
+
+
+
+@dataclass
+class Context:
+    program: Program
+    eval: Evaluator
+    expand: Callable        # blocks.block: expands a block call (sequences call it for nested blocks)
+    n_layers: int = 0
+    block_stack: list[str] = field(default_factory=list)     # blocks being expanded (recursion check)
+    dilation: int = 1       # of the previous stage (for `dilation`)
+    net_blocks: int = 0     # stage blocks in the network (`net_blocks` in stage arguments)
+    net_index: int = 0      # stage blocks lowered so far (`net_index` of the next one)
+
+    def count(self, n: int, span: Span) -> None:
+        """Count n more layers; refuse a network past the `ops` budget (limits.py) before building it."""
+        self.n_layers += n
+        limits.OPS.check(self.n_layers, span, f"more than {limits.OPS.value:,} layers")
+
+
+def make(kind: str, attrs: dict, ins: list[ops.Shape], span: Span, spans: Mapping[str, Span] = {}) -> dict:
+    """Check and resolve an op's attributes (ops.make); a bad value is reported where it was written."""
+    try:
+        return ops.make(kind, attrs, ins)
+    except ops.AttrError as e:
+        raise SpecError(str(e), spans.get(e.attr, span), list(e.notes)) from None
+    except ops.OpError as e:
+        raise SpecError(str(e), span, list(e.notes)) from None
+
+
+def infer(kind: str, attrs: dict, ins: list[ops.Shape], span: Span) -> ops.Shape:
+    """The op's output shape; a mismatch is a SpecError at `span`."""
+    try:
+        return ops.infer(kind, attrs, ins)
+    except ops.OpError as e:
+        raise SpecError(str(e), span, list(e.notes)) from None
+
+
+def layer(kind: str, name: str, attrs: dict, ins: list[ops.Shape], span: Span) -> tuple[Layer, ops.Shape]:
+    """A Layer lowering produces itself (a shortcut's conv, a gate): resolved, with its output shape."""
+    attrs = make(kind, attrs, ins, span)
+    return Layer(kind=kind, name=name, attrs=attrs, span=span), infer(kind, attrs, ins, span)

@@ -1,0 +1,168 @@
+"""What an op kind is: one `Op` entry holding every facet of it (see ops/__init__.py).
+
+Shapes are tuples (C, H, W) or (C,). Attribute dicts passed to the facets are *resolved*
+(`ops.make`): every default filled in, nothing left for a consumer to derive.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
+
+Shape = tuple[int, ...]
+Window = tuple[int, int, int]          # (kernel, stride, dilation) for the receptive field
+NUM = (int, float)
+SIZE = "size"        # attribute type: an int, or [height, width] (written 1x7 or [1, 7])
+
+# How an attribute is named in messages, where its short name would not say what it is.
+WORDS = {"out": "the number of output channels"}
+
+
+class OpError(Exception):
+    """A short fact about an op's inputs; the caller adds the source span."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.notes: list[str] = []
+
+    def note(self, text: str) -> "OpError":
+        self.notes.append(text)
+        return self
+
+
+class AttrError(OpError):
+    """A bad attribute value; the caller points at the value when it knows where it was written."""
+
+    def __init__(self, attr: str, message: str):
+        super().__init__(message)
+        self.attr = attr
+
+
+@dataclass(frozen=True)
+class Attr:
+    name: str
+    type: type | tuple[type, ...] | str
+    default: Any = None          # None: required (positional) or resolved by the op
+    short: str | None = None     # `k7` short form
+    flag: bool = False           # `bias` alone means true
+    check: Callable[[Any], str | None] | None = None   # a message when the value is out of range
+
+
+def positive(v) -> str | None:
+    return None if v is None or v > 0 else f"must be positive, got {v:g}"
+
+
+def non_negative(v) -> str | None:
+    return None if v is None or v >= 0 else f"must be >= 0, got {v:g}"
+
+
+def probability(v) -> str | None:
+    """A probability of dropping: 0 <= p < 1 (p = 1 would drop everything)."""
+    return None if 0 <= v < 1 else f"must be in [0, 1), got {v:g}"
+
+
+def fraction(v) -> str | None:
+    return None if 0 <= v <= 1 else f"must be in [0, 1], got {v:g}"
+
+
+def _zero(a: dict, ins: list[Shape], out: Shape) -> int:
+    return 0
+
+
+def _same_attrs(a: dict, ins: list[Shape]) -> dict:
+    return a
+
+
+def _pointwise(a: dict, ins: list[Shape]) -> Window | None:
+    return (1, 1, 1)
+
+
+@dataclass(frozen=True)
+class Op:
+    """Everything about one op kind: schema, defaults, shape, cost, module, field, drawing."""
+    kind: str
+    doc: str                                         # one line, shown in `docs/language.md`
+    positional: tuple[str, ...]
+    attrs: tuple[Attr, ...]
+    shape: Callable[[dict, list[Shape]], Shape]
+    build: Callable[..., Any] | None                 # (attrs, in_shapes, inplace) -> nn.Module; None: a merge
+    params: Callable[[dict, list[Shape], Shape], int] = _zero
+    macs: Callable[[dict, list[Shape], Shape], int] = _zero
+    resolve: Callable[[dict, list[Shape]], dict] = _same_attrs   # defaults that depend on other attrs
+    window: Callable[[dict, list[Shape]], Window | None] = _pointwise   # None: sees the whole input
+    label: Callable[[dict, bool], str] | None = None  # drawn text (brief: inside a shortcut); None: kind
+    what: Callable[[dict], str] | None = None         # text of a cost-table row; None: kind
+    n_inputs: int = 1                                 # -1: any number >= 1
+    user: bool = True                                 # written in specs (vs. produced by lowering)
+    weights: Literal["none", "trained", "norm"] = "none"   # what `share` ties: trained, and norm unless per_step_bn
+    fold: bool = False              # drawn and shown after the op it follows ("3×3 conv 64 · BN · ReLU")
+    merge: str | None = None        # a merge node: the symbol drawn for it ("+", "‖")
+    needs_output: bool = False      # its backward reads its output: the next ReLU may not run in place
+    fresh_output: bool = False      # its output is a new tensor nobody else reads: a merge may add into it
+    per_channel: bool = False       # may sit in an `aggregate` path (C paths stack into one grouped op)
+    aten: tuple[str, ...] = ()      # torch.utils.flop_counter ops whose FLOPs this kind's MACs are
+    activation: bool = False        # an activation: a value of `se act ...` / `gate ...`
+
+    def attr(self, name: str) -> Attr | None:
+        return next((a for a in self.attrs if a.name == name), None)
+
+    def text(self, a: dict, brief: bool = False) -> str:
+        return self.label(a, brief) if self.label else self.kind
+
+    def row_what(self, a: dict) -> str:
+        return self.what(a) if self.what else self.kind
+
+
+def fmt(shape: Shape) -> str:
+    return "×".join(str(d) for d in shape)
+
+
+def pair(v: int | tuple[int, int]) -> tuple[int, int]:
+    """A size given as one int (square) or as (height, width)."""
+    return (v, v) if isinstance(v, int) else tuple(v)  # type: ignore[return-value]
+
+
+def spatial(shape: Shape, what: str) -> tuple[int, int, int]:
+    if len(shape) != 3:
+        raise OpError(f"{what} needs a C×H×W input, got {fmt(shape)}")
+    return shape  # type: ignore[return-value]
+
+
+def window_size(size: int, k: int, s: int, p: int, d: int = 1, ceil: bool = False) -> int:
+    """Output length of a sliding window (PyTorch's formula, ceil mode included)."""
+    span = d * (k - 1) + 1
+    num = size + 2 * p - span
+    if num < 0:
+        return 0
+    out = (-(-num // s) if ceil else num // s) + 1
+    if ceil and (out - 1) * s >= size + p:   # PyTorch: last window must start inside the input
+        out -= 1
+    return out
+
+
+def require_positive(attrs: dict, *names: str) -> None:
+    for n in names:
+        v = attrs.get(n)
+        if v is not None and v <= 0:
+            raise OpError(f"{WORDS.get(n, n)} must be positive, got {v}")
+
+
+def same_shape(a: dict, ins: list[Shape]) -> Shape:
+    return ins[0]
+
+
+def channels_of(shape: Shape, what: str) -> int:
+    """The channels of a C or C×H×W input."""
+    if len(shape) not in (1, 3):
+        raise OpError(f"{what} needs a C or C×H×W input, got {fmt(shape)}")
+    return shape[0]
+
+
+def divides(what: str, groups: int, c: int) -> None:
+    if groups <= 0 or c % groups:
+        raise OpError(f"{what}: {groups} groups must divide the {c} channels")
+
+
+
+def strided(s: int) -> str:
+    """The `, s2` tail of a label (nothing for stride 1)."""
+    return f", s{s}" if s != 1 else ""

@@ -1,0 +1,46 @@
+"""Ops produced by lowering, never written in specs: the merges of residual units and branches,
+and the zero-padding shortcut. Merges build no module: ResidualBlock and Branches run them."""
+from __future__ import annotations
+
+from .base import NUM, Attr, Op, OpError, Shape, fmt, spatial, strided
+
+
+def add_shape(a: dict, ins: list[Shape]) -> Shape:
+    if any(s != ins[0] for s in ins[1:]):
+        raise OpError("cannot add tensors of shapes " + " and ".join(fmt(s) for s in ins))
+    return ins[0]
+
+
+def concat_shape(a: dict, ins: list[Shape]) -> Shape:
+    if any(len(s) != len(ins[0]) or s[1:] != ins[0][1:] for s in ins[1:]):
+        raise OpError("cannot concatenate tensors of shapes " + " and ".join(fmt(s) for s in ins)
+                      + " (spatial sizes differ)")
+    return (sum(s[0] for s in ins), *ins[0][1:])
+
+
+def zeropad_shape(a: dict, ins: list[Shape]) -> Shape:
+    c, h, w = spatial(ins[0], "zeropad")
+    if a["out"] < c:
+        raise OpError(f"zero-padding shortcut cannot reduce channels from {c} to {a['out']}")
+    s = a["stride"]
+    return (a["out"], -(-h // s), -(-w // s))
+
+
+def zeropad_build(a: dict, ins: list[Shape], inplace: bool):
+    from ...backend.modules import ZeroPadShortcut
+
+    return ZeroPadShortcut(a["stride"], a["out"] - ins[0][0])
+
+
+OPS = (
+    Op("add", "sum of residual branches (times scale) and a shortcut; drop_prob: stochastic depth", (),
+       (Attr("scale", NUM, 1.0), Attr("drop_prob", NUM, 0.0), Attr("drop_mode", str, "batch")),
+       add_shape, None, n_inputs=-1, user=False, merge="+",
+       label=lambda a, brief: "+" if a["scale"] == 1.0 else f"+ (×{a['scale']:g})"),
+    Op("highway", "gated merge: h·t + x·(1 − t) of (h, x, t)", (), (), add_shape, None, n_inputs=3, user=False),
+    Op("concat", "channel concatenation", (), (), concat_shape, None, n_inputs=-1, user=False, merge="‖"),
+    Op("zeropad", "option-A shortcut: subsample by stride, pad channels with zeros", (),
+       (Attr("out", int), Attr("stride", int, 1)), zeropad_shape, zeropad_build, user=False,
+       window=lambda a, ins: (1, a["stride"], 1),
+       label=lambda a, brief: f"zero-pad to {a['out']} ch{strided(a['stride'])}"),
+)

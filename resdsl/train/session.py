@@ -1,0 +1,77 @@
+"""run(spec, recipe, out_dir): one training run from a spec, the library entry point behind `resdsl train`.
+
+    summary = resdsl.train.run("specs/cifar_resnet.res", {"data": "cifar10:PATH", "epochs": 2}, "runs")
+
+Resuming reads the run directory's own copy of the spec (spec.json), never the source folder.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from resdsl.train.config import TrainConfig
+from resdsl.train.errors import TrainError
+
+
+def run(spec: str | Path | None, recipe: TrainConfig | Mapping[str, Any] | None = None,
+        out_dir: str | Path | None = None, *, network: str | None = None, args: Mapping[str, str] | None = None,
+        resume: str | Path | None = None, init: str | Path | None = None, allow_imports: Iterable[str | Path] = (),
+        data=None, reporter=None, stop_after_steps: int | None = None) -> dict:
+    """Train SPEC (a path, spec text or Program) with `recipe` (a TrainConfig or a dict of its
+    fields) into a new run directory under `out_dir` (or continue `resume`); returns the summary.
+    `args` are network arguments as written (`{"depth": "20"}`); `data` an ImageData to use
+    instead of recipe.data; `init` a weights file to start from (see train/init.py)."""
+    from resdsl.api import load_program
+    from resdsl.frontend.load import bundle
+    from resdsl.models import load_model, run_program
+    from resdsl.train.data import load_data
+    from resdsl.train.fit import fit, resume_dir
+    from resdsl.train.loop import seed_everything
+    from resdsl.train.rundir import read_args
+
+    cfg = _config(recipe, out_dir, network, args, resume)
+    if spec is not None:
+        prog = load_program(spec, allow_imports)
+    elif resume is not None:
+        prog = run_program(resume_dir(resume)) or _old_run_spec(resume_dir(resume))
+    else:
+        raise TrainError("missing SPEC: resdsl train SPEC [options] (or --resume RUN_DIR)")
+    seed_everything(cfg.seed, cfg.deterministic)
+    model, prog = load_model(prog, cfg.network, cfg.params)
+    if init is not None:
+        from resdsl.train.init import init_from_file
+
+        report = init_from_file(model, init)
+        if reporter is not None:
+            reporter.message(str(report))
+    data = data if data is not None else load_data(cfg.data)
+    return fit(model, data, cfg, spec_text=prog.text, spec_name=getattr(model, "spec_name", "model"),
+               spec_bundle=bundle(prog), resume=resume, reporter=reporter, stop_after_steps=stop_after_steps)
+
+
+def _config(recipe, out_dir, network, args, resume) -> TrainConfig:
+    from resdsl.train.fit import resume_dir
+    from resdsl.train.rundir import read_args
+
+    given = recipe.model_dump() if isinstance(recipe, TrainConfig) else dict(recipe or {})
+    base = {}
+    if resume is not None:
+        base = read_args(resume_dir(resume))
+        base.pop("world_size", None)
+    if out_dir is not None:
+        given["output"] = str(out_dir)
+    if network is not None:
+        given["network"] = network
+    if args:
+        given["params"] = {k: str(v) for k, v in args.items()}
+    return TrainConfig(**{**base, **given})
+
+
+def _old_run_spec(run: Path):
+    """Runs written before spec.json: the top-level NAME.res copied into the run directory."""
+    from resdsl.api import load_program
+
+    found = sorted(run.glob("*.res"))
+    if not found:
+        raise TrainError(f"{run} holds no spec (no spec.json, no .res); name one: resdsl train SPEC --resume {run}")
+    return load_program(found[0])

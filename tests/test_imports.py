@@ -1,0 +1,99 @@
+"""The import graph of resdsl/ (read with ast, every import, deferred ones too): no circles, and
+no import from a lower layer to a higher one."""
+import ast
+import re
+
+import networkx as nx
+
+from conftest import ROOT
+
+PKG = ROOT / "resdsl"
+# Layers, lowest first; a module may import its own layer or lower ones. The first pattern that
+# matches a module's dotted name gives its layer.
+LAYERS = [
+    ("foundation", r"resdsl\.(errors|atomic|limits)$|resdsl\.backend\.(modules|layers)$"),   # plain torch modules
+    ("registry", r"resdsl\.ir\.(kinds|ops)(\.|$)"),
+    ("ir", r"resdsl\.ir(\.|$)"),
+    ("frontend", r"resdsl\.frontend(\.|$)"),
+    ("consumers", r"resdsl\.(backend|cost|render)\.(?!cli$)|resdsl\.(backend|cost|render)$"),
+    ("api", r"resdsl\.(api|budget|names)$"),
+    ("library", r"resdsl\.(models|export|show|format|highlight|zoo)$|resdsl\.(train|analyze)(\.(?!cli$|sweep_cli$)|$)"),
+    ("commands", r"resdsl(\.|$)"),        # the cli modules, cli_common, completion, the package, __main__
+]
+# Known, in code other work owns; each entry goes when its circle or upward import is undone.
+KNOWN_CIRCLES = [{"resdsl.train.cli", "resdsl.train.evaluate"},
+                 {"resdsl.analyze.cli", "resdsl.analyze.sweep_cli"},
+                 {"resdsl.format", "resdsl.frontend.layout", "resdsl.frontend.unparse"},
+                 {"resdsl.format", "resdsl.frontend.unparse"},
+                 {"resdsl.completion", "resdsl.zoo", "resdsl.cli_common"},
+                 {"resdsl.limits", "resdsl.errors"}]
+KNOWN_UP = {("resdsl.frontend.unparse", "resdsl.format"), ("resdsl.zoo", "resdsl.cli_common"),
+            ("resdsl.train.evaluate", "resdsl.train.cli"), ("resdsl.analyze.common", "resdsl.cli_common"),
+            ("resdsl.analyze.compare", "resdsl.cli_common"), ("resdsl.analyze.sweep", "resdsl.train.cli")}
+
+
+def module_name(path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, ast.Module]:
+    return {module_name(p): ast.parse(p.read_text()) for p in PKG.rglob("*.py")}
+
+
+def imports(name: str, tree: ast.Module, known: set[str], is_pkg: bool) -> set[str]:
+    """The resdsl modules `name` imports, `from .x import y` resolved to module y where it is one."""
+    out = set()
+    package = name if is_pkg else name.rpartition(".")[0]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.split(".")[0] == "resdsl"}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([node.module] if node.module else []))
+            if base.split(".")[0] != "resdsl":
+                continue
+            for a in node.names:
+                out.add(f"{base}.{a.name}" if f"{base}.{a.name}" in known else base)
+    return out - {name}
+
+
+def layer(name: str) -> int:
+    return next(i for i, (_, pattern) in enumerate(LAYERS) if re.match(pattern, name))
+
+
+def import_graph() -> nx.DiGraph:
+    mods = modules()
+    packages = {module_name(p) for p in PKG.rglob("__init__.py")}
+    g = nx.DiGraph()
+    for name, tree in mods.items():
+        g.add_node(name)
+        for target in imports(name, tree, set(mods), name in packages):
+            g.add_edge(name, target)
+    return g
+
+
+def test_no_import_circles():
+    g = import_graph()
+    # a package importing its own submodules (ir/ops/__init__ -> ir/ops/conv) is not a circle
+    h = nx.DiGraph((u, v) for u, v in g.edges if not (v.startswith(u + ".")))
+    cycles = [c for c in nx.simple_cycles(h) if set(c) not in KNOWN_CIRCLES]
+    assert not cycles, "import circles: " + "; ".join(" -> ".join(c + [c[0]]) for c in cycles)
+
+
+def test_no_import_goes_up_a_layer():
+    g = import_graph()
+    up = [f"{u} ({LAYERS[layer(u)][0]}) imports {v} ({LAYERS[layer(v)][0]})"
+          for u, v in g.edges if layer(v) > layer(u) and (u, v) not in KNOWN_UP]
+    assert not up, "\n".join(up)
+
+
+def test_checking_a_spec_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, resdsl; resdsl.graph('specs/resnet.res'); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
