@@ -40,7 +40,6 @@ def show_net(net: Net, spec: str = "") -> str:
             body.append(f"{part.role} {items(part.items, inner)}")
     head = [f"input {'x'.join(map(str, net.input_shape))}"]
     head += [f"init {name}" + (f" {value(v)}" if v is not None else "") for name, v in net.init]
-    head += _drop_path(net)
     params = ", ".join(f"{k} = {value(v)}" for k, v in net.args.items() if value(v) is not None)
     out.append(f"network {net.name}({params}) {{\n" + "\n".join(head + body) + "\n}")
     return format_text("\n".join(out) + "\n", "<show>")
