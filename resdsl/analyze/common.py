@@ -26,14 +26,11 @@ class Trained:
 
 def load_run(checkpoint: str, limit: int, data: str | None = None) -> Trained:
     """A run directory (best.pt) or checkpoint file, through resdsl.train's own loader and format."""
-    from ..train.checkpoint import load_checkpoint, load_weights
-    from ..train.evaluate import _model
+    from ..models import load_run as load_trained
 
     path = Path(checkpoint).expanduser()
     path = path / "best.pt" if path.is_dir() else path
-    ck = load_checkpoint(path)
-    model = _model(None, None, None, ck)
-    load_weights(model, ck["model"], str(path))
+    model, ck = load_trained(path)
     x, y = test_data(data or ck.get("config", {}).get("data", "digits"), model, limit, ck.get("mean"), ck.get("std"))
     return Trained(model.eval(), graph_of_run(ck), x, y, str(path))
 

@@ -65,24 +65,20 @@ def state_of(run: Path, epochs: int) -> str:
 
 
 def train_setting(spec: str, network: str | None, params: dict, options: dict, output: str) -> dict:
-    """Train one setting in this process through resdsl.train (fit), resuming where it stopped."""
-    from ..train import fit, load_data, seed_everything
-    from ..train.cli import build_config, load_model
+    """Train one setting in this process through resdsl.train.run, resuming where it stopped."""
+    from ..train.cli import build_config
     from ..train.progress import Reporter
+    from ..train.session import run as train_run
 
     name = Setting(params).name
     run = Path(output) / name
     state = state_of(run, build_config(options).epochs)
     if state == "done":
         return json.loads((run / "summary.json").read_text())
-    base = json.loads((run / "args.json").read_text()) if state == "resume" else None
-    if base:
-        base.pop("world_size", None)
-    cfg = build_config({**options, "params": params, "network": network, "output": output, "experiment": name}, base)
-    seed_everything(cfg.seed, cfg.deterministic)
-    model, text = load_model(spec, cfg.network, cfg.params)
-    return fit(model, load_data(cfg.data), cfg, spec_text=text, spec_name=getattr(model, "spec_name", "model"),
-               resume=str(run) if state == "resume" else None, reporter=Reporter(quiet=True))
+    recipe = {k: v for k, v in options.items() if k not in ("params", "network")}
+    recipe.update(output=output, experiment=name)
+    return train_run(spec, recipe, output, network=network, args={k: str(v) for k, v in params.items()},
+                     resume=str(run) if state == "resume" else None, reporter=Reporter(quiet=True))
 
 
 def run_local(spec, network, todo: list[Setting], options: dict, output: str, echo) -> None:

@@ -31,7 +31,7 @@ from ..train.errors import TrainError
 def sweep(spec, network, grid, sets, match_what, adjust, backend, address, ray_cpus, as_json, figure, dry_run,
           **options):
     """Train SPEC at every --grid setting with one recipe; table of params, MACs, accuracy, time; curves."""
-    from ..train.cli import _sets_dict
+    from ..cli_common import split_sets
     from .common import check_figure_path
     from .compare import match, plot_curves, rows
     from .sweep import parse_grid, run_local, settings, state_of
@@ -41,7 +41,7 @@ def sweep(spec, network, grid, sets, match_what, adjust, backend, address, ray_c
         raise SpecError("sweep names each run directory after its setting; drop --experiment")
     if bool(match_what) != bool(adjust):
         raise SpecError("--match and --adjust go together, e.g. --match params --adjust width")
-    todo = settings(parse_grid(grid), _sets_dict(sets))
+    todo = settings(parse_grid(grid), split_sets(sets))
     if match_what:
         todo = match(spec, network, todo, match_what, adjust)
     output = options.pop("output", None) or "runs/sweep"

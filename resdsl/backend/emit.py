@@ -22,7 +22,7 @@ from . import modules as M
 HELPERS = (M.FlattenLinear, M.ZeroPadShortcut, M.SqueezeExcite, M.CReLU, M.Branches, M.Stage, L.LayerNorm2d,
            L.LayerScale, L.ChannelShuffle, L.ChannelSlice, L.GroupSoftmax, L.ZeroPadChannels, L.Multiply,
            L.SqueezeExcitation)
-NEEDS = {L.SqueezeExcitation: "ACTIVATIONS"}      # module-level names a helper's source uses
+NEEDS: dict[type, str] = {}      # module-level names of layers.py a helper's source uses
 
 
 def _pair(v):
@@ -63,11 +63,6 @@ def _avgpool(m: nn.AvgPool2d) -> str:
             f"count_include_pad={m.count_include_pad}, divisor_override={m.divisor_override!r})")
 
 
-def _activation_name(m: nn.Module) -> str:
-    """The key of resdsl.backend.layers.ACTIVATIONS that builds a module like `m`."""
-    return next(k for k, make in L.ACTIVATIONS.items() if repr(make()) == repr(m))
-
-
 def _inplace(cls: str):
     return lambda m: f"nn.{cls}(inplace={m.inplace})"
 
@@ -84,8 +79,9 @@ def _layer_scale(m: L.LayerScale) -> str:
 
 
 def _se(m: L.SqueezeExcitation) -> str:
-    return (f"SqueezeExcitation({m.fc1.in_channels}, {m.fc1.out_channels}, act={_activation_name(m.act)!r}, "
-            f"gate={_activation_name(m.gate)!r}, bias={m.fc1.bias is not None})")
+    """SE with its activation and gate modules written as constructors (both parameter-free)."""
+    return (f"SqueezeExcitation({m.fc1.in_channels}, {m.fc1.out_channels}, act={LAYERS[type(m.act)](m.act)}, "
+            f"gate={LAYERS[type(m.gate)](m.gate)}, bias={m.fc1.bias is not None})")
 
 
 # one constructor per layer type (a new layer type is one entry)
