@@ -225,22 +225,29 @@ def _depth(g) -> int:
     return weighted_depth(g)
 
 
-def _measure_family(spec, network, params, depth_param, value, points, draws) -> dict:
+def _member(spec, network, params, depth_param, value):
+    """One member of a family at depth `value`, built after seeding 0: (graph, model, label)."""
     import torch
 
     from .. import api
-    from .shattering import measure
 
     if depth_param:
         params = {**params, depth_param: value}
-    from .common import calibrate_bn
-
     torch.manual_seed(0)
     g = api.graph(spec, network, **params)
     model = api.compile(spec, network, **params)
-    calibrate_bn(model, torch.randn(32, *model.input_shape))   # BN as at the first training step
     shown = " ".join(f"{k}={getattr(v, 'name', v)}" for k, v in params.items() if k != depth_param)
-    label = f"{g.graph['name']} {shown}".strip()
+    return g, model, f"{g.graph['name']} {shown}".strip()
+
+
+def _measure_family(spec, network, params, depth_param, value, points, draws) -> dict:
+    import torch
+
+    from .common import calibrate_bn
+    from .shattering import measure
+
+    g, model, label = _member(spec, network, params, depth_param, value)
+    calibrate_bn(model, torch.randn(32, *model.input_shape))   # BN as at the first training step
     return measure(model, label, _depth(g), points, draws).as_dict()
 
 
@@ -304,20 +311,11 @@ def hessian(spec, network, sets, vs, depth_param, depths, start, max_exact, as_j
 
 
 def _hessian_of(spec, network, params, depth_param, value, start, max_exact) -> dict:
-    import torch
-
-    from .. import api
     from .hessian import set_start, spectrum
 
-    if depth_param:
-        params = {**params, depth_param: value}
-    torch.manual_seed(0)
-    g = api.graph(spec, network, **params)
-    model = api.compile(spec, network, **params)
+    g, model, label = _member(spec, network, params, depth_param, value)
     set_start(model, start)
-    shown = " ".join(f"{k}={getattr(v, 'name', v)}" for k, v in params.items() if k != depth_param)
-    doc = spectrum(model, max_exact).as_dict()
-    return {"label": f"{g.graph['name']} {shown}".strip(), "depth": _depth(g), **doc}
+    return {"label": label, "depth": _depth(g), **spectrum(model, max_exact).as_dict()}
 
 
 from .sweep_cli import sweep  # noqa: E402  (registered as `resdsl sweep`)

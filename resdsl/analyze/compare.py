@@ -69,7 +69,8 @@ def rows(spec: str, network: str | None, done: list[Setting], output: str) -> li
 
 def plot_curves(table: list[dict], title: str, path: str) -> None:
     """Train error (thin, dashed) and test error (bold) vs epoch, every setting in one figure."""
-    from .common import pyplot, save_figure
+    from .common import pyplot
+    from .plots import finish
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
@@ -81,8 +82,6 @@ def plot_curves(table: list[dict], title: str, path: str) -> None:
     for ax, what in zip(axes, ("training error (%)", "test error (%)")):
         ax.set_xlabel("epoch")
         ax.set_ylabel(what)
-        ax.grid(alpha=0.3)
     axes[1].legend(fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
-    save_figure(fig, path)
+    finish(fig, axes, path)

@@ -4,6 +4,16 @@ from __future__ import annotations
 from .common import pyplot, save_figure
 
 
+def finish(fig, axes, path: str, legend: int | None = None) -> None:
+    """Grid on every axis (and a legend of that font size), tight layout, written atomically to path."""
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        if legend:
+            ax.legend(fontsize=legend)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
 def paths_figure(doc: dict, path: str) -> None:
     """Veit Fig. 6: (a) path-length distribution; (b) gradient per path; (c) total gradient per length."""
     plt = pyplot()
@@ -19,10 +29,7 @@ def paths_figure(doc: dict, path: str) -> None:
         axes[1].set(xlabel="path length", ylabel="gradient magnitude per path", title="one path of length k")
         axes[2].plot(gk, [grads["total_gradient"][str(k)] for k in gk], "o-", color="C2")
         axes[2].set(xlabel="path length", ylabel="total gradient magnitude", title="all paths of length k")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    save_figure(fig, path)
+    finish(fig, axes, path)
 
 
 def lesion_figure(docs: list[dict], labels: list[str], path: str) -> None:
@@ -45,11 +52,7 @@ def lesion_figure(docs: list[dict], labels: list[str], path: str) -> None:
     axes[0].set(xlabel="deleted block (shape-preserving, in order)", ylabel="test error (%)", title="one block deleted")
     axes[1].set(xlabel="number of blocks deleted", ylabel="test error (%)", title="k random blocks deleted")
     axes[2].set(xlabel="adjacent pair swapped", ylabel="test error (%)", title="two adjacent blocks swapped")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    save_figure(fig, path)
+    finish(fig, axes, path, legend=8)
 
 
 def shattering_figure(results: list[dict], path: str) -> None:
@@ -69,11 +72,7 @@ def shattering_figure(results: list[dict], path: str) -> None:
     axes[1].set(xlabel="lag", ylabel="autocorrelation C(lag)", title="autocorrelation, deepest nets")
     axes[2].set(xlabel="depth (conv + fc layers)", ylabel="C(1)", title="neighbouring-gradient correlation",
                 ylim=(-0.05, 1.05))
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    save_figure(fig, path)
+    finish(fig, axes, path, legend=7)
 
 
 def norms_figure(docs: list[dict], labels: list[str], path: str) -> None:
@@ -86,11 +85,7 @@ def norms_figure(docs: list[dict], labels: list[str], path: str) -> None:
         axes[1].plot(range(1, len(blocks) + 1), [b["cosine"] for b in blocks], "o-", color=f"C{i}", label=label)
     axes[0].set(xlabel="block", ylabel="‖F(x)‖ / ‖x‖", title="relative size of the residual")
     axes[1].set(xlabel="block", ylabel="cos(F(x), x)", title="direction of the residual")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    save_figure(fig, path)
+    finish(fig, axes, path, legend=8)
 
 
 def hessian_figure(results: list[dict], path: str) -> None:
@@ -108,7 +103,4 @@ def hessian_figure(results: list[dict], path: str) -> None:
         if flat:
             ax.plot(flat, [1] * len(flat), "x", color=f"C{i}", label=f"{label}: Hessian = 0 (flat)")
     ax.set(xlabel="depth (layers)", ylabel="condition number of the Hessian", title="loss Hessian at the start")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    save_figure(fig, path)
+    finish(fig, [ax], path, legend=7)

@@ -9,7 +9,6 @@ bit for bit. The file imports torch only (resdsl's few custom layers are copied 
 """
 from __future__ import annotations
 
-import ast
 import inspect
 
 import torch
@@ -22,7 +21,6 @@ from . import modules as M
 HELPERS = (M.FlattenLinear, M.ZeroPadShortcut, M.SqueezeExcite, M.CReLU, M.Branches, M.Stage, L.LayerNorm2d,
            L.LayerScale, L.ChannelShuffle, L.ChannelSlice, L.GroupSoftmax, L.ZeroPadChannels, L.Multiply,
            L.SqueezeExcitation)
-NEEDS: dict[type, str] = {}      # module-level names of layers.py a helper's source uses
 
 
 def _pair(v):
@@ -257,8 +255,6 @@ def emit_source(model: M.Network, net=None) -> str:
         fwd.append(f"        x = self.{kind}[{i}](x)")
     fwd.append("        return self.head(x)")
     out = [_HEADER.format(name=model.spec_name, shape=tuple(model.input_shape), torch=torch.__version__)]
-    for name in sorted({NEEDS[h] for h in e.helpers if h in NEEDS}):
-        out.append(_module_level(name))
     out += [inspect.getsource(h) for h in HELPERS if h in e.helpers]
     for body, name in e.classes.items():
         out.append(f"class {name}(nn.Module):\n    def __init__(self):\n        super().__init__()\n{body}\n")
@@ -267,14 +263,6 @@ def emit_source(model: M.Network, net=None) -> str:
                + "\n\n    def forward(self, x):\n" + "\n".join(fwd) + "\n")
     out.append(_FOOTER)
     return "\n\n\n".join(s.rstrip("\n") for s in out) + "\n"
-
-
-def _module_level(name: str) -> str:
-    """The source of a module-level assignment in resdsl/backend/layers.py (e.g. ACTIVATIONS)."""
-    source = inspect.getsource(L)
-    node = next(n for n in ast.parse(source).body if isinstance(n, ast.Assign)
-                and any(isinstance(t, ast.Name) and t.id == name for t in n.targets))
-    return ast.get_source_segment(source, node)
 
 
 _HEADER = '''"""{name}: standalone PyTorch source written by `resdsl compile -o FILE.py` (torch {torch}).
