@@ -38,6 +38,23 @@ def shared_data(name: str) -> Path:
     return path
 
 
+def randomise_bn(model, seed: int = 0, spread: float = 0.1):
+    """Every BN's running statistics and affine parameters drawn far from (0, 1) — a default BN is
+    the identity in eval mode, which would hide a wrong fold or a swapped activation. Eval mode."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=g) * spread)
+                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(n, generator=g) * spread)
+    return model.eval()
+
+
 def assert_equal_after_transfer(ref, ours, x, atol=0.0, grad_rtol=1e-4):
     """Transfer ref's weights into ours, then equal outputs in eval mode and equal gradients of
     every paired parameter in train mode. Returns the transfer report."""

@@ -5,6 +5,7 @@ from torch import nn
 
 import resdsl
 from conftest import SPECS
+from conftest import randomise_bn as conftest_randomise_bn
 from resdsl.backend import fold
 from resdsl.zoo import zoo
 
@@ -15,16 +16,7 @@ SMALL_INPUT = {"inception_resnet_v2": 75}     # its stem needs at least 75×75
 
 def randomise_bn(model: nn.Module, seed: int = 0) -> nn.Module:
     """Running statistics and affine parameters far from (0, 1): folding must get them right."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.3)
-                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(n, generator=g) * 0.3)
-    return model.eval()
+    return conftest_randomise_bn(model, seed, spread=0.3)
 
 
 def assert_close_rel(got, want, rel=1e-5):

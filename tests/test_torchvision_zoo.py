@@ -13,6 +13,7 @@ import torch
 import torchvision
 
 import resdsl
+from conftest import randomise_bn
 from resdsl.ir.shapes import totals
 
 # (torchvision name, parameters as published by torchvision / issue 10 or None)
@@ -103,25 +104,12 @@ def test_parameters_and_macs_equal_torchvisions(family, name, published):
     assert macs == sum(counted_macs(ref, (3, 224, 224))[0].values())
 
 
-def randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Random BN statistics and affine parameters (a default BN is the identity in eval mode)."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=gen) * 0.1)
-                m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) + 0.5)
-                m.weight.copy_(torch.rand(m.weight.shape, generator=gen) + 0.5)
-                m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
-    return model.eval()
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("family,name", RUNS)
 def test_outputs_equal_after_transfer(family, name):
     ours = resdsl.compile(name)
     torch.manual_seed(0)
-    ref = randomise(getattr(torchvision.models, name)())
+    ref = randomise_bn(getattr(torchvision.models, name)())
     resdsl.transfer_weights(ref, ours)
     ours.eval()
     x = torch.randn(2, 3, 64, 64)
