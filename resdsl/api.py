@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping
 import networkx as nx
 
 from . import limits
-from .budget import check_graph, check_memory, check_net
+from .budget import check_graph, check_memory
 from .errors import SpecError
 from .frontend.load import Program, load
 from .frontend.screen import screen
@@ -85,9 +85,7 @@ def load_spec(spec: str | Path | Program, network: str | None = None, *, allow_i
             raise SpecError(f"zoo name '{spec}' is network '{prog.preset[0]}', not '{network}'")
         network, values = prog.preset[0], {**prog.preset[1], **values}
     with _gc_paused(), _bounded():
-        net = lower(prog, network, values)
-    check_net(net)
-    return net
+        return lower(prog, network, values)
 
 
 def graph_of(net: Net) -> nx.DiGraph:

@@ -8,34 +8,9 @@ from .errors import SpecError
 from .ir.net import Net
 
 
-def _items(net: Net):
-    """Every Layer, Parallel and Block of the net, iteratively (no recursion on deep nets)."""
-    todo = [x for part in net.body for x in getattr(part, "blocks", ()) or getattr(part, "items", ())]
-    while todo:
-        it = todo.pop()
-        yield it
-        for group in ("pre", "gate", "post"):
-            todo.extend(getattr(it, group, ()) or ())
-        for seqs in (getattr(it, "residuals", ()) or (), getattr(it, "branches", ()) or ()):
-            for seq in seqs:
-                todo.extend(seq)
-        sc = getattr(it, "shortcut", None)
-        if sc is not None and not isinstance(sc, (str, bool)):
-            todo.extend(getattr(sc, "layers", ()) or ())
-
-
-def check_net(net: Net) -> None:
-    """Op count and branch counts of a lowered net."""
-    n = 0
-    for it in _items(net):
-        n += 1
-        branches = getattr(it, "branches", None)
-        if branches is not None:
-            limits.BRANCHES.check(len(branches), it.span)
-    limits.OPS.check(n, net.span)
-
-
 def check_graph(net: Net, g: nx.DiGraph) -> None:
+    """Graph nodes within the `ops` budget (lowering already counted layers as it made them, and
+    screen.py bounded every `parallel`'s branches on the syntax tree)."""
     limits.OPS.check(g.number_of_nodes(), net.span)
 
 

@@ -32,7 +32,8 @@ class Context:
     def count(self, n: int, span: Span) -> None:
         """Count n more layers; refuse a network past the `ops` budget (limits.py) before building it."""
         self.n_layers += n
-        limits.OPS.check(self.n_layers, span, f"more than {limits.OPS.value:,} layers")
+        if self.n_layers > limits.OPS.value:     # the message only when refused: this runs per layer
+            raise limits.OPS.error(f"more than {limits.OPS.value:,} layers", span)
 
 
 def make(kind: str, attrs: dict, ins: list[ops.Shape], span: Span, spans: Mapping[str, Span] = {}) -> dict:
