@@ -158,7 +158,29 @@ network preact(width = 4) {
 }
 """
 
+# A residual with two parallel convolutions inside: 1 + 2z paths per block, but 1 + z routes
+# (a route takes the branch whole), so 2 blocks: routes (1 + z)^2, paths (1 + 2z)^2.
+INCEPTION = """
+block inc(width) {
+  residual {
+    parallel concat {
+      branch { conv 2 k1; bn; relu }
+      branch { conv 2 k3; bn; relu }
+    }
+    conv width k1
+  }
+  post relu
+}
+network inception(width = 4) {
+  input 1x6x6
+  stem { conv width k3; bn; relu }
+  stage x 2 inc(width)
+  head { avgpool; fc 3 }
+}
+"""
+
 ROUTED = {"chain": (CHAIN, {}, {0: 1, 1: 3, 2: 3, 3: 1}),
+          "inception": (INCEPTION, {}, {0: 1, 1: 2, 2: 1}),
           "mixed": (MIXED, {}, {1: 1, 2: 3, 3: 2}),
           "dense": (DENSE, {}, {0: 1, 1: 2, 2: 1}),
           "highway": (HIGHWAY, {}, {0: 1, 1: 4, 2: 4}),
@@ -185,7 +207,8 @@ def test_gradients_of_all_routes_sum_to_the_full_gradient(name):
             m.running_var.uniform_(0.5, 2.0)
     g = resdsl.graph(text, **params)
     ways = routable_blocks(model, g)
-    assert route_counts(ways) == counts == count_paths(g).counts
+    assert route_counts(ways) == counts
+    assert count_paths(g).counts == ({0: 1, 1: 4, 2: 4} if name == "inception" else counts)
     x = torch.randn((4, *model.input_shape))
     y = torch.tensor([0, 1, 2, 0])
 
@@ -414,6 +437,10 @@ def test_cli_paths_gradients_at_init(tmp_path):
     assert grad["routes"] == {"1": 1, "2": 3, "3": 2} and set(grad["per_path_gradient"]) == {"1", "2", "3"}
     r = CliRunner().invoke(main, ["analyze", "paths", spec, "--gradients", "--lengths", "0"])
     assert r.exit_code == 1 and "path lengths must lie in 1..3" in r.output and "Traceback" not in r.output
+    spec = _spec(tmp_path, INCEPTION, "inception.res")         # routes fewer than paths: both shown, grad per route
+    r = CliRunner().invoke(main, ["analyze", "paths", spec, "--gradients", "--limit", "2"], terminal_width=200)
+    assert r.exit_code == 0, r.output
+    assert "routes" in r.output and "grad/route" in r.output and "grad/path" not in r.output
 
 
 def test_cli_shattering_vs(tmp_path):
