@@ -278,6 +278,9 @@ def test_routing_refuses_nets_it_cannot_route():
         routable_blocks(model, g)
     g.remove_node("side")
     assert routable_blocks(model, g) == [Ways("stages.0.blocks.0", True, ("residual",))]
+    g.graph["blocks"]["stages.0.blocks.0.residual.inner"] = {"shortcut": "identity"}
+    with pytest.raises(SpecError, match="block stages.0.blocks.0.residual.inner lies inside another block's branch"):
+        routable_blocks(model, g)
     # the compiled module must match the graph it is routed by
     with pytest.raises(SpecError, match="branches .* in the graph but"):
         routable_blocks(resdsl.compile(MIXED), resdsl.graph(MIXED.replace("residual { conv width k1; bn }", "")))
