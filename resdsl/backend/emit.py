@@ -73,7 +73,7 @@ def _layer_norm(m: L.LayerNorm2d) -> str:
 
 def _layer_scale(m: L.LayerScale) -> str:
     g = m.layer_scale
-    return f"LayerScale({g.shape[0]}, {float(g.detach().flatten()[0])!r}, spatial={g.dim() == 3})"
+    return f"LayerScale({g.shape[0]}, {float(g.detach().flatten()[0])!r}, spatial={g.dim() - 1})"
 
 
 def _se(m: L.SqueezeExcitation) -> str:
