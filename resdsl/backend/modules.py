@@ -70,6 +70,43 @@ class Branches(nn.ModuleList):
         return f"mode={self.mode}"
 
 
+def merged(kind: str, xs: list[torch.Tensor]) -> torch.Tensor:
+    """A merge of a dataflow body: sum, channel concatenation or (broadcast) product."""
+    if kind == "concat":
+        return torch.cat(xs, 1)
+    y = xs[0]
+    for x in xs[1:]:
+        y = y + x if kind == "add" else y * x
+    return y
+
+
+class Dataflow(nn.Module):
+    """A body with named tensors: each step runs a module (or a merge) on the tensors it names and
+    names its result; `x` is the body's input. Modules are registered in step order, so the
+    state_dict reads as a sequence's (`residual.flow.conv1`)."""
+
+    def __init__(self, steps: list[tuple[str, nn.Module | str, tuple[str, ...], str]], output: str):
+        super().__init__()
+        self.wiring = []
+        for name, m, inputs, out in steps:
+            if isinstance(m, nn.Module):
+                self.add_module(name, m)
+                self.wiring.append((name, None, tuple(inputs), out))
+            else:
+                self.wiring.append((name, m, tuple(inputs), out))
+        self.output = output
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tensors = {"x": x}
+        for name, merge, inputs, out in self.wiring:
+            ins = [tensors[i] for i in inputs]
+            tensors[out] = merged(merge, ins) if merge is not None else self._modules[name](*ins)
+        return tensors[self.output]
+
+    def extra_repr(self) -> str:
+        return "; ".join(f"{out} = {merge or name}({', '.join(ins)})" for name, merge, ins, out in self.wiring)
+
+
 class ResidualBlock(nn.Module):
     """Residual unit: y = post(merge(scale · sum_k residual_k(pre(x)), shortcut(x))).
 

@@ -17,7 +17,9 @@ output (last node), stages
 (name, block, blocks), blocks (name -> block, section, shortcut kind, combine, scale,
 drop_prob, drop_mode, source, gate_bias, shares, share_bn, args, span) and containers (module
 path -> type, parent, children in order, branch and in_branch of a node standing in for it, and
-per type: role, mode): the module tree the compiler builds. A node of a weight-sharing block has `shared_from` (the node whose
+per type: role, mode; a `dataflow` container also has `steps`, (child path, input tensor names,
+output tensor name) in order, and `output`, the tensor it returns): the module tree the compiler
+builds. A node of a weight-sharing block has `shared_from` (the node whose
 parameters it uses) and counts no parameters of its own.
 """
 from __future__ import annotations
@@ -28,7 +30,7 @@ import networkx as nx
 
 from . import ops
 from .kinds import COMBINES
-from .net import Block, Item, Layer, Net, Parallel, Section
+from .net import Block, Dataflow, Item, Layer, Net, Parallel, Section
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,8 @@ class GraphBuilder:
                 x = self.node(it.name, it.kind, it.attrs, it.span, w, x)
             elif isinstance(it, Parallel):
                 x = self.parallel(it, x, w)
+            elif isinstance(it, Dataflow):
+                x = self.dataflow(it, x, w)
             else:
                 x = self.block(it, x, w)
         return x
@@ -96,6 +100,22 @@ class GraphBuilder:
                 for i, br in enumerate(p.branches)]
         kind, attrs = ("concat", {}) if p.mode == "concat" else ("add", {"scale": 1.0})
         return self.node(f"{p.name}.merge", kind, attrs, p.span, w, *outs)
+
+    def dataflow(self, d: Dataflow, x: str, w: Where) -> str:
+        """Named tensors: each step reads the nodes its inputs name (`x`: the body's input). The
+        container's `steps` (child, input tensors, output tensor) and `output` wire its module."""
+        self.container(d.name, w.seq, "dataflow", w, role=w.role, output=d.output, steps=[])
+        w = replace(w, seq=d.name)
+        nodes = {"x": x}
+        for step in d.steps:
+            ins = [nodes[n] for n in step.inputs]
+            it = step.item
+            if isinstance(it, Layer):
+                nodes[step.output] = self.node(it.name, it.kind, it.attrs, it.span, w, *ins)
+            else:
+                nodes[step.output] = self.items((it,), ins[0], w)
+            self.g.graph["containers"][d.name]["steps"].append((it.name, step.inputs, step.output))
+        return nodes[d.output]
 
     def block(self, b: Block, x: str, outer: Where) -> str:
         """Residual unit: y = post(merge(scale * sum_k residual_k(pre(x)), shortcut(x)))."""

@@ -11,6 +11,7 @@ Names are the public module paths (and so state_dict keys) of the compiled model
     stages.{i}.blocks.{j}.gate.conv1                highway gate T(x)
     ....residual.se1.fc1 / .fc2                     squeeze-and-excitation inside a branch
     ....residual.parallel1.{b}.conv1                branch b of a `parallel` merge
+    ....residual.flow.conv1                         a layer of a dataflow body (named tensors)
     transitions.{t}.conv1                           layers between stages
     head.fc1                                        classifier
 """
@@ -78,7 +79,23 @@ class Block(IR):
     span: Span
 
 
-Item = Union[Layer, Parallel, Block]
+class Step(IR):
+    """One step of a dataflow body: an item applied to the named tensors `inputs`, its result named
+    `output` (`x`: the body's input; `%N`: an unnamed intermediate)."""
+    item: "Item"
+    inputs: tuple[str, ...]
+    output: str
+
+
+class Dataflow(IR):
+    """A sequence with named tensors (`-> h`, `from h`, `split`, `add a b`): any DAG on one input."""
+    name: str
+    steps: tuple[Step, ...]
+    output: str
+    span: Span
+
+
+Item = Union[Layer, Parallel, Block, Dataflow]
 
 
 class Stage(IR):
@@ -110,5 +127,5 @@ class Net(IR):
         return [s for s in self.body if isinstance(s, Stage)]
 
 
-for _cls in (Layer, Parallel, Shortcut, Block, Stage, Section, Net):
+for _cls in (Layer, Parallel, Shortcut, Block, Step, Dataflow, Stage, Section, Net):
     _cls.model_rebuild()

@@ -1,0 +1,200 @@
+"""Block bodies as dataflow graphs: named tensors (`-> h`, `from h`), split, add/concat/mul of
+named tensors, softmax across branches — against hand-written formulas and timm (Res2Net, SK-Net)."""
+import pytest
+import timm
+import torch
+
+import resdsl
+from conftest import randomise_bn
+from resdsl.ir.shapes import totals
+
+NET = """
+{blocks}
+network t(n = 2) {{
+  input 3x16x16
+  stem {{ conv 16 k3; bn; relu }}
+  stage x n unit(16)
+  head {{ avgpool; fc 10 }}
+}}
+"""
+FLOW = "stages.0.blocks.0.residual.flow"
+
+
+def spec(blocks: str) -> str:
+    return NET.format(blocks=blocks)
+
+
+def relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).norm() / a.norm()).item()
+
+
+def test_se_written_with_named_tensors_equals_the_se_layer():
+    """x · σ(W2 relu(W1 mean(x)) + b) by hand equals the built-in `se` (same parameters, same outputs)."""
+    by_hand = spec("block unit(w) { residual { conv w k3; bn -> h; avgpool; conv 4 k1 bias; relu; "
+                   "conv w k1 bias; sigmoid; mul h }\n post relu }")
+    builtin = spec("block unit(w) { residual { conv w k3; bn; se channels 4 }\n post relu }")
+    assert totals(resdsl.graph(by_hand)) == totals(resdsl.graph(builtin))
+    a, b = randomise_bn(resdsl.compile(by_hand)), resdsl.compile(builtin).eval()
+    resdsl.transfer_weights(a, b)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(a(x), b(x), rtol=1e-6, atol=1e-6)
+
+
+def test_split_from_concat_is_a_dag_in_the_graph():
+    g = resdsl.graph(spec("block unit(w) { residual { split 2 -> a b; from b; conv w // 2 k3; bn; relu -> c; "
+                          "concat a c }\n shortcut none }"))
+    merge = f"{FLOW}.concat1"
+    ins = sorted(g.predecessors(merge), key=lambda p: g.edges[p, merge]["port"])
+    assert ins == [f"{FLOW}.slice1", f"{FLOW}.relu1"]           # a first, then c
+    assert list(g.predecessors(f"{FLOW}.conv1")) == [f"{FLOW}.slice2"]
+    assert g.nodes[f"{FLOW}.slice1"]["attrs"] == {"start": 0, "stop": 8}
+    assert g.nodes[merge]["out_shape"] == (16, 16, 16)
+    assert g.graph["containers"][FLOW]["type"] == "dataflow"
+
+
+def test_split_by_sizes_and_concat_order_follow_the_spec():
+    """y = [relu(x[:, 12:]), x[:, :12]]: sizes and the order of the concat are the spec's."""
+    text = spec("block unit(w) { residual { split [12, 4] -> a b; from b; relu -> c; concat c a }\n"
+                " shortcut none }")
+    model = resdsl.compile(text).eval()
+    flow = model.stages[0].blocks[0].residual.flow
+    x = torch.randn(2, 16, 5, 5)
+    torch.testing.assert_close(flow(x), torch.cat([x[:, 12:].relu(), x[:, :12]], 1), rtol=0, atol=0)
+
+
+def test_a_tensor_can_be_read_by_several_layers_and_names_are_local_to_the_body():
+    """h feeds two layers (h is not overwritten by an in-place ReLU) and each unit has its own h."""
+    text = spec("block unit(w) { residual { conv w k3; bn -> h; relu -> r; from h; sigmoid; add r }\n"
+                " shortcut none }")
+    model = resdsl.compile(text).eval()
+    flow = model.stages[0].blocks[0].residual.flow
+    x = torch.randn(2, 16, 6, 6)
+    with torch.no_grad():
+        h = flow.bn1(flow.conv1(x))
+        torch.testing.assert_close(flow(x), h.sigmoid() + h.relu(), rtol=0, atol=0)
+        assert torch.isfinite(model(torch.randn(1, 3, 16, 16))).all()
+
+
+def test_a_name_given_again_in_a_repeat_names_the_newest_tensor():
+    """`repeat 3 { conv; bn -> h; add h? }`: a name rebound in a loop; y = x + b3(c3(x + b2(c2(x + b1(c1(x))))))."""
+    text = spec("block unit(w) { residual { -> acc; repeat 3 { conv w k3; bn -> h; add acc h -> acc } }\n"
+                " shortcut none }")
+    model = resdsl.compile(text).eval()
+    flow = model.stages[0].blocks[0].residual.flow
+    x = torch.randn(1, 16, 5, 5)
+    with torch.no_grad():
+        acc = x
+        for k in (1, 2, 3):
+            acc = acc + getattr(flow, f"bn{k}")(getattr(flow, f"conv{k}")(acc))
+        torch.testing.assert_close(flow(x), acc, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("body,message", [
+    ("conv w k3 -> h; relu; add h h", "reads the tensor 'h' twice"),
+    ("conv w k3 -> h; from x; relu", "tensor 'h' is computed but never used"),
+    ("conv w k3; bn -> h; from hh", "unknown tensor 'hh'"),
+    ("split 2 -> a b; add a 3", "add takes names of tensors"),
+    ("split [4, 4] -> a b; concat a b", "must be positive and add up to the 16 channels"),
+    ("conv w k3 -> a b; add a", "only `split` makes several tensors"),
+])
+def test_mistakes_in_a_dataflow_body_are_located_errors(body, message):
+    with pytest.raises(resdsl.SpecError, match=message.replace("[", r"\[").replace("`", ".")) as e:
+        resdsl.graph(spec(f"block unit(w) {{ residual {{ {body} }}\n shortcut none }}"))
+    assert e.value.span is not None and e.value.span.line == 2
+
+
+def test_res2net_equals_timm():
+    """Res2Net-50 26w×4s (not in torchvision): split, add and concat of named tensors; timm's
+    res2net50_26w_4s has the same parameters and, after transfer, the same outputs."""
+    torch.manual_seed(0)
+    ref = randomise_bn(timm.create_model("res2net50_26w_4s"))
+    ours = resdsl.compile("res2net50_26w_4s").eval()
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in ref.parameters()) == 25_699_120
+    resdsl.transfer_weights(ref, ours)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert relative(ref(x), ours(x)) < 1e-5
+
+
+def test_res2net101_parameters_equal_timm():
+    ref = timm.create_model("res2net101_26w_4s")
+    assert totals(resdsl.graph("res2net101_26w_4s"))[0] == sum(p.numel() for p in ref.parameters()) == 45_206_688
+
+
+def test_res2net_hierarchy_matches_the_paper_formula():
+    """One non-first unit: y1 = K1(x1), y2 = K2(x2 + y1), y3 = K3(x3 + y2), y4 = x4 (Gao et al. §3.1)."""
+    model = resdsl.compile("res2net50_26w_4s").eval()
+    flow = model.stages[0].blocks[1].residual.flow
+    x = torch.randn(1, 256, 8, 8)
+    k = lambda i, t: getattr(flow, f"relu{i + 1}")(getattr(flow, f"bn{i + 1}")(getattr(flow, f"conv{i + 1}")(t)))  # noqa: E731
+    with torch.no_grad():
+        x1, x2, x3, x4 = k(0, x).split(26, 1)
+        y1 = k(1, x1)
+        y2 = k(2, x2 + y1)
+        y3 = k(3, x3 + y2)
+        expected = flow.bn5(flow.conv5(torch.cat([y1, y2, y3, x4], 1)))
+        torch.testing.assert_close(flow(x), expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", ["skresnet18", "skresnet34"])
+def test_sknet_equals_timm(name):
+    """SK-Net (not in torchvision): timm's skresnet18/34, parameters and outputs equal."""
+    torch.manual_seed(0)
+    ref = randomise_bn(timm.create_model(name))
+    ours = resdsl.compile(name).eval()
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in ref.parameters())
+    resdsl.transfer_weights(ref, ours)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert relative(ref(x), ours(x)) < 1e-5
+
+
+def test_selective_kernel_unit_softmax_across_branches():
+    """SK-Net's unit (Li et al. 2019, Eqs. 1-6): y = s_a·A + s_b·B with (s_a, s_b) = softmax over
+    the two paths of fc(δ(fc(mean(A + B)))), written out here with torch."""
+    text = spec("""block unit(w) {
+  residual {
+    conv w k3; bn; relu -> a
+    from x; conv w k3 d2; bn; relu -> b
+    add a b; avgpool; conv 8 k1; bn; relu; conv 2 * w k1; softmax g 2; split 2 -> sa sb
+    from a; mul sa -> pa; from b; mul sb; add pa
+  }
+  post relu
+}""")
+    g = resdsl.graph(text)
+    assert g.nodes[f"{FLOW}.softmax1"]["out_shape"] == (32, 1, 1)
+    model = randomise_bn(resdsl.compile(text))
+    flow = model.stages[0].blocks[0].residual.flow
+    x = torch.randn(2, 16, 16, 16)
+    with torch.no_grad():
+        a = flow.relu1(flow.bn1(flow.conv1(x)))
+        b = flow.relu2(flow.bn2(flow.conv2(x)))
+        z = flow.conv4(flow.relu3(flow.bn3(flow.conv3((a + b).mean((2, 3), keepdim=True)))))
+        s = z.view(2, 2, 16, 1, 1).softmax(1)
+        torch.testing.assert_close(flow(x), s[:, 0] * a + s[:, 1] * b)
+
+
+def test_dataflow_bodies_compile_with_torch_export_and_agree_with_flop_counter():
+    from resdsl.cost.crosscheck import cross_check
+
+    text = spec("block unit(w) { residual { split 2 -> a b; from b; conv w // 2 k3; bn; relu -> c; "
+                "concat a c; conv w k1; bn -> h; avgpool; conv 4 k1; relu; conv w k1; sigmoid; mul h }\n"
+                " post relu }")
+    g = resdsl.graph(text)
+    model = resdsl.compile(text).eval()
+    assert cross_check(model, g)["ok"]
+    x = torch.randn(2, 3, 16, 16)
+    exported = torch.export.export(model, (x,))
+    with torch.no_grad():
+        torch.testing.assert_close(exported.module()(x), model(x))
+
+
+def test_weights_of_a_dataflow_body_are_shared():
+    text = spec("block unit(w) { residual { conv w k3; bn -> h; relu; conv w k3; add h }\n"
+                " shortcut none }").replace("stage x n unit(16)", "stage x n unit(16) share")
+    g = resdsl.graph(text)
+    model = resdsl.compile(text)
+    other = "stages.0.blocks.1.residual.flow.conv1"
+    assert g.nodes[other]["shared_from"] == f"{FLOW}.conv1"
+    assert model.get_submodule(other) is model.get_submodule(f"{FLOW}.conv1")
