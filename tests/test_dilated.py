@@ -75,14 +75,14 @@ class Reference(nn.Module):
         return self.fc(F.relu(self.features(x)).mean(-1))
 
 
-def copy_into(ref: Reference, model, depth, segment, mixed) -> None:
-    """Reference layer i of tower t is wavenet{r+1} of branch t in block s (the spec's names)."""
+def copy_into(ref: Reference, model) -> None:
+    """Reference layer i of tower A is the spec's wavenet{2i+1}, of tower B wavenet{2i+2} (the
+    body alternates a and b)."""
     sd = {"stem.conv1.weight": ref.stem.weight, "stem.conv1.bias": ref.stem.bias,
           "head.fc1.weight": ref.fc.weight, "head.fc1.bias": ref.fc.bias}
     for t, tower in enumerate((ref.a, ref.b)):
         for i, layer in enumerate(tower):
-            s, r = (i // segment, i % segment) if mixed else (0, i)
-            pre = f"stages.0.blocks.{s}.residual.parallel1.{t}.wavenet{r + 1}.residual"
+            pre = f"stages.0.blocks.0.residual.flow.wavenet{2 * i + t + 1}.residual"
             sd.update({f"{pre}.conv1.weight": layer.dilated.weight, f"{pre}.conv1.bias": layer.dilated.bias,
                        f"{pre}.conv2.weight": layer.mix.weight, f"{pre}.conv2.bias": layer.mix.bias})
     assert set(sd) == set(model.state_dict())
@@ -94,11 +94,64 @@ def test_outputs_equal_a_hand_written_torch_tower(mixed):
     torch.manual_seed(0)
     ref = Reference(3, 4, 4, 2, 5, mixed).eval()
     model = resdsl.compile(SPEC, mixed=mixed, **SMALL).eval()
-    copy_into(ref, model, 4, 2, mixed)
+    copy_into(ref, model)
     x = torch.randn(2, 3, 40)
     with torch.no_grad():
         torch.testing.assert_close(model(x), ref(x), rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(model.forward_features(x), ref.features(x), rtol=1e-5, atol=1e-6)
+
+
+# The same networks without named tensors: mixing as a stage of `parallel sum` segments (each
+# segment's two branches summed, the sum read by both next branches), no mixing as one segment.
+PARALLEL = """
+import "dilated_mixed.res"
+
+block segments(width, n, segment, first = 0) {
+  let seg_start = [first + r // segment * segment for r in range(n)]
+  residual {
+    parallel sum {
+      branch { repeat n as r { wavenet width dilation (2 ** (first + r)) } }
+      branch { repeat n as r { wavenet width dilation (2 ** (seg_start[r] + segment - 1 - r % segment)) } }
+    }
+  }
+  shortcut none
+}
+
+network parallel_spelling(mixed = true, depth = 4, segment = 2, width = 4, classes = 5, channels = 3, length = 40) {
+  input [channels, length]
+  stem { conv width k1 bias }
+  stage x (mixed ? depth // segment : 1) segments(width, mixed ? segment : depth, segment, first = block_index * segment)
+  head { relu; avgpool; fc classes }
+}
+"""
+
+
+@pytest.mark.parametrize("mixed", [True, False])
+def test_named_tensors_and_parallel_branches_spell_the_same_network(tmp_path, mixed):
+    """The reference's weights in both spellings: equal outputs, equal costs."""
+    (tmp_path / "dilated_mixed.res").write_text(SPEC.read_text())
+    (tmp_path / "parallel.res").write_text(PARALLEL)
+    torch.manual_seed(0)
+    ref = Reference(3, 4, 4, 2, 5, mixed).eval()
+    named = resdsl.compile(SPEC, mixed=mixed, **SMALL).eval()
+    copy_into(ref, named)
+    par = resdsl.compile(tmp_path / "parallel.res", network="parallel_spelling", mixed=mixed).eval()
+    sd = {"stem.conv1.weight": ref.stem.weight, "stem.conv1.bias": ref.stem.bias,
+          "head.fc1.weight": ref.fc.weight, "head.fc1.bias": ref.fc.bias}
+    for t, tower in enumerate((ref.a, ref.b)):
+        for i, layer in enumerate(tower):
+            s, r = (i // 2, i % 2) if mixed else (0, i)
+            pre = f"stages.0.blocks.{s}.residual.parallel1.{t}.wavenet{r + 1}.residual"
+            sd.update({f"{pre}.conv1.weight": layer.dilated.weight, f"{pre}.conv1.bias": layer.dilated.bias,
+                       f"{pre}.conv2.weight": layer.mix.weight, f"{pre}.conv2.bias": layer.mix.bias})
+    par.load_state_dict(sd)
+    x = torch.randn(2, 3, 40)
+    with torch.no_grad():
+        torch.testing.assert_close(par(x), named(x), rtol=1e-5, atol=1e-6)
+    g1, g2 = resdsl.graph(SPEC, mixed=mixed, **SMALL), resdsl.graph(tmp_path / "parallel.res", "parallel_spelling",
+                                                                    mixed=mixed)
+    costs = [tuple(sum(d[k] for _, d in g.nodes(data=True)) for k in ("params", "macs")) for g in (g1, g2)]
+    assert costs[0] == costs[1]
 
 
 def test_mixing_changes_the_function():

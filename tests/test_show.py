@@ -11,7 +11,7 @@ from resdsl.show import show_net
 # a channel split): one block definition per stage cannot say that yet (it needs `if i == 0`).
 LIMITS = {"shufflenet": "blocks of one stage differ in their layers",
           "pyramidnet": "blocks of one stage differ in their layers (a conditional avgpool on the shortcut)",
-          "dilated_mixed": "a block used as a layer inside a parallel branch cannot be written back yet"}
+          "dilated_mixed": "a block used as a layer inside a named-tensor body cannot be written back yet"}
 ZOO = [pytest.param(p, marks=pytest.mark.xfail(reason=LIMITS[p.stem], strict=True, raises=SpecError))
        if p.stem in LIMITS else p for p in sorted(SPECS.glob("*.res"))]
 
