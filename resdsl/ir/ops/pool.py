@@ -35,14 +35,15 @@ def pool_shape(kind: str) -> Callable[[dict, list[Shape]], Shape]:
             return (c,) + (1,) * rank
         require_positive(a, "stride")
         ks, s, p = sizes(a["kernel"], rank), a["stride"], a["padding"]
+        written = a["kernel"] if isinstance(a["kernel"], int) else fmt(a["kernel"])     # 3, 1×7 or (1-D) 3
         if min(ks) <= 0:
-            raise OpError(f"kernel must be positive, got {fmt(ks)}")
+            raise OpError(f"kernel must be positive, got {written}")
         if p > min(ks) // 2:
-            raise OpError(f"padding {p} must be at most half the kernel {fmt(ks)}")
+            raise OpError(f"padding {p} must be at most half the kernel {written}")
         out = [window_size(x, k, s, p, 1, a["ceil"]) for x, k in zip(dims, ks)]
         if min(out) < 1:
             raise OpError(f"{'sequence' if rank == 1 else 'feature map'} {fmt(tuple(dims))} shrinks below "
-                          f"{fmt((1,) * rank)} ({kind} kernel {fmt(ks)}, stride {s})")
+                          f"{fmt((1,) * rank)} ({kind} kernel {written}, stride {s})")
         return (c, *out)
     return shape
 
