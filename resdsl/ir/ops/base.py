@@ -145,7 +145,7 @@ def sizes(v: int | tuple[int, ...], rank: int | None = None) -> tuple[int, ...]:
         return (v,) * (2 if rank is None else rank)
     v = tuple(v)
     if rank is not None and len(v) != rank:
-        raise OpError(f"{fmt(v)} gives {len(v)} sizes for a {rank}-D input" + (
+        raise OpError(f"{fmt(v)} gives {len(v)} size{'s' * (len(v) != 1)} for a {rank}-D input" + (
             "; a C×L sequence takes one size (k3)" if rank == 1 else "; a C×H×W map takes k3 or HxW (k1x7)"))
     return v
 

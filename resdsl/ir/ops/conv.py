@@ -12,13 +12,13 @@ def conv_resolve(a: dict, ins: list[Shape] | None) -> dict:
     for stride 1, (k − 1)/2 · dilation per side (an even kernel has none), or with `causal` to
     (k − 1) · dilation, all on the left (WaveNet: output t sees inputs ≤ t)."""
     rank = len(ins[0]) - 1 if ins and len(ins[0]) in (2, 3) else rank_of(a["kernel"])
-    if rank == 1:
+    for name in ("kernel", "padding"):
         try:
-            a = {**a, "kernel": sizes(a["kernel"], 1)}
+            v = a[name] if a[name] is None else sizes(a[name], rank)
         except OpError as e:
-            raise AttrError("kernel", f"conv kernel {e}") from None
-        if a["padding"] is not None:
-            a = {**a, "padding": sizes(a["padding"], 1)}
+            raise AttrError(name, f"conv {name} {e}") from None
+        if rank == 1:
+            a = {**a, name: v}
     if a.get("causal"):                  # lowering's own convs (a projection) leave it out
         return causal_padding(a, rank)
     a = {**a, "causal": False}

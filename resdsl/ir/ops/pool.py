@@ -15,11 +15,11 @@ def pool_resolve(kind: str) -> Callable[[dict, list[Shape]], dict]:
         if k is None:                          # global pooling
             return a
         rank = len(ins[0]) - 1 if ins and len(ins[0]) in (2, 3) else rank_of(k)
-        if rank == 1:
-            try:
-                k = sizes(k, 1)
-            except OpError as e:
-                raise AttrError("kernel", f"{kind} kernel {e}") from None
+        try:
+            ks = sizes(k, rank)
+        except OpError as e:
+            raise AttrError("kernel", f"{kind} kernel {e}") from None
+        k = ks if rank == 1 else k
         big = max(sizes(k))
         stride = big if a["stride"] is None else a["stride"]
         padding = a["padding"] if a["padding"] is not None else ((big - 1) // 2 if kind == "maxpool" else 0)
