@@ -216,14 +216,14 @@ def _block_body(b: Block, varying: dict, mask: bool = False) -> str:
     lines += [f"residual {items(r, local)}" for r in b.residuals]
     if b.shortcut.kind == "custom":
         lines.append(f"shortcut {items(b.shortcut.layers, local)}")
-    elif b.combine != "concat":
+    elif b.merge != "concat":
         lines.append(f"shortcut {field('shortcut', b.shortcut.kind)}")
     if b.scale != 1.0 or (None, "scale") in varying or mask:
         lines.append(f"scale {field('scale', b.scale)}")
-    if b.combine == "concat":
-        lines.append("combine concat")
-    elif b.combine == "gate":
-        lines.append(f"combine gate k{b.gate[0].attrs['kernel']} bias {field('gate_bias', b.gate_bias)}")
+    if b.merge == "concat":
+        lines.append("merge concat")
+    elif b.merge == "gate":
+        lines.append(f"merge gate k{b.gate[0].attrs['kernel']} bias {field('gate_bias', b.gate_bias)}")
     if b.drop_prob or (None, "drop_prob") in varying or mask:
         lines.append(f"drop_path {field('drop_prob', b.drop_prob)} mode {b.drop_mode}")
     if b.post:

@@ -81,9 +81,9 @@ def test_every_shortcut_kind_has_a_style_and_unknown_kinds_fall_back():
     g = resdsl.graph(SPECS / "resnet.res", depth=18)
     blocks = g.graph["blocks"]
     blocks["stages.0.blocks.0"]["shortcut"] = "mystery"       # a kind from the future
-    blocks["stages.0.blocks.1"]["combine"] = "gate"
+    blocks["stages.0.blocks.1"]["merge"] = "gate"
     blocks["stages.1.blocks.1"]["scale"] = 0.2
-    blocks["stages.2.blocks.1"]["combine"] = "concat"
+    blocks["stages.2.blocks.1"]["merge"] = "concat"
     edges = [e for e in view(g, "block").edges if e.shortcut]
     assert [e.shortcut for e in edges] == ["mystery", "gated", "projection", "scaled", "projection", "concat",
                                            "projection", "identity"]

@@ -200,7 +200,7 @@ def block_forward(b: M.ResidualBlock) -> list[str]:
         lines.append(f"s = self.shortcut({src})" if b.shortcut is not None else f"s = {src}")
     post = (lambda v: v) if b.post is None else (lambda v: f"self.post({v})")
     batch_drop = b.drop_prob > 0.0 and b.drop_mode == "batch"
-    if batch_drop and b.has_shortcut and b.combine == "add":
+    if batch_drop and b.has_shortcut and b.merge == "add":
         lines += [f"if self.training and torch.rand(()).item() < {b.drop_prob!r}:  # stochastic depth",
                   f"    return {post('s')}"]
     if b.residuals is None:
@@ -223,9 +223,9 @@ def block_forward(b: M.ResidualBlock) -> list[str]:
                       f"({keep!r})", f"    out = out * mask.div_({keep!r})"]
         lines += _times(b.scale)
     if b.has_shortcut:
-        if b.combine == "concat":
+        if b.merge == "concat":
             lines.append("out = torch.cat((s, out), 1)")
-        elif b.combine == "gate":
+        elif b.merge == "gate":
             lines += ["t = self.gate(x)", "out = out * t + s * (1.0 - t)"]
         else:
             lines.append("out = out.add_(s)" if b.add_inplace else "out = out + s")

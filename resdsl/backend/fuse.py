@@ -154,7 +154,7 @@ class Fuser:
         merged = self.merge_block(b, name, scale)
         if merged is not None:
             return merged
-        if scale != 1.0 and b.combine != "gate":
+        if scale != 1.0 and b.merge != "gate":
             self.fold_scale(b, name, scale)
         return b
 
@@ -206,8 +206,8 @@ class Fuser:
 
 
 def _block_obstacle(b: ResidualBlock) -> str:
-    if b.combine != "add":
-        return f"combine {b.combine} is not a sum"
+    if b.merge != "add":
+        return f"merge {b.merge} is not a sum"
     if b.pre is not None and b.has_shortcut and not b.shortcut_from_pre:
         return "the shortcut reads x, the residual pre(x)"
     if b.drop_prob > 0 and b.drop_mode == "sample" and b.training:
