@@ -256,3 +256,25 @@ def test_fuse_folds_bn_into_convs_inside_a_dataflow_body():
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         assert relative(model(x), fused(x)) < 1e-5
+
+
+def test_receptive_field_through_an_attention_body_is_global_and_strides_still_count():
+    """SK's softmax weights see the whole map, so every unit's output does; the jump still doubles
+    at each strided stage (4, 8, 16, 32 input pixels)."""
+    from resdsl.cost.receptive import receptive_fields
+
+    g = resdsl.graph("skresnet18")
+    rf = receptive_fields(g)
+    last = [g.graph["stages"][i]["blocks"][-1] + ".post.relu1" for i in range(4)]
+    assert [rf[n].stride for n in last] == [4, 8, 16, 32]
+    assert all(rf[n].rf is None for n in last)
+
+
+def test_a_gate_broadcasts_over_the_map_only_with_its_channels():
+    from resdsl.ir import ops
+
+    assert ops.infer("mul", {}, [(8, 1, 1), (8, 5, 5)]) == (8, 5, 5)
+    assert ops.infer("mul", {}, [(8, 32), (8, 1)]) == (8, 32)          # C×L sequences (1-D nets)
+    for bad in ([(4, 1, 1), (8, 5, 5)], [(8, 5, 1), (8, 5, 5)], [(8,), (8, 5, 5)]):
+        with pytest.raises(ops.OpError, match="cannot multiply"):
+            ops.infer("mul", {}, bad)
