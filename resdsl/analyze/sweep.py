@@ -66,7 +66,7 @@ def state_of(run: Path, epochs: int) -> str:
 
 def train_setting(spec: str, network: str | None, params: dict, options: dict, output: str) -> dict:
     """Train one setting in this process through resdsl.train.run, resuming where it stopped."""
-    from ..train.cli import build_config
+    from ..train.config import build_config
     from ..train.progress import Reporter
     from ..train.session import run as train_run
 

@@ -138,7 +138,8 @@ def block_body(ctx: Context, d: ast.block_def, env: dict, shape, name: str, call
     post_items = ()
     if p.post is not None:
         post_items, merged = seq(ctx, p.post.body, env, merged, f"{name}.post.")
-    args = {k: v for k, v in env.items() if k in {q.name for q in d.params}}
+    params = {q.name for q in d.params}
+    args = {k: v for k, v in env.items() if k in params}
     blk = Block(name=name, block=d.name, args=args, pre=p.pre, residuals=branches, shortcut=sc,
                 scale=float(p.scale), combine=mode, gate=gate, gate_bias=float(gate_attrs.get("bias", 0.0)),
                 post=post_items, drop_prob=p.drop[0], drop_mode=p.drop[1], span=call_span)

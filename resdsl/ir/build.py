@@ -25,7 +25,7 @@ parameters it uses) and counts no parameters of its own.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import networkx as nx
 
@@ -34,9 +34,9 @@ from .kinds import COMBINES
 from .net import Block, Dataflow, Item, Layer, Net, Parallel, Section
 
 
-@dataclass(frozen=True)
-class Where:
-    """Where the builder is: the scope written on each node, and the container it fills."""
+class Where(NamedTuple):
+    """Where the builder is: the scope written on each node, and the container it fills (a tuple:
+    the builder makes one per sequence and block, `_replace` is its cheap copy)."""
     section: str
     stage: str | None
     block: str | None
@@ -46,20 +46,13 @@ class Where:
     branch: tuple[str, int] | None = None
     in_branch: bool = False
 
-    def scope(self) -> dict:
-        return {"section": self.section, "block": self.block, "role": self.role}
-
-    def place(self) -> dict:
-        return {"stage": self.stage, "unit": self.unit, "branch": self.branch, "in_branch": self.in_branch,
-                "parent": self.seq}
-
 
 class GraphBuilder:
     def __init__(self, net: Net):
         self.g = nx.DiGraph(name=net.name, input_shape=net.input_shape, args=dict(net.args),
                             stages=[], blocks={}, containers={}, init=net.init, span=net.span)
         where = Where("input", None, None, None, "input", "")
-        self.g.add_node("input", kind="input", attrs={}, span=net.span, scope=where.scope(), **where.place())
+        self._add(where, "input", "input", {}, net.span)
 
     def container(self, path: str, parent: str | None, type_: str, stand_in: Where | None = None, **info) -> str:
         """A module of the tree; `stand_in`: the branch and in_branch a node replacing it would have."""
@@ -70,8 +63,14 @@ class GraphBuilder:
             self.g.graph["containers"][parent]["children"].append(path)
         return path
 
+    def _add(self, w: Where, name: str, kind: str, attrs: dict, span) -> None:
+        """The node with its scope and place (module docstring) written from `w`."""
+        self.g.add_node(name, kind=kind, attrs=attrs, span=span,
+                        scope={"section": w.section, "block": w.block, "role": w.role},
+                        stage=w.stage, unit=w.unit, branch=w.branch, in_branch=w.in_branch, parent=w.seq)
+
     def node(self, name: str, kind: str, attrs: dict, span, w: Where, *inputs: str, edge: dict | None = None) -> str:
-        self.g.add_node(name, kind=kind, attrs=attrs, scope=w.scope(), span=span, **w.place())
+        self._add(w, name, kind, attrs, span)
         if ops.OPS[kind].build is not None:
             self.g.graph["containers"][w.seq]["children"].append(name)
         for port, src in enumerate(inputs):
@@ -81,7 +80,7 @@ class GraphBuilder:
     def seq(self, path: str, parent: str, items: tuple[Item, ...], x: str, w: Where, **info) -> str:
         """A sequence of items as one container (an nn.Sequential)."""
         self.container(path, parent, "sequence", w, role=w.role, **info)
-        return self.items(items, x, replace(w, seq=path))
+        return self.items(items, x, w._replace(seq=path))
 
     def items(self, items: tuple[Item, ...], x: str, w: Where) -> str:
         for it in items:
@@ -97,7 +96,7 @@ class GraphBuilder:
 
     def parallel(self, p: Parallel, x: str, w: Where) -> str:
         self.container(p.name, w.seq, "branches", w, mode=p.mode)
-        outs = [self.seq(f"{p.name}.{i}", p.name, br, x, replace(w, branch=w.branch or (p.name, i), in_branch=True))
+        outs = [self.seq(f"{p.name}.{i}", p.name, br, x, w._replace(branch=w.branch or (p.name, i), in_branch=True))
                 for i, br in enumerate(p.branches)]
         kind, attrs = ("concat", {}) if p.mode == "concat" else ("add", {"scale": 1.0})
         return self.node(f"{p.name}.merge", kind, attrs, p.span, w, *outs)
@@ -106,7 +105,7 @@ class GraphBuilder:
         """Named tensors: each step reads the nodes its inputs name (`x`: the body's input). The
         container's `steps` (child, input tensors, output tensor) and `output` wire its module."""
         self.container(d.name, w.seq, "dataflow", w, role=w.role, output=d.output, steps=[])
-        w = replace(w, seq=d.name)
+        w = w._replace(seq=d.name)
         nodes = {"x": x}
         for step in d.steps:
             ins = [nodes[n] for n in step.inputs]
@@ -129,9 +128,9 @@ class GraphBuilder:
             "block": b.block, "section": outer.section, "shortcut": sc.kind, "combine": b.combine, "scale": b.scale,
             "drop_prob": b.drop_prob, "drop_mode": b.drop_mode, "source": sc.source, "gate_bias": b.gate_bias,
             "shares": b.shares, "share_bn": b.share_bn, "args": b.args, "span": b.span}
-        self.container(b.name, outer.seq, "block", replace(outer, branch=None))
-        w = replace(outer, block=b.name, unit=outer.unit or (b.name if outer.stage else None), branch=None)
-        role = lambda r, **kw: replace(w, role=r, **kw)  # noqa: E731
+        self.container(b.name, outer.seq, "block", outer._replace(branch=None))
+        w = outer._replace(block=b.name, unit=outer.unit or (b.name if outer.stage else None), branch=None)
+        role = lambda r, **kw: w._replace(role=r, **kw)  # noqa: E731
         a = self.seq(f"{b.name}.pre", b.name, b.pre, x, role("pre")) if b.pre else x
         outs = [self.residual(b, k, r, a, role("residual")) for k, r in enumerate(b.residuals)]
         y = self.merge(b, x, a, outs, role)
@@ -144,7 +143,7 @@ class GraphBuilder:
         if len(b.residuals) == 1:
             return self.seq(f"{b.name}.residual", b.name, items, a, w)
         return self.seq(f"{b.name}.residuals.{k}", b.name, items, a,
-                        replace(w, branch=(f"{b.name}.residuals", k), in_branch=True))
+                        w._replace(branch=(f"{b.name}.residuals", k), in_branch=True))
 
     def merge(self, b: Block, x: str, a: str, outs: list[str], role) -> str:
         """The merge node: add (with scale and drop), concat([x, F(x)]) or highway(F(x), x, T(x))."""
