@@ -10,6 +10,7 @@ bit for bit. The file imports torch only (resdsl's few custom layers are copied 
 from __future__ import annotations
 
 import inspect
+import keyword
 
 import torch
 from torch import nn
@@ -137,6 +138,8 @@ class Emitter:
             return LAYERS[type(m)](m)
         if isinstance(m, M.ResidualBlock):
             return self.block_class(m, path) + "()"
+        if isinstance(m, M.Dataflow):
+            return self.flow_class(m, path) + "()"
         if isinstance(m, M.Stage):
             return "Stage([" + self.children(list(m.blocks.named_children()), path + ".blocks", indent) + "])"
         if isinstance(m, M.Branches):
@@ -176,6 +179,39 @@ class Emitter:
             self.classes[body] = next(n for k in range(1, len(taken) + 2)
                                       if (n := base + (str(k) if k > 1 or base == "Block" else "")) not in taken)
         return self.classes[body]
+
+
+    def flow_class(self, d: M.Dataflow, path: str) -> str:
+        """A dataflow body as a class: its modules in __init__, one line per step in forward."""
+        init = [f"        self.{name} = {self.ctor(m, f'{path}.{name}', 2)}" for name, m in d.named_children()]
+        body = "\n".join(init) + "\n\n    def forward(self, x):\n" + "\n".join(
+            "        " + ln for ln in flow_forward(d))
+        if body not in self.classes:
+            taken = set(self.classes.values())
+            self.classes[body] = next(n for k in range(1, len(taken) + 2)
+                                      if (n := "Flow" + (str(k) if k > 1 else "")) not in taken)
+        return self.classes[body]
+
+
+def _var(t: str) -> str:
+    """A tensor name as a Python variable: `h%3` (h given again) -> `h_3`, `%3` (unnamed) -> `t_3`."""
+    v = t.replace("%", "_") if not t.startswith("%") else "t_" + t[1:]
+    return v + "_" if keyword.iskeyword(v) or v == "self" else v
+
+
+def flow_forward(d: M.Dataflow) -> list[str]:
+    """The lines of a dataflow body's forward, the same operations in the same order as Dataflow."""
+    lines = []
+    for name, merge, inputs, out in d.wiring:
+        args = [_var(i) for i in inputs]
+        if merge is None:
+            expr = f"self.{name}({', '.join(args)})"
+        elif merge == "concat":
+            expr = f"torch.cat([{', '.join(args)}], 1)"
+        else:
+            expr = (" + " if merge == "add" else " * ").join(args)
+        lines.append(f"{_var(out)} = {expr}")
+    return lines + [f"return {_var(d.output)}"]
 
 
 _RESERVED = {"Network", "OrderedDict", *(h.__name__ for h in HELPERS)}

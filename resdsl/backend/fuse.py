@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from . import fold
-from .modules import Branches, ResidualBlock
+from .modules import Branches, Dataflow, ResidualBlock
 
 _BN = nn.modules.batchnorm._BatchNorm
 
@@ -73,6 +73,8 @@ class Fuser:
             return self.seq(m, name)
         if isinstance(m, Branches):
             return self.branches(m, name)
+        if isinstance(m, Dataflow):
+            return self.flow(m, name)
         for child, sub in list(m.named_children()):
             new = self.module(sub, _join(name, child))
             self.replaced[id(sub)] = new
@@ -114,6 +116,32 @@ class Fuser:
             out.append((k, m))
             i += 1
         return nn.Sequential(OrderedDict(out))
+
+    # -- dataflow bodies: conv+bn where the BN alone reads the conv's output ----------------------
+    def flow(self, d: Dataflow, name: str) -> nn.Module:
+        mods = {k: v if isinstance(v, nn.BatchNorm2d) else self.module(v, _join(name, k)) for k, v in d.named_children()}
+        reads: dict[str, int] = {}
+        for _, _, inputs, _ in d.wiring:
+            for t in inputs:
+                reads[t] = reads.get(t, 0) + 1
+        steps = [[k, mods.get(k, merge), list(ins), out] for k, merge, ins, out in d.wiring]
+        made = {s[3]: s for s in steps}
+        for step in list(steps):
+            k, m, ins, out = step
+            src = made.get(ins[0]) if isinstance(m, nn.BatchNorm2d) else None
+            if src is None or not isinstance(src[1], nn.Conv2d) or reads[ins[0]] != 1 or ins[0] == d.output:
+                if isinstance(m, nn.BatchNorm2d):
+                    self.rep.left.append((_join(name, k), "bn not alone after a conv in this dataflow body"))
+                continue
+            conv = self.shared((src[1], m), lambda: fold.conv_then_bn(src[1], m))
+            if conv is None:
+                continue
+            self.rep.folded.append((_join(name, src[0]), f"{k} folded into the conv"))
+            self.rep.units.append((_join(name, src[0]), [_join(name, k)], None))
+            src[1], src[3] = conv, out                  # the conv now makes the BN's tensor
+            made[out] = src
+            steps.remove(step)
+        return Dataflow([tuple(s) for s in steps], d.output)
 
     def bn_conv(self, bn: nn.Module, conv: nn.Conv2d):
         box = {}

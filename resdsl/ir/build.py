@@ -9,6 +9,7 @@ Node attributes: kind, attrs (resolved: ops.make), span, scope, and where the no
     branch    (group, index) of the outermost parallel branch (or `residuals.k`) within its unit
     in_branch whether any enclosing sequence is a branch
     parent    the module path of the container the node's module sits in
+    tensor    (in a dataflow body) the name the spec gives the node's output (`-> h`, `split -> a b`)
 infer_shapes adds in_shapes, out_shape, params, macs. Edge attributes: kind ("main" or
 "shortcut"), shortcut (the drawn shortcut kind, on shortcut edges), port (input position).
 
@@ -113,6 +114,9 @@ class GraphBuilder:
                 nodes[step.output] = self.node(it.name, it.kind, it.attrs, it.span, w, *ins)
             else:
                 nodes[step.output] = self.items((it,), ins[0], w)
+            shown = step.output.split("%")[0]            # `h%3`: h given again; `%3`: unnamed
+            if shown:
+                self.g.nodes[nodes[step.output]]["tensor"] = shown
             self.g.graph["containers"][d.name]["steps"].append((it.name, step.inputs, step.output))
         return nodes[d.output]
 

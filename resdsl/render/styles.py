@@ -121,3 +121,9 @@ def shape_text(shape) -> str:
 
 def cost_text(params: int, macs: int) -> str:
     return f"{human(params)} params · {human(macs)} MACs"
+
+
+def drop_text(rates: list[float]) -> str:
+    """Stochastic depth of a unit, or of a run of units (`drop 0.01–0.05`)."""
+    lo, hi = min(rates), max(rates)
+    return f"drop {hi:.3g}" if lo == hi else f"drop {lo:.3g}–{hi:.3g}"
