@@ -58,7 +58,7 @@ def user_errors(fn):
 def recipe_options(fn):
     """Every TrainConfig field as an option; None means "not given" (the default, or the resumed run's)."""
     opts = [
-        click.option("--data", help="digits (default) | cifar10:PATH | cifar100:PATH | mnist:PATH | npz:PATH[,PATH] | folder:PATH"),
+        click.option("--data", help="digits (default) | cifar10:PATH | cifar100:PATH | mnist:PATH | npz:PATH[,PATH] | seq:PATH (an npz of N×C×L sequences) | folder:PATH"),
         click.option("--epochs", type=int, help="Epochs to train [30]."),
         click.option("-b", "--batch-size", type=int, help="Batch size per process [128]."),
         click.option("--opt", type=click.Choice(CHOICES["opt"]), help="Optimiser [sgd]."),

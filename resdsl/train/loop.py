@@ -104,7 +104,7 @@ class Trainer:
         check_compatible(data, shape, getattr(model, "num_classes", data.num_classes))
         self.pipe = make_pipeline(data, cfg, shape, place.device, place.rank, place.world)
         model = model.to(place.device)
-        if cfg.channels_last:
+        if cfg.channels_last and not data.sequences:      # channels-last is a 4-D layout
             model = model.to(memory_format=torch.channels_last)
         if cfg.sync_bn and place.world > 1:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
