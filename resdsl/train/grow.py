@@ -75,9 +75,9 @@ class Grower:
         self.base = value
 
     def args(self, level: int) -> dict[str, Any]:
-        from resdsl.models import parse_args
+        from resdsl.api import parse_value
 
-        args = parse_args(self.params)
+        args = {k: parse_value(v, k) if isinstance(v, str) else v for k, v in self.params.items()}
         if level:
             args[self.param] = self.graph(0).graph["args"][self.param] * 2 ** level
         return args
