@@ -66,7 +66,7 @@ def test_stochastic_depth_dropped_blocks_train():
     assert all(p.grad is not None for p in model.stem.parameters())
 
 
-@pytest.mark.parametrize("clause", ["shortcut none", "combine concat"])
+@pytest.mark.parametrize("clause", ["shortcut none", "merge concat"])
 def test_drop_path_on_blocks_it_could_never_drop_is_refused(clause):
     text = (f"block c(w) {{\n  residual {{ conv w k3 }}\n  {clause}\n}}\n"
             "network n() {\n  input 3x8x8\n  drop_path 0.5 linear\n  stem { conv 4 k3 }\n"

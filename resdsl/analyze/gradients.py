@@ -41,7 +41,7 @@ class LengthGradient:
 
 def chain_blocks(g: nx.DiGraph) -> list[str]:
     """The residual blocks of a chain whose paths are binomial; an error for any other network."""
-    names = [n for n, b in g.graph["blocks"].items() if b["combine"] == "add" and b["shortcut"] != "none"]
+    names = [n for n, b in g.graph["blocks"].items() if b["merge"] == "add" and b["shortcut"] != "none"]
     pc = count_paths(g)
     if not names or len(names) != pc.blocks or not binomial_check(pc):
         raise SpecError(f"gradient by path length needs a chain of single-residual blocks with shortcuts "

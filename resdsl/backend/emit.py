@@ -10,6 +10,7 @@ bit for bit. The file imports torch only (resdsl's few custom layers are copied 
 from __future__ import annotations
 
 import inspect
+import keyword
 
 import torch
 from torch import nn
@@ -147,6 +148,8 @@ class Emitter:
             return LAYERS[type(m)](m)
         if isinstance(m, M.ResidualBlock):
             return self.block_class(m, path) + "()"
+        if isinstance(m, M.Dataflow):
+            return self.flow_class(m, path) + "()"
         if isinstance(m, M.Stage):
             return "Stage([" + self.children(list(m.blocks.named_children()), path + ".blocks", indent) + "])"
         if isinstance(m, M.Branches):
@@ -188,6 +191,39 @@ class Emitter:
         return self.classes[body]
 
 
+    def flow_class(self, d: M.Dataflow, path: str) -> str:
+        """A dataflow body as a class: its modules in __init__, one line per step in forward."""
+        init = [f"        self.{name} = {self.ctor(m, f'{path}.{name}', 2)}" for name, m in d.named_children()]
+        body = "\n".join(init) + "\n\n    def forward(self, x):\n" + "\n".join(
+            "        " + ln for ln in flow_forward(d))
+        if body not in self.classes:
+            taken = set(self.classes.values())
+            self.classes[body] = next(n for k in range(1, len(taken) + 2)
+                                      if (n := "Flow" + (str(k) if k > 1 else "")) not in taken)
+        return self.classes[body]
+
+
+def _var(t: str) -> str:
+    """A tensor name as a Python variable: `h%3` (h given again) -> `h_3`, `%3` (unnamed) -> `t_3`."""
+    v = t.replace("%", "_") if not t.startswith("%") else "t_" + t[1:]
+    return v + "_" if keyword.iskeyword(v) or v == "self" else v
+
+
+def flow_forward(d: M.Dataflow) -> list[str]:
+    """The lines of a dataflow body's forward, the same operations in the same order as Dataflow."""
+    lines = []
+    for name, merge, inputs, out in d.wiring:
+        args = [_var(i) for i in inputs]
+        if merge is None:
+            expr = f"self.{name}({', '.join(args)})"
+        elif merge == "concat":
+            expr = f"torch.cat([{', '.join(args)}], 1)"
+        else:
+            expr = (" + " if merge == "add" else " * ").join(args)
+        lines.append(f"{_var(out)} = {expr}")
+    return lines + [f"return {_var(d.output)}"]
+
+
 _RESERVED = {"Network", "OrderedDict", *(h.__name__ for h in HELPERS)}
 
 
@@ -210,7 +246,7 @@ def block_forward(b: M.ResidualBlock) -> list[str]:
         lines.append(f"s = self.shortcut({src})" if b.shortcut is not None else f"s = {src}")
     post = (lambda v: v) if b.post is None else (lambda v: f"self.post({v})")
     batch_drop = b.drop_prob > 0.0 and b.drop_mode == "batch"
-    if batch_drop and b.has_shortcut and b.combine == "add":
+    if batch_drop and b.has_shortcut and b.merge == "add":
         lines += [f"if self.training and torch.rand(()).item() < {b.drop_prob!r}:  # stochastic depth",
                   f"    return {post('s')}"]
     if b.residuals is None:
@@ -233,9 +269,9 @@ def block_forward(b: M.ResidualBlock) -> list[str]:
                       f"({keep!r})", f"    out = out * mask.div_({keep!r})"]
         lines += _times(b.scale)
     if b.has_shortcut:
-        if b.combine == "concat":
+        if b.merge == "concat":
             lines.append("out = torch.cat((s, out), 1)")
-        elif b.combine == "gate":
+        elif b.merge == "gate":
             lines += ["t = self.gate(x)", "out = out * t + s * (1.0 - t)"]
         else:
             lines.append("out = out.add_(s)" if b.add_inplace else "out = out + s")

@@ -1,6 +1,6 @@
 """Clause arguments: `conv 64 k3 s stride` -> {out: 64, kernel: 3, stride: <value of stride>}.
 
-Layers, stages, shortcuts, `combine` and `drop_path` share this form: positional values, then
+Layers, stages, shortcuts, `merge` and `drop_path` share this form: positional values, then
 attributes written `name value`, in short form (`k3`, `k1x7`), or as a flag (`bias`).
 """
 from __future__ import annotations

@@ -179,8 +179,8 @@ def input_shape(ctx: Context, st: ast.input_stmt, env) -> ops.Shape:
 def check_droppable(b, st: ast.drop_path_stmt) -> None:
     """Stochastic depth drops a residual added to a shortcut; any other block would never be dropped."""
     why = ("it has no shortcut (`shortcut none`)" if b.shortcut.kind == "none"
-           else f"it merges with `combine {b.combine}`" if b.combine != "add" else None)
+           else f"it merges with `merge {b.merge}`" if b.merge != "add" else None)
     if why:
         raise SpecError(f"drop_path cannot apply to block '{b.name}' ({b.block}): {why}", st.span).with_note(
-            f"block defined at {b.span}; stochastic depth needs `combine add` with a shortcut "
+            f"block defined at {b.span}; stochastic depth needs `merge add` with a shortcut "
             "(y = x + f(x), the residual dropped); remove drop_path or change the block")

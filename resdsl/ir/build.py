@@ -9,12 +9,13 @@ Node attributes: kind, attrs (resolved: ops.make), span, scope, and where the no
     branch    (group, index) of the outermost parallel branch (or `residuals.k`) within its unit
     in_branch whether any enclosing sequence is a branch
     parent    the module path of the container the node's module sits in
+    tensor    (in a dataflow body) the name the spec gives the node's output (`-> h`, `split -> a b`)
 infer_shapes adds in_shapes, out_shape, params, macs. Edge attributes: kind ("main" or
 "shortcut"), shortcut (the drawn shortcut kind, on shortcut edges), port (input position).
 
 Graph attributes: name, input_shape, span, init (directives), args (network arguments),
 output (last node), stages
-(name, block, blocks), blocks (name -> block, section, shortcut kind, combine, scale,
+(name, block, blocks), blocks (name -> block, section, shortcut kind, merge, scale,
 drop_prob, drop_mode, source, gate_bias, shares, share_bn, args, span) and containers (module
 path -> type, parent, children in order, branch and in_branch of a node standing in for it, and
 per type: role, mode; a `dataflow` container also has `steps`, (child path, input tensor names,
@@ -29,7 +30,7 @@ from typing import NamedTuple
 import networkx as nx
 
 from . import ops
-from .kinds import COMBINES
+from .kinds import MERGE_MODES
 from .net import Block, Dataflow, Item, Layer, Net, Parallel, Section
 
 
@@ -113,6 +114,9 @@ class GraphBuilder:
                 nodes[step.output] = self.node(it.name, it.kind, it.attrs, it.span, w, *ins)
             else:
                 nodes[step.output] = self.items((it,), ins[0], w)
+            shown = step.output.split("%")[0]            # `h%3`: h given again; `%3`: unnamed
+            if shown:
+                self.g.nodes[nodes[step.output]]["tensor"] = shown
             self.g.graph["containers"][d.name]["steps"].append((it.name, step.inputs, step.output))
         return nodes[d.output]
 
@@ -121,7 +125,7 @@ class GraphBuilder:
         first = self.g.number_of_nodes()
         sc = b.shortcut
         self.g.graph["blocks"][b.name] = {
-            "block": b.block, "section": outer.section, "shortcut": sc.kind, "combine": b.combine, "scale": b.scale,
+            "block": b.block, "section": outer.section, "shortcut": sc.kind, "merge": b.merge, "scale": b.scale,
             "drop_prob": b.drop_prob, "drop_mode": b.drop_mode, "source": sc.source, "gate_bias": b.gate_bias,
             "shares": b.shares, "share_bn": b.share_bn, "args": b.args, "span": b.span}
         self.container(b.name, outer.seq, "block", outer._replace(branch=None))
@@ -143,7 +147,7 @@ class GraphBuilder:
 
     def merge(self, b: Block, x: str, a: str, outs: list[str], role) -> str:
         """The merge node: add (with scale and drop), concat([x, F(x)]) or highway(F(x), x, T(x))."""
-        sc, combine = b.shortcut, COMBINES[b.combine]
+        sc, mode = b.shortcut, MERGE_MODES[b.merge]
         add = {"scale": b.scale, "drop_prob": b.drop_prob, "drop_mode": b.drop_mode}
         if sc.kind == "none":
             if len(outs) == 1 and b.scale == 1.0 and b.drop_prob == 0:
@@ -152,13 +156,13 @@ class GraphBuilder:
         src = a if sc.source == "pre" else x
         if sc.layers:
             src = self.seq(f"{b.name}.shortcut", b.name, sc.layers, src, role("shortcut"))
-        edge = {"kind": "shortcut", "shortcut": combine.drawn or sc.kind}
-        name = f"{b.name}.{combine.node}"
-        if combine.name == "concat":      # y = concat(x, F(x)): the input comes first
+        edge = {"kind": "shortcut", "shortcut": mode.drawn or sc.kind}
+        name = f"{b.name}.{mode.node}"
+        if mode.name == "concat":      # y = concat(x, F(x)): the input comes first
             y = self.node(name, "concat", {}, b.span, role("merge"))
             self.g.add_edge(src, y, port=0, **edge)
             self.g.add_edge(outs[0], y, port=1, kind="main")
-        elif combine.name == "gate":      # y = H(x)·T(x) + x·(1 − T(x))
+        elif mode.name == "gate":      # y = H(x)·T(x) + x·(1 − T(x))
             t = self.seq(f"{b.name}.gate", b.name, b.gate, x, role("gate"))
             y = self.node(name, "highway", {}, b.span, role("merge"), outs[0])
             self.g.add_edge(src, y, port=1, **edge)

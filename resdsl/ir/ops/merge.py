@@ -20,10 +20,10 @@ def concat_shape(a: dict, ins: list[Shape]) -> Shape:
 
 
 def mul_shape(a: dict, ins: list[Shape]) -> Shape:
-    """Elementwise product; a C×1×1 gate broadcasts over a C×H×W map."""
+    """Elementwise product; a C×1×1 gate broadcasts over a C×H×W map (C×1 over C×L)."""
     big = max(ins, key=lambda s: (len(s), s[1:]))
     for s in ins:
-        if s != big and not (len(s) == len(big) == 3 and s[0] == big[0] and s[1:] == (1, 1)):
+        if s != big and not (len(s) == len(big) > 1 and s[0] == big[0] and all(d == 1 for d in s[1:])):
             raise OpError("cannot multiply tensors of shapes " + " and ".join(fmt(x) for x in ins))
     return big
 
