@@ -285,7 +285,8 @@ def geometry(conv: nn.Conv2d) -> dict:
     """A conv's attributes as the graph writes them (ir/ops.py)."""
     k = conv.kernel_size
     return {"out": conv.out_channels, "kernel": k[0] if k[0] == k[1] else list(k), "stride": conv.stride[0],
-            "padding": list(conv.padding), "dilation": conv.dilation[0], "groups": conv.groups, "bias": True}
+            "padding": list(conv.padding), "dilation": conv.dilation[0], "groups": conv.groups, "bias": True,
+            "causal": False}
 
 
 def _join(a: str, b: str) -> str:
