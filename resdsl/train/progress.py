@@ -40,7 +40,8 @@ class Reporter:
         if self.bar is None:
             self.bar = Progress(
                 TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.2%}  {task.fields[ips]:,.0f} {task.fields[unit]}"),
+                TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.2%}  "
+                           "{task.fields[ips]:,.0f} {task.fields[unit]}"),
                 TimeRemainingColumn(), console=self.console, transient=False)
             self.bar.start()
         if self.task is not None:
@@ -54,7 +55,8 @@ class Reporter:
         elif not self.live and not self.quiet and step >= self.next_line and step < self.steps:
             # without a terminal: a plain line about every tenth of an epoch (logs, CI, nohup)
             self.next_line = (step // self.every + 1) * self.every
-            self.message(f"  step {step}/{self.steps} of {self.where}  loss {loss:.4f}  acc {acc:.2%}  {ips:,.0f} {self.unit}")
+            self.message(f"  step {step}/{self.steps} of {self.where}  loss {loss:.4f}  acc {acc:.2%}"
+                         f"  {ips:,.0f} {self.unit}")
 
     def end_epoch(self, row: dict, epochs: int) -> None:
         self.message(
