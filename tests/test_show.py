@@ -48,3 +48,12 @@ def test_show_cli(tmp_path):
     assert r.exit_code == 0 and "stage x 5 basic_stages1 stride 2" in r.output
     r = CliRunner().invoke(main, ["show", str(SPECS / "cifar_resnet.res"), "--set", "depth=5"])
     assert r.exit_code == 1 and "unknown parameter 'depth'" in r.output
+
+
+@pytest.mark.parametrize("args", [dict(mixed=False), dict(depth=6, segment=3)], ids=["unmixed", "depth6_segment3"])
+def test_show_round_trips_blocks_used_as_layers_in_a_dataflow_body(args):
+    """The zoo's other dilated_mixed variants: `wavenet` inside a named-tensor body, its dilation per use."""
+    net = api.load_spec(SPECS / "dilated_mixed.res", **args)
+    text = show_net(net, "dilated_mixed.res")
+    assert "block wavenet(i) {" in text
+    assert signature(api.graph_of(api.load_spec(text))) == signature(api.graph_of(net))
