@@ -143,6 +143,29 @@ def test_res2net_hierarchy_matches_the_paper_formula():
         torch.testing.assert_close(flow(x), expected, rtol=0, atol=0)
 
 
+RESNEST = {"resnest14d": 10_611_688, "resnest26d": 17_069_448, "resnest50d": 27_483_240,
+           "resnest101e": 48_275_016}
+
+
+@pytest.mark.parametrize("name", RESNEST)
+def test_resnest_parameters_equal_timm(name):
+    ref = timm.create_model(name)
+    assert totals(resdsl.graph(name))[0] == sum(p.numel() for p in ref.parameters()) == RESNEST[name]
+
+
+@pytest.mark.parametrize("name", ["resnest14d", "resnest50d"])
+def test_resnest_outputs_equal_timm(name):
+    """ResNeSt (not in torchvision): split attention = split, sum, squeeze, softmax across the
+    radix, mul, sum — timm's model after transfer (BN randomised) gives the same outputs."""
+    torch.manual_seed(0)
+    ref = randomise_bn(timm.create_model(name))
+    ours = resdsl.compile(name).eval()
+    resdsl.transfer_weights(ref, ours)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert relative(ref(x), ours(x)) < 1e-5
+
+
 @pytest.mark.parametrize("name", ["skresnet18", "skresnet34"])
 def test_sknet_equals_timm(name):
     """SK-Net (not in torchvision): timm's skresnet18/34, parameters and outputs equal."""
