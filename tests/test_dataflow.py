@@ -96,7 +96,7 @@ def test_a_name_given_again_in_a_repeat_names_the_newest_tensor():
     ("conv w k3; bn -> h; from hh", "unknown tensor 'hh'"),
     ("split 2 -> a b; add a 3", "add takes names of tensors"),
     ("split [4, 4] -> a b; concat a b", "must be positive and add up to the 16 channels"),
-    ("conv w k3 -> a b; add a", "only `split` makes several tensors"),
+    ("conv w k3 -> a b; add a", "conv makes one tensor, not 2"),
 ])
 def test_mistakes_in_a_dataflow_body_are_located_errors(body, message):
     with pytest.raises(resdsl.SpecError, match=message.replace("[", r"\[").replace("`", ".")) as e:
