@@ -97,9 +97,10 @@ def lower(ctx: Context, body: ast.seq, env: dict, shape: ops.Shape, prefix: str,
             if len(outputs) > 1:
                 raise many_names(st.keyword, len(outputs), st.span)
             items, out = statement(st, env, f.shapes[f.current], f.prefix, f.count)
-            for k, item in enumerate(items):
+            for k, item in enumerate(items):      # several: an `aggregate`'s layers, one after another
                 last = k == len(items) - 1
-                f.add(item, (f.current,), out if last else None, outputs[0] if last and outputs else None)
+                shape = out if last else ops.infer(item.kind, item.attrs, [f.shapes[f.current]])
+                f.add(item, (f.current,), shape, outputs[0] if last and outputs else None)
     if not f.steps:
         raise SpecError("a dataflow body needs at least one layer", body.span)
     out = f.real(f.current)
