@@ -106,7 +106,8 @@ def compile_cmd(spec, network, sets, allow_imports, output, batch_size, checkpoi
     how = {".pt2": f"torch.export.load('{output}').module()", ".onnx": f"onnxruntime.InferenceSession('{output}')",
            ".safetensors": f"safetensors.torch.load_file('{output}')",
            ".py": f"build() from '{output}' (plain PyTorch source)"}[Path(output).suffix]
-    trained = f", trained weights of {checkpoint} (input: raw pixels 0..255)" if checkpoint else ""
+    raw = "raw sequence values" if len(model.input_shape) == 2 else "raw pixels 0..255"
+    trained = f", trained weights of {checkpoint} (input: {raw})" if checkpoint else ""
     click.echo(f"wrote {output}: {model.spec_name}, {n:,} parameters, input {tuple(model.input_shape)}{trained}; "
                f"load with {how}")
 

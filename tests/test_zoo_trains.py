@@ -15,8 +15,12 @@ ENTRIES = zoo(SPECS)
 def small_input(model) -> tuple[int, ...]:
     """A quarter of the declared pixels when the net takes it (global pooling heads), else the
     declared input; ImageNet-sized nets at 64x64 (75x75 for Inception's valid convolutions)."""
-    c, h, w = model.input_shape
-    tries = [(c, h // 2, w // 2)] if h <= 64 else [(c, 64, 64), (c, 75, 75)]
+    if len(model.input_shape) == 2:        # a C×L sequence: a quarter of its length
+        c, n = model.input_shape
+        tries = [(c, n // 4)]
+    else:
+        c, h, w = model.input_shape
+        tries = [(c, h // 2, w // 2)] if h <= 64 else [(c, 64, 64), (c, 75, 75)]
     model.eval()
     for shape in tries:
         try:
@@ -25,7 +29,7 @@ def small_input(model) -> tuple[int, ...]:
             return shape
         except RuntimeError:
             continue
-    return (c, h, w)
+    return tuple(model.input_shape)
 
 
 @pytest.mark.slow

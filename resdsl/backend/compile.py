@@ -154,7 +154,7 @@ def network(g: nx.DiGraph) -> Network:
 def init_weights(model: nn.Module) -> None:
     """torchvision's ResNet initialisation: He-normal (fan_out) convs, BN γ=1 β=0, default Linear."""
     for m in model.modules():
-        if isinstance(m, nn.Conv2d):
+        if isinstance(m, (nn.Conv1d, nn.Conv2d)):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)

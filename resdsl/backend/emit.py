@@ -21,30 +21,33 @@ from . import modules as M
 # resdsl's own layers, copied into the generated file by their source when used
 HELPERS = (M.FlattenLinear, M.ZeroPadShortcut, M.SqueezeExcite, M.CReLU, M.Branches, M.Stage, L.LayerNorm2d,
            L.LayerScale, L.ChannelShuffle, L.ChannelSlice, L.GroupSoftmax, L.ZeroPadChannels, L.Multiply,
-           L.SqueezeExcitation)
+           L.SqueezeExcitation, L.CausalConv1d)
 
 
 def _pair(v):
-    """A conv/pool size: `3` for (3, 3), else the tuple."""
-    if isinstance(v, tuple) and len(v) == 2 and v[0] == v[1]:
+    """A conv/pool size: `3` for (3, 3) or (3,), else the tuple."""
+    if isinstance(v, tuple) and len(v) in (1, 2) and v[0] == v[-1]:
         return v[0]
     return v
 
 
-def _conv(m: nn.Conv2d) -> str:
+def _conv(m: nn.Conv2d | nn.Conv1d) -> str:
+    if isinstance(m, L.CausalConv1d):
+        return (f"CausalConv1d({m.in_channels}, {m.out_channels}, {m.kernel_size[0]}, {m.stride[0]}, "
+                f"{m.dilation[0]}, {m.groups}, {m.bias is not None})")
     args = [str(m.in_channels), str(m.out_channels), f"kernel_size={_pair(m.kernel_size)}"]
     args += [f"{k}={_pair(getattr(m, k))}" for k, d in (("stride", 1), ("padding", 0), ("dilation", 1))
              if _pair(getattr(m, k)) != d]
     args += [f"groups={m.groups}"] * (m.groups != 1) + [f"bias={m.bias is not None}"]
     args += [f"padding_mode={m.padding_mode!r}"] * (m.padding_mode != "zeros")
-    return f"nn.Conv2d({', '.join(args)})"
+    return f"nn.{type(m).__name__}({', '.join(args)})"
 
 
 def _bn(m: nn.BatchNorm2d) -> str:
     args = [str(m.num_features), f"eps={m.eps!r}", f"momentum={m.momentum!r}"]
     args += [f"affine={m.affine}"] * (not m.affine) + [f"track_running_stats={m.track_running_stats}"] * (
         not m.track_running_stats)
-    return f"nn.BatchNorm2d({', '.join(args)})"
+    return f"nn.{type(m).__name__}({', '.join(args)})"
 
 
 def _linear(m: nn.Linear) -> str:
@@ -53,12 +56,12 @@ def _linear(m: nn.Linear) -> str:
 
 
 def _maxpool(m: nn.MaxPool2d) -> str:
-    return (f"nn.MaxPool2d({m.kernel_size!r}, stride={m.stride!r}, padding={m.padding!r}, "
+    return (f"nn.{type(m).__name__}({m.kernel_size!r}, stride={m.stride!r}, padding={m.padding!r}, "
             f"dilation={m.dilation!r}, ceil_mode={m.ceil_mode})")
 
 
 def _avgpool(m: nn.AvgPool2d) -> str:
-    return (f"nn.AvgPool2d({m.kernel_size!r}, stride={m.stride!r}, padding={m.padding!r}, ceil_mode={m.ceil_mode}, "
+    return (f"nn.{type(m).__name__}({m.kernel_size!r}, stride={m.stride!r}, padding={m.padding!r}, ceil_mode={m.ceil_mode}, "
             f"count_include_pad={m.count_include_pad}, divisor_override={m.divisor_override!r})")
 
 
@@ -74,7 +77,7 @@ def _layer_norm(m: L.LayerNorm2d) -> str:
 
 def _layer_scale(m: L.LayerScale) -> str:
     g = m.layer_scale
-    return f"LayerScale({g.shape[0]}, {float(g.detach().flatten()[0])!r}, spatial={g.dim() == 3})"
+    return f"LayerScale({g.shape[0]}, {float(g.detach().flatten()[0])!r}, spatial={g.dim() - 1})"
 
 
 def _se(m: L.SqueezeExcitation) -> str:
@@ -111,6 +114,13 @@ LAYERS = {
     nn.MaxPool2d: _maxpool,
     nn.AvgPool2d: _avgpool,
     nn.AdaptiveAvgPool2d: lambda m: f"nn.AdaptiveAvgPool2d({m.output_size!r})",
+    nn.Conv1d: _conv,                  # sequences (C×L)
+    L.CausalConv1d: _conv,
+    nn.BatchNorm1d: _bn,
+    nn.MaxPool1d: _maxpool,
+    nn.AvgPool1d: lambda m: (f"nn.AvgPool1d({m.kernel_size!r}, stride={m.stride!r}, padding={m.padding!r}, "
+                             f"ceil_mode={m.ceil_mode}, count_include_pad={m.count_include_pad})"),
+    nn.AdaptiveAvgPool1d: lambda m: f"nn.AdaptiveAvgPool1d({m.output_size!r})",
     nn.Dropout: lambda m: f"nn.Dropout(p={m.p!r}, inplace={m.inplace})",
     M.ZeroPadShortcut: lambda m: f"ZeroPadShortcut({m.stride}, {m.extra_channels})",
     M.SqueezeExcite: lambda m: f"SqueezeExcite({m.fc1.in_channels}, {m.fc1.out_channels}, "

@@ -21,9 +21,9 @@ class ZeroPadShortcut(nn.Module):
         self.stride, self.extra_channels = stride, extra_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.stride > 1:
-            x = x[:, :, ::self.stride, ::self.stride]
-        return F.pad(x, (0, 0, 0, 0, 0, self.extra_channels))
+        if self.stride > 1:                  # every spatial axis (H, W or L)
+            x = x[(slice(None), slice(None)) + (slice(None, None, self.stride),) * (x.dim() - 2)]
+        return F.pad(x, (0, 0) * (x.dim() - 2) + (0, self.extra_channels))
 
     def extra_repr(self) -> str:
         return f"stride={self.stride}, extra_channels={self.extra_channels}"

@@ -118,8 +118,8 @@ def check_type(what: str, attr: ops.Attr, v: Any, span: Span) -> Any:
     if want is object:
         return v
     if want == ops.SIZE:
-        if isinstance(v, (list, tuple)) and len(v) == 2 and all(is_int(x) for x in v):
-            return v[0] if v[0] == v[1] else tuple(v)
+        if isinstance(v, (list, tuple)) and len(v) in (1, 2) and all(is_int(x) for x in v):
+            return v[0] if len(v) == 2 and v[0] == v[1] else tuple(v)      # [k]: one size, for a C×L input
         want = int
     ok = (is_int(v) if want is int else is_num(v) if want in (float, ops.NUM) else
           isinstance(v, bool) if want is bool else isinstance(v, want))

@@ -167,8 +167,9 @@ def network_args(ctx: Context, net: ast.network, overrides: Mapping[str, Any]) -
 
 def input_shape(ctx: Context, st: ast.input_stmt, env) -> ops.Shape:
     dims = st.shape if st.shape is not None else ctx.eval(st.value, env)
-    if not isinstance(dims, (list, tuple)) or len(dims) not in (1, 3) or not all(is_int(d) for d in dims):
-        raise SpecError(f"input must be C×H×W integers, got {show(dims)}", st.span)
+    if not isinstance(dims, (list, tuple)) or len(dims) not in (1, 2, 3) or not all(is_int(d) for d in dims):
+        raise SpecError(f"input must be C×H×W, C×L or C integers, got {show(dims)}", st.span).with_note(
+            "e.g. 'input 3x224x224' (an image), 'input 40x16000' (a sequence: channels × length)")
     if any(d <= 0 for d in dims):
         raise SpecError(f"input sizes must be positive, got {ops.fmt(tuple(dims))}", st.span)
     limits.INPUT_ELEMENTS.check(math.prod(dims), st.span, ops.fmt(tuple(dims)))

@@ -3,7 +3,7 @@ dataflow bodies (`add a b`, `concat a b`, `mul a g`), and the zero-padding short
 no module: ResidualBlock, Branches and Dataflow (backend/modules.py) run them."""
 from __future__ import annotations
 
-from .base import NUM, Attr, Op, OpError, Shape, fmt, spatial, strided
+from .base import NUM, Attr, Op, OpError, Shape, fmt, strided, windowed
 
 
 def add_shape(a: dict, ins: list[Shape]) -> Shape:
@@ -29,11 +29,11 @@ def mul_shape(a: dict, ins: list[Shape]) -> Shape:
 
 
 def zeropad_shape(a: dict, ins: list[Shape]) -> Shape:
-    c, h, w = spatial(ins[0], "zeropad")
+    windowed(ins[0], "zeropad")
+    c, *dims = ins[0]
     if a["out"] < c:
         raise OpError(f"zero-padding shortcut cannot reduce channels from {c} to {a['out']}")
-    s = a["stride"]
-    return (a["out"], -(-h // s), -(-w // s))
+    return (a["out"], *(-(-x // a["stride"]) for x in dims))
 
 
 def zeropad_build(a: dict, ins: list[Shape], inplace: bool):
