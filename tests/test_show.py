@@ -9,7 +9,7 @@ from resdsl.show import show_net
 
 # Every zoo spec is written back; a stage whose first block has other layers than the rest
 # (ShuffleNetV2, Res2Net, PyramidNet) is written with `if i == 0 { ... } else { ... }`.
-LIMITS = {"dilated_mixed": "a block used as a layer inside a named-tensor body cannot be written back yet"}
+LIMITS: dict[str, str] = {}
 ZOO = [pytest.param(p, marks=pytest.mark.xfail(reason=LIMITS[p.stem], strict=True, raises=SpecError))
        if p.stem in LIMITS else p for p in sorted(SPECS.glob("*.res"))]
 
