@@ -301,3 +301,15 @@ def test_a_gate_broadcasts_over_the_map_only_with_its_channels():
     for bad in ([(4, 1, 1), (8, 5, 5)], [(8, 5, 1), (8, 5, 5)], [(8,), (8, 5, 5)]):
         with pytest.raises(ops.OpError, match="cannot multiply"):
             ops.infer("mul", {}, bad)
+
+
+@pytest.mark.parametrize("name", ["skresnet18", "res2net50_26w_4s"])
+def test_gradients_equal_timm(name):
+    """Backward through a dataflow body (in-place ReLUs only on tensors nobody else reads): every
+    transferred parameter gets timm's gradient; outputs equal bit for bit."""
+    from conftest import assert_equal_after_transfer
+
+    torch.manual_seed(0)
+    ref = randomise_bn(timm.create_model(name))
+    ours = resdsl.compile(name)
+    assert_equal_after_transfer(ref, ours, torch.randn(2, 3, 64, 64))
