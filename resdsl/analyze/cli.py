@@ -69,7 +69,7 @@ def paths(spec, network, sets, checkpoint, gradients, lengths, draws, limit, dat
     if model is not None:
         from .gradients import gradient_by_length
 
-        ks = _ints(lengths, "--lengths") if lengths else list(range(pc.blocks + 1))
+        ks = _ints(lengths, "--lengths") if lengths else None
         doc["gradient"] = gradient_by_length(model, g, x, y, ks, draws).as_dict()
         doc["gradient"]["source"] = checkpoint or "initialisation"
     from .plots import paths_figure
@@ -106,16 +106,20 @@ def _paths_inputs(spec, network, sets, checkpoint, gradients, limit, data):
 
 def _paths_table(doc: dict) -> None:
     grad = doc.get("gradient", {})
+    routes = grad.get("routes", {})
+    # a route takes a branch whole: where branches have parallel layers inside, it holds several paths
+    by_route = any(routes.get(k, c) != c for k, c in doc["counts"].items())
     rows = []
     for k, c in doc["counts"].items():
-        row = [k, f"{c:,}", f"{c / doc['total_paths']:.3g}"]
+        row = [k, f"{c:,}", f"{c / doc['total_paths']:.3g}"] + ([f"{routes[k]:,}" if k in routes else ""] if by_route else [])
         if grad:
             pp = grad["per_path_gradient"].get(k)
             row += ["" if pp is None else f"{pp:.3g}", "" if pp is None else f"{grad['total_gradient'][k]:.3g}"]
         rows.append(row)
-    cols = ["length", "paths", "fraction"] + (["grad/path", "total grad"] if grad else [])
+    cols = ["length", "paths", "fraction"] + (["routes"] if by_route else []) + \
+        ([f"grad/{'route' if by_route else 'path'}", "total grad"] if grad else [])
     print_table(f"{doc['network']}: {doc['blocks']} blocks, {doc['total_paths']:,} paths, mean length "
-           f"{doc['mean_length']:.2f}", cols, rows)
+                f"{doc['mean_length']:.2f}", cols, rows)
 
 
 @analyze.command()
