@@ -166,9 +166,10 @@ def test_resnest_outputs_equal_timm(name):
         assert relative(ref(x), ours(x)) < 1e-5
 
 
-@pytest.mark.parametrize("name", ["skresnet18", "skresnet34"])
+@pytest.mark.parametrize("name", ["skresnet18", "skresnet34", "skresnext50_32x4d"])
 def test_sknet_equals_timm(name):
-    """SK-Net (not in torchvision): timm's skresnet18/34, parameters and outputs equal."""
+    """SK-Net (not in torchvision): timm's skresnet18/34 and SKNet-50 (skresnext50_32x4d, grouped
+    paths on the same input), parameters and outputs equal."""
     torch.manual_seed(0)
     ref = randomise_bn(timm.create_model(name))
     ours = resdsl.compile(name).eval()
