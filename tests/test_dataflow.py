@@ -133,7 +133,9 @@ def test_res2net_hierarchy_matches_the_paper_formula():
     model = randomise_bn(resdsl.compile("res2net50_26w_4s"))
     flow = model.stages[0].blocks[1].residual.flow
     x = torch.randn(1, 256, 8, 8)
-    k = lambda i, t: getattr(flow, f"relu{i + 1}")(getattr(flow, f"bn{i + 1}")(getattr(flow, f"conv{i + 1}")(t)))  # noqa: E731
+    def k(i, t):
+        return getattr(flow, f"relu{i + 1}")(getattr(flow, f"bn{i + 1}")(getattr(flow, f"conv{i + 1}")(t)))
+
     with torch.no_grad():
         x1, x2, x3, x4 = k(0, x).split(26, 1)
         y1 = k(1, x1)

@@ -16,7 +16,7 @@ from typing import Callable
 
 from ..errors import SpecError, unknown
 from ..ir import ops
-from ..ir.net import Dataflow, Layer, Step
+from ..ir.net import Dataflow, Step
 from . import ast
 from .context import Context, layer
 from .values import is_int, show
