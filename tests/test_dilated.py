@@ -287,3 +287,16 @@ def test_sequence_data_is_checked_before_loading(tmp_path, monkeypatch):
     monkeypatch.setenv("RESDSL_LIMIT_MEMORY", "10000")
     with pytest.raises(TrainError, match="over the memory budget"):
         load_data(f"seq:{tmp_path / 'ok.npz'}")
+
+
+def test_exports_with_torch_export(tmp_path):
+    """`resdsl compile -o X.pt2` of the causal network: the loaded program computes the same outputs."""
+    import resdsl.exporters as ex
+
+    torch.manual_seed(0)
+    model = resdsl.compile(SPEC, **SMALL).eval()
+    ex.export(model, tmp_path / "dm.pt2")
+    loaded = torch.export.load(str(tmp_path / "dm.pt2")).module()
+    x = torch.randn(3, 3, 40)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x))
