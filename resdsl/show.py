@@ -128,12 +128,20 @@ def _flow(d: Dataflow, params=None) -> list[list[str]]:
         for t in st.inputs:
             reads[t] = reads.get(t, 0) + 1
     names = {"x": "x"}
+    made = {st.output: k for k, st in enumerate(d.steps)}
+    last_read = {t: k for k, st in enumerate(d.steps) for t in st.inputs} | {d.output: len(d.steps)}
+    bases = {t.split("%")[0] for t in made}
 
     def name(t: str) -> str:
+        """The spec's name (`a` for `a%3`, a name given again) where no other tensor of that name
+        is made while t is still read, else a fresh `tN`."""
         if t not in names:
+            b = t.split("%")[0]
+            clash = (b == "x" and t != "x") or any(
+                o != t and o.split("%")[0] == b and made[t] < made[o] < last_read.get(t, -1) for o in made)
             fresh = (f"t{k}" for k in range(1, 10 ** 6))
-            names[t] = t if re.fullmatch(r"[A-Za-z_]\w*", t) and t not in names.values() else next(
-                n for n in fresh if n not in names.values() and n not in reads)
+            names[t] = b if re.fullmatch(r"[A-Za-z_]\w*", b) and not clash else next(
+                n for n in fresh if n not in names.values() and n not in bases)
         return names[t]
 
     def is_merge(it) -> bool:

@@ -119,7 +119,8 @@ class Fuser:
 
     # -- dataflow bodies: conv+bn where the BN alone reads the conv's output ----------------------
     def flow(self, d: Dataflow, name: str) -> nn.Module:
-        mods = {k: v if isinstance(v, nn.BatchNorm2d) else self.module(v, _join(name, k)) for k, v in d.named_children()}
+        mods = {k: v if isinstance(v, nn.BatchNorm2d) else self.module(v, _join(name, k))
+                for k, v in d.named_children()}
         reads: dict[str, int] = {}
         for _, _, inputs, _ in d.wiring:
             for t in inputs:
