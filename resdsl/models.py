@@ -69,6 +69,12 @@ def load_run(path: str | Path, spec: str | Path | None = None, network: str | No
     prog = load_program(spec, allow_imports) if spec is not None else run_program(run, ck)
     if prog is None:
         raise TrainError(f"{path} holds no spec; name one: resdsl eval SPEC --checkpoint {path}")
-    model, _ = load_model(prog, network or cfg.get("network"), cfg.get("params", {}) if args is None else args)
+    grow = ck.get("grow")
+    if isinstance(grow, dict) and args is None:     # a --grow run: the net of its level (train/grow.py)
+        from .train.grow import grown_model
+
+        model = grown_model(prog, network or cfg.get("network"), cfg.get("params", {}), grow)
+    else:
+        model, _ = load_model(prog, network or cfg.get("network"), cfg.get("params", {}) if args is None else args)
     load_weights(model, ck["model"], str(ck_path))
     return model, ck

@@ -96,7 +96,7 @@ def test_a_name_given_again_in_a_repeat_names_the_newest_tensor():
     ("conv w k3; bn -> h; from hh", "unknown tensor 'hh'"),
     ("split 2 -> a b; add a 3", "add takes names of tensors"),
     ("split [4, 4] -> a b; concat a b", "must be positive and add up to the 16 channels"),
-    ("conv w k3 -> a b; add a", "only `split` makes several tensors"),
+    ("conv w k3 -> a b; add a", "conv makes one tensor, not 2"),
 ])
 def test_mistakes_in_a_dataflow_body_are_located_errors(body, message):
     with pytest.raises(resdsl.SpecError, match=message.replace("[", r"\[").replace("`", ".")) as e:
@@ -104,30 +104,38 @@ def test_mistakes_in_a_dataflow_body_are_located_errors(body, message):
     assert e.value.span is not None and e.value.span.line == 2
 
 
-def test_res2net_equals_timm():
-    """Res2Net-50 26w×4s (not in torchvision): split, add and concat of named tensors; timm's
-    res2net50_26w_4s has the same parameters and, after transfer, the same outputs."""
+RES2NET = {"res2net50_26w_4s": 25_699_120, "res2net101_26w_4s": 45_206_688, "res2net50_26w_6s": 37_051_448,
+           "res2net50_26w_8s": 48_403_776, "res2net50_48w_2s": 25_287_304, "res2net50_14w_8s": 25_059_816,
+           "res2next50": 24_671_464}
+
+
+@pytest.mark.parametrize("name", RES2NET)
+def test_res2net_parameters_equal_timm(name):
+    ref = timm.create_model(name)
+    assert totals(resdsl.graph(name))[0] == sum(p.numel() for p in ref.parameters()) == RES2NET[name]
+
+
+@pytest.mark.parametrize("name", ["res2net50_26w_4s", "res2next50"])
+def test_res2net_outputs_equal_timm(name):
+    """Res2Net (not in torchvision), its scale a loop over named tensors: after transfer from timm's
+    model (BN randomised), the same outputs."""
     torch.manual_seed(0)
-    ref = randomise_bn(timm.create_model("res2net50_26w_4s"))
-    ours = resdsl.compile("res2net50_26w_4s").eval()
-    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in ref.parameters()) == 25_699_120
+    ref = randomise_bn(timm.create_model(name))
+    ours = resdsl.compile(name).eval()
     resdsl.transfer_weights(ref, ours)
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         assert relative(ref(x), ours(x)) < 1e-5
 
 
-def test_res2net101_parameters_equal_timm():
-    ref = timm.create_model("res2net101_26w_4s")
-    assert totals(resdsl.graph("res2net101_26w_4s"))[0] == sum(p.numel() for p in ref.parameters()) == 45_206_688
-
-
 def test_res2net_hierarchy_matches_the_paper_formula():
     """One non-first unit: y1 = K1(x1), y2 = K2(x2 + y1), y3 = K3(x3 + y2), y4 = x4 (Gao et al. §3.1)."""
-    model = resdsl.compile("res2net50_26w_4s").eval()
+    model = randomise_bn(resdsl.compile("res2net50_26w_4s"))
     flow = model.stages[0].blocks[1].residual.flow
     x = torch.randn(1, 256, 8, 8)
-    k = lambda i, t: getattr(flow, f"relu{i + 1}")(getattr(flow, f"bn{i + 1}")(getattr(flow, f"conv{i + 1}")(t)))  # noqa: E731
+    def k(i, t):
+        return getattr(flow, f"relu{i + 1}")(getattr(flow, f"bn{i + 1}")(getattr(flow, f"conv{i + 1}")(t)))
+
     with torch.no_grad():
         x1, x2, x3, x4 = k(0, x).split(26, 1)
         y1 = k(1, x1)
@@ -137,9 +145,33 @@ def test_res2net_hierarchy_matches_the_paper_formula():
         torch.testing.assert_close(flow(x), expected, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("name", ["skresnet18", "skresnet34"])
+RESNEST = {"resnest14d": 10_611_688, "resnest26d": 17_069_448, "resnest50d": 27_483_240,
+           "resnest101e": 48_275_016}
+
+
+@pytest.mark.parametrize("name", RESNEST)
+def test_resnest_parameters_equal_timm(name):
+    ref = timm.create_model(name)
+    assert totals(resdsl.graph(name))[0] == sum(p.numel() for p in ref.parameters()) == RESNEST[name]
+
+
+@pytest.mark.parametrize("name", ["resnest14d", "resnest50d"])
+def test_resnest_outputs_equal_timm(name):
+    """ResNeSt (not in torchvision): split attention = split, sum, squeeze, softmax across the
+    radix, mul, sum — timm's model after transfer (BN randomised) gives the same outputs."""
+    torch.manual_seed(0)
+    ref = randomise_bn(timm.create_model(name))
+    ours = resdsl.compile(name).eval()
+    resdsl.transfer_weights(ref, ours)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert relative(ref(x), ours(x)) < 1e-5
+
+
+@pytest.mark.parametrize("name", ["skresnet18", "skresnet34", "skresnext50_32x4d"])
 def test_sknet_equals_timm(name):
-    """SK-Net (not in torchvision): timm's skresnet18/34, parameters and outputs equal."""
+    """SK-Net (not in torchvision): timm's skresnet18/34 and SKNet-50 (skresnext50_32x4d, grouped
+    paths on the same input), parameters and outputs equal."""
     torch.manual_seed(0)
     ref = randomise_bn(timm.create_model(name))
     ours = resdsl.compile(name).eval()
@@ -198,3 +230,90 @@ def test_weights_of_a_dataflow_body_are_shared():
     other = "stages.0.blocks.1.residual.flow.conv1"
     assert g.nodes[other]["shared_from"] == f"{FLOW}.conv1"
     assert model.get_submodule(other) is model.get_submodule(f"{FLOW}.conv1")
+
+
+REBOUND = spec("block unit(w) { residual { -> acc; repeat 2 { conv w k3; bn -> h; add acc h -> acc }; "
+               "split 2 -> a b; from b; relu; concat a } }")
+
+
+def test_emitted_source_of_a_dataflow_body_is_bit_equal():
+    """`compile -o model.py`: a dataflow body is a class with one line per step (names rebound in a
+    loop become new variables); the standalone module gives the same outputs bit for bit."""
+    net = resdsl.load_spec(REBOUND)
+    model = randomise_bn(resdsl.compile(REBOUND))
+    src = resdsl.emit_source(model, net)
+    assert "acc_5 = acc_2 + h_4" in src and "torch.cat([t_6, a], 1)" in src     # `concat a`: current first
+    scope: dict = {}
+    exec(compile(src, "<emitted>", "exec"), scope)
+    other = scope["build"]().eval()
+    other.load_state_dict(model.state_dict())
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(other(x), model(x))
+
+
+def test_show_writes_a_dataflow_body_back():
+    from resdsl import api
+    from resdsl.show import show_net
+
+    net = api.load_spec(REBOUND)
+    text = show_net(net, "rebound")
+    assert "add acc h -> acc" in text                    # a name given again is written again
+    assert "relu -> t1" in text and "concat t1 a" in text  # an unnamed tensor read by name gets one
+    g, g2 = api.graph_of(net), api.graph_of(api.load_spec(text))
+    key = lambda g: sorted((n, d["kind"], d["out_shape"]) for n, d in g.nodes(data=True))  # noqa: E731
+    assert key(g2) == key(g)
+
+
+def test_render_names_tensors_and_draws_the_split():
+    from resdsl.render import render
+
+    g = resdsl.graph("skresnet18")
+    dot = render(g, "layer", focus="stages.1.blocks.1").source
+    for text in ("channels 0:64", "→ x1", "→ sa", "softmax across 2", "×"):
+        assert text in dot, text
+
+
+def test_fuse_folds_bn_into_convs_inside_a_dataflow_body():
+    """resdsl.fuse: a BN that alone reads a conv's output is folded into it, outputs unchanged."""
+    model = randomise_bn(resdsl.compile("skresnet18"))
+    fused, report = resdsl.fuse(model, report=True)
+    assert f"{FLOW.replace('stages.0', 'stages.1')}.conv1" in [n for n, _ in report.folded]
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for n, m in fused.named_modules() if ".flow." in n)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert relative(model(x), fused(x)) < 1e-5
+
+
+def test_receptive_field_through_an_attention_body_is_global_and_strides_still_count():
+    """SK's softmax weights see the whole map, so every unit's output does; the jump still doubles
+    at each strided stage (4, 8, 16, 32 input pixels)."""
+    from resdsl.cost.receptive import receptive_fields
+
+    g = resdsl.graph("skresnet18")
+    rf = receptive_fields(g)
+    last = [g.graph["stages"][i]["blocks"][-1] + ".post.relu1" for i in range(4)]
+    assert [rf[n].stride for n in last] == [4, 8, 16, 32]
+    assert all(rf[n].rf is None for n in last)
+
+
+def test_a_gate_broadcasts_over_the_map_only_with_its_channels():
+    from resdsl.ir import ops
+
+    assert ops.infer("mul", {}, [(8, 1, 1), (8, 5, 5)]) == (8, 5, 5)
+    assert ops.infer("mul", {}, [(8, 32), (8, 1)]) == (8, 32)          # C×L sequences (1-D nets)
+    for bad in ([(4, 1, 1), (8, 5, 5)], [(8, 5, 1), (8, 5, 5)], [(8,), (8, 5, 5)]):
+        with pytest.raises(ops.OpError, match="cannot multiply"):
+            ops.infer("mul", {}, bad)
+
+
+@pytest.mark.parametrize("name", ["skresnet18", "res2net50_26w_4s"])
+def test_gradients_equal_timm(name):
+    """Backward through a dataflow body (in-place ReLUs only on tensors nobody else reads): every
+    transferred parameter gets timm's gradient; outputs equal bit for bit."""
+    from conftest import assert_equal_after_transfer
+
+    torch.manual_seed(0)
+    ref = randomise_bn(timm.create_model(name))
+    ours = resdsl.compile(name)
+    assert_equal_after_transfer(ref, ours, torch.randn(2, 3, 64, 64))

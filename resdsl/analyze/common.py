@@ -43,7 +43,8 @@ def graph_of_run(ck: dict):
     from ..api import parse_sets
 
     cfg = ck.get("config", {})
-    sets = parse_sets(tuple(f"{k}={v}" for k, v in cfg.get("params", {}).items()))
+    params = {**cfg.get("params", {}), **(ck["grow"].get("args", {}) if isinstance(ck.get("grow"), dict) else {})}
+    sets = parse_sets(tuple(f"{k}={v}" for k, v in params.items()))   # a --grow run: its level's depth
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / f"{ck.get('spec_name', 'model')}.res"
         p.write_text(ck["spec_text"])

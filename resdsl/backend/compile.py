@@ -101,7 +101,7 @@ def block(ctx: Context, path: str) -> ResidualBlock:
         pre=parts["pre"], residuals=[m for _, m in residuals], shortcut=parts["shortcut"],
         shortcut_kind=info["shortcut"], shortcut_from_pre=info["source"] == "pre", scale=info["scale"],
         post=parts["post"], add_inplace=fresh(ctx, residuals[0][0]) or info["scale"] != 1.0 or len(residuals) > 1,
-        combine=info["combine"], gate=parts["gate"], drop_prob=info["drop_prob"], drop_mode=info["drop_mode"])
+        merge=info["merge"], gate=parts["gate"], drop_prob=info["drop_prob"], drop_mode=info["drop_mode"])
 
 
 def fresh(ctx: Context, path: str) -> bool:
@@ -154,7 +154,7 @@ def network(g: nx.DiGraph) -> Network:
 def init_weights(model: nn.Module) -> None:
     """torchvision's ResNet initialisation: He-normal (fan_out) convs, BN γ=1 β=0, default Linear."""
     for m in model.modules():
-        if isinstance(m, nn.Conv2d):
+        if isinstance(m, (nn.Conv1d, nn.Conv2d)):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
@@ -164,9 +164,9 @@ def init_weights(model: nn.Module) -> None:
 
 
 def gate_biases(model: nn.Module, g: nx.DiGraph) -> None:
-    """Highway gate biases come from the spec (`combine gate bias -2`), set after init_weights."""
+    """Highway gate biases come from the spec (`merge gate bias -2`), set after init_weights."""
     for name, info in g.graph["blocks"].items():
-        if info["combine"] == "gate":
+        if info["merge"] == "gate":
             nn.init.constant_(model.get_submodule(f"{name}.gate")[0].bias, info["gate_bias"])
 
 

@@ -256,8 +256,8 @@ class Generator:
     def drop_path_stmt(self, n: ast.drop_path_stmt, depth: int) -> str:
         return self.args_stmt("drop_path", n.args, depth)
 
-    def combine_stmt(self, n: ast.combine_stmt, depth: int) -> str:
-        return self.args_stmt("combine", n.args, depth)
+    def merge_stmt(self, n: ast.merge_stmt, depth: int) -> str:
+        return self.args_stmt("merge", n.args, depth)
 
     def scale_stmt(self, n: ast.scale_stmt, depth: int) -> str:
         return self.args_stmt("scale", (n.value,), depth)

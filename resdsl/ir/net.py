@@ -22,7 +22,7 @@ from typing import Any, Literal, Union
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import Span
-from .kinds import COMBINES, SHORTCUTS
+from .kinds import MERGE_MODES, SHORTCUTS
 
 Shape = tuple[int, ...]
 
@@ -48,7 +48,7 @@ class Parallel(IR):
 
 
 ShortcutKind = Literal[tuple(SHORTCUTS)]        # ir/kinds.py
-CombineMode = Literal[tuple(COMBINES)]
+MergeMode = Literal[tuple(MERGE_MODES)]
 
 
 class Shortcut(IR):
@@ -68,7 +68,7 @@ class Block(IR):
     residuals: tuple[tuple["Item", ...], ...]
     shortcut: Shortcut
     scale: float = 1.0
-    combine: CombineMode = "add"
+    merge: MergeMode = "add"
     gate: tuple["Item", ...] = ()    # T(x) layers of a highway block (conv, sigmoid)
     gate_bias: float = 0.0
     drop_prob: float = 0.0           # stochastic depth: probability that the residual is dropped

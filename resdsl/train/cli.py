@@ -58,7 +58,7 @@ def user_errors(fn):
 def recipe_options(fn):
     """Every TrainConfig field as an option; None means "not given" (the default, or the resumed run's)."""
     opts = [
-        click.option("--data", help="digits (default) | cifar10:PATH | cifar100:PATH | mnist:PATH | npz:PATH[,PATH] | folder:PATH"),
+        click.option("--data", help="digits (default) | cifar10:PATH | cifar100:PATH | mnist:PATH | npz:PATH[,PATH] | seq:PATH (an npz of N×C×L sequences) | folder:PATH"),
         click.option("--epochs", type=int, help="Epochs to train [30]."),
         click.option("-b", "--batch-size", type=int, help="Batch size per process [128]."),
         click.option("--opt", type=click.Choice(CHOICES["opt"]), help="Optimiser [sgd]."),
@@ -73,6 +73,9 @@ def recipe_options(fn):
         click.option("--min-lr", type=float, help="Cosine floor [0]."),
         click.option("--decay-milestones", help="Step schedule epochs, e.g. 91,136 [50%,75% of --epochs]."),
         click.option("--decay-rate", type=float, help="Step schedule factor [0.1]."),
+        click.option("--grow", help="Multi-level training (Chang et al. 2018): double the depth after these epochs, "
+                                    "e.g. 10,20 [off]."),
+        click.option("--grow-param", help="The network parameter --grow doubles [n]."),
         click.option("--smoothing", type=float, help="Label smoothing [0]."),
         click.option("--clip-grad", type=float, help="Clip gradients at this norm (or value) [off]."),
         click.option("--clip-mode", type=click.Choice(["norm", "value"]), help="Gradient clipping mode [norm]."),

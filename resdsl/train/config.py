@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, ValidationInfo
 
 from .errors import TrainError
 
@@ -47,6 +47,17 @@ class TrainConfig(BaseModel):
     experiment: Optional[str] = Field(None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.+=@,-]+$")
     network: Optional[str] = None
     params: dict[str, str] = Field(default_factory=dict)  # --set NAME=VALUE, as written
+    grow: tuple[int, ...] = ()         # multi-level training: double the depth after these epochs (train/grow.py)
+    grow_param: str = Field("n", min_length=1, max_length=100, pattern=r"^[A-Za-z_][A-Za-z_0-9]*$")
+
+    @field_validator("grow")
+    @classmethod
+    def _grow_epochs(cls, v: tuple[int, ...], info: ValidationInfo) -> tuple[int, ...]:
+        from resdsl.train.grow import check_schedule
+
+        if "epochs" in info.data:
+            check_schedule(v, info.data["epochs"])
+        return v
 
     @field_validator("experiment")
     @classmethod
@@ -68,6 +79,10 @@ def recipe_from_options(options: dict) -> dict:
             given["decay_milestones"] = tuple(int(m) for m in given["decay_milestones"].split(",") if m.strip())
         except ValueError:
             raise TrainError(f"--decay-milestones expects epochs like 91,136; got {options['decay_milestones']!r}") from None
+    if "grow" in given:
+        from resdsl.train.grow import parse_grow
+
+        given["grow"] = parse_grow(given["grow"])
     if given.get("precision") == "amp":
         import torch
 

@@ -19,21 +19,24 @@ from resdsl.train.rundir import RunDir, RunLock, check_writable, new_run_dir
 
 def fit(model: nn.Module, data: ImageData, cfg: TrainConfig, *, spec_text: str = "", spec_name: str = "model",
         spec_bundle: dict | None = None, resume: str | Path | None = None, reporter: Reporter | None = None,
-        stop_after_steps: int | None = None) -> dict:
+        stop_after_steps: int | None = None, grower=None) -> dict:
     """Train `model` on `data` with recipe `cfg`; returns the summary also written to summary.json.
     `resume` is a run directory (or its last.pt); a run killed before its first checkpoint starts
-    again from epoch 1 in the same directory."""
+    again from epoch 1 in the same directory. `grower` (train/grow.py) makes the net deeper at
+    the epochs of cfg.grow."""
     owns_group = not dist.is_initialized()
     place = D.setup(cfg.device)
     rep = (reporter or Reporter()) if place.main else Reporter(quiet=True)
     lock = None
     try:
-        trainer = Trainer(model, data, cfg, place, rep)
+        trainer = Trainer(model, data, cfg, place, rep, grower)
         trainer.stop_after_steps = stop_after_steps
         run, lock, fresh = _open_run(cfg, place, resume, trainer)
         if run is not None and fresh:
             run.write_inputs(spec_text, spec_name, {**cfg.model_dump(mode="json"), "world_size": place.world},
                              spec_bundle)
+        if run is not None and grower is not None:
+            run.write_levels(trainer.levels)
         meta = {"spec_name": spec_name, "spec_text": spec_text, "spec_bundle": spec_bundle, "data": data.name,
                 "input_shape": list(data.input_shape), "num_classes": data.num_classes}
         return _train(trainer, run, meta)
@@ -108,12 +111,19 @@ def _train(tr: Trainer, run: RunDir | None, meta: dict) -> dict:
                     p.best_acc, p.best_epoch = row["test_acc"], p.epoch
                 if run is not None:
                     run.log_epoch(row)
-                    state = tr.state(meta)
-                    save_atomic(state, run.path / "last.pt")
-                    if improved:
-                        save_atomic(state, run.path / "best.pt")
+                    if improved:                  # the net that was scored, before any growing
+                        save_atomic(tr.state(meta), run.path / "best.pt")
+                grown = tr.grow() if p.epoch in cfg.grow else None
+                if run is not None:
+                    save_atomic(tr.state(meta), run.path / "last.pt")
+                    if grown is not None:
+                        run.write_levels(tr.levels)
                     run.write_summary(_summary(tr, run, meta, "running", t_start))
                 tr.rep.end_epoch(row, cfg.epochs)
+                if grown is not None:
+                    tr.rep.message(f"grew to level {grown['level']}: {tr.grower.param} = {grown[tr.grower.param]}, "
+                                   f"depth {grown['depth']}, {grown['params']:,} parameters, "
+                                   f"step scale {grown['step_scale']}")
     except DivergedError:
         _finish(tr, run, meta, "diverged", t_start, save=False)
         raise
@@ -143,5 +153,5 @@ def _summary(tr: Trainer, run: RunDir | None, meta: dict, status: str, t_start: 
         "best_test_acc": p.best_acc if p.best_acc >= 0 else None, "best_epoch": p.best_epoch or None,
         "train_s": round(p.train_s, 3), "wall_s_this_session": round(time.perf_counter() - t_start, 3),
         "params": sum(x.numel() for x in tr.net.parameters()), "device": str(tr.place.device),
-        "world_size": tr.place.world,
+        "world_size": tr.place.world, **({"levels": tr.levels} if tr.grower is not None else {}),
     }

@@ -17,6 +17,7 @@ from resdsl.train.checkpoint import load_weights, rng_states, set_rng_states, un
 from resdsl.train.config import TrainConfig
 from resdsl.train.data import ImageData, check_compatible
 from resdsl.train.errors import DivergedError, TrainError
+from resdsl.train.grow import optimizer_hyper
 from resdsl.train.pipeline import make_pipeline
 from resdsl.train.progress import Reporter
 from resdsl.train.recipe import autocast, clip_gradients, make_optimizer, make_scaler, make_scheduler
@@ -98,29 +99,67 @@ def evaluate(model: nn.Module, batches, precision: str, place: D.Place) -> tuple
 class Trainer:
     """One training run on this process's share of the data."""
 
-    def __init__(self, model: nn.Module, data: ImageData, cfg: TrainConfig, place: D.Place, reporter: Reporter):
+    def __init__(self, model: nn.Module, data: ImageData, cfg: TrainConfig, place: D.Place, reporter: Reporter,
+                 grower=None):
         self.cfg, self.place, self.rep, self.data = cfg, place, reporter, data
         shape = tuple(getattr(model, "input_shape", data.input_shape))
         check_compatible(data, shape, getattr(model, "num_classes", data.num_classes))
         self.pipe = make_pipeline(data, cfg, shape, place.device, place.rank, place.world)
+        self.install(model)
+        self.sched = make_scheduler(self.opt, cfg, self.pipe.steps)
+        self.scaler = make_scaler(cfg.precision, place.device)
+        self.pos = Position()
+        self.stop = StopFlag()
+        self.stop_after_steps: int | None = None  # tests: act as if Ctrl-C came after this global step
+        self.grower, self.level, self.levels = grower, 0, []   # multi-level training (train/grow.py)
+        if grower is not None:
+            self.levels = [grower.record(0, 0, model)]
+
+    def install(self, model: nn.Module) -> None:
+        """Place `model` on the device, wrap it (compile, DDP) and give it a fresh optimiser."""
+        cfg, place = self.cfg, self.place
         model = model.to(place.device)
-        if cfg.channels_last:
+        if cfg.channels_last and not self.data.sequences:      # channels-last is a 4-D layout
             model = model.to(memory_format=torch.channels_last)
         if cfg.sync_bn and place.world > 1:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.net = model
         self.opt = make_optimizer(model, cfg)
-        self.sched = make_scheduler(self.opt, cfg, self.pipe.steps)
-        self.scaler = make_scaler(cfg.precision, place.device)
         runnable = torch.compile(model) if cfg.compile else model
         self.eval_model = runnable
         if place.world > 1:
             ids = [place.device.index] if place.device.type == "cuda" else None
             runnable = nn.parallel.DistributedDataParallel(runnable, device_ids=ids)
         self.model = runnable
-        self.pos = Position()
-        self.stop = StopFlag()
-        self.stop_after_steps: int | None = None  # tests: act as if Ctrl-C came after this global step
+
+    # -- multi-level training -------------------------------------------------------------------
+    def set_level(self, level: int, interpolate: bool = True) -> None:
+        """Swap in the net of `level` (weights interpolated from this one when `interpolate`).
+        As in Chang et al., the deeper net is trained by a new optimiser over its own parameters
+        (momentum restarts from zero); the learning-rate schedule continues where it was."""
+        new = self.grower.model(level)
+        if interpolate:
+            self.grower.interpolate(unwrap(self.net).cpu(), new, self.level)
+        sched, hyper = self.sched.state_dict(), optimizer_hyper(self.opt)
+        self.install(new)
+        self.sched = make_scheduler(self.opt, self.cfg, self.pipe.steps)
+        self.sched.load_state_dict(sched)
+        for group, h in zip(self.opt.param_groups, hyper):
+            group.update(h)
+        self.level = level
+
+    def grow(self) -> dict:
+        """Go one level deeper after this epoch; returns the new level's record."""
+        self.set_level(self.level + 1)
+        rec = self.grower.record(self.level, self.pos.epoch, unwrap(self.net))
+        self.levels.append(rec)
+        return rec
+
+    def grow_state(self) -> dict:
+        if self.grower is None:
+            return {}
+        return {"grow": {"level": self.level, "param": self.grower.param, "levels": self.levels,
+                         "args": {self.grower.param: self.grower.base * 2 ** self.level}}}
 
     # -- state --------------------------------------------------------------------------------
     def state(self, extra: dict) -> dict:
@@ -131,10 +170,18 @@ class Trainer:
             "epoch": p.epoch, "step_in_epoch": p.step_in_epoch, "global_step": p.global_step,
             "partial": [p.loss_sum, p.correct, p.count], "best_acc": p.best_acc, "best_epoch": p.best_epoch,
             "train_s": p.train_s, "last": p.last, "config": self.cfg.model_dump(mode="json"),
-            "mean": self.pipe.mean, "std": self.pipe.std, **extra,
+            "mean": self.pipe.mean, "std": self.pipe.std, **self.grow_state(), **extra,
         }
 
     def restore(self, ck: dict) -> None:
+        grow = ck.get("grow")
+        if isinstance(grow, dict):
+            if self.grower is None:
+                raise TrainError(f"cannot resume without --grow: the checkpoint holds grow level {grow.get('level')} "
+                                 f"(a deeper net than the spec's); keep the run's --grow")
+            if grow.get("level") != self.level:
+                self.set_level(int(grow["level"]), interpolate=False)
+            self.levels = list(grow.get("levels", self.levels))
         load_weights(self.net, ck["model"], "last.pt")
         self.opt.load_state_dict(ck["optimizer"])
         self.sched.load_state_dict(ck["scheduler"])
@@ -174,7 +221,8 @@ class Trainer:
         """Train one epoch from the current position; False when stopped (Ctrl-C) part-way."""
         p, place, steps = self.pos, self.place, self.pipe.steps
         self.model.train()
-        self.rep.start_epoch(p.epoch, self.cfg.epochs, steps, p.step_in_epoch)
+        self.rep.start_epoch(p.epoch, self.cfg.epochs, steps, p.step_in_epoch,
+                             unit="samples/s" if self.data.sequences else "img/s")
         buf: list[tuple] = []
         t0, seen = time.perf_counter(), 0
         for x, y in self.pipe.train_batches(p.epoch, p.step_in_epoch):

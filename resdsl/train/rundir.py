@@ -151,6 +151,11 @@ class RunDir:
     def epochs(self) -> list[dict]:
         return [{k: float(v) for k, v in r.items()} for r in _csv_rows(self.csv)] if self.csv.exists() else []
 
+    def write_levels(self, levels: list[dict]) -> None:
+        """levels.json: one record per --grow level (level, epoch it began after, depth, parameters)."""
+        text = json.dumps(levels, indent=2) + "\n"
+        write_atomic(self.path / "levels.json", lambda tmp: Path(tmp).write_text(text))
+
     def write_summary(self, summary: dict) -> None:
         text = json.dumps(summary, indent=2, default=str) + "\n"
         write_atomic(self.path / "summary.json", lambda tmp: Path(tmp).write_text(text))

@@ -37,7 +37,15 @@ def run(spec: str | Path | None, recipe: TrainConfig | Mapping[str, Any] | None 
     else:
         raise TrainError("missing SPEC: resdsl train SPEC [options] (or --resume RUN_DIR)")
     seed_everything(cfg.seed, cfg.deterministic)
-    model, prog = load_model(prog, cfg.network, cfg.params)
+    grower = None
+    if cfg.grow:
+        from resdsl.train.grow import Grower
+
+        grower = Grower(prog, cfg.network, dict(cfg.params), cfg.grow_param)
+        grower.check(len(cfg.grow))
+        model = grower.model(0)
+    else:
+        model, prog = load_model(prog, cfg.network, cfg.params)
     if init is not None:
         from resdsl.train.init import init_from_file
 
@@ -46,7 +54,8 @@ def run(spec: str | Path | None, recipe: TrainConfig | Mapping[str, Any] | None 
             reporter.message(str(report))
     data = data if data is not None else load_data(cfg.data)
     return fit(model, data, cfg, spec_text=prog.text, spec_name=getattr(model, "spec_name", "model"),
-               spec_bundle=bundle(prog), resume=resume, reporter=reporter, stop_after_steps=stop_after_steps)
+               spec_bundle=bundle(prog), resume=resume, reporter=reporter, stop_after_steps=stop_after_steps,
+               grower=grower)
 
 
 def _config(recipe, out_dir, network, args, resume) -> TrainConfig:

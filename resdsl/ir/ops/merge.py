@@ -3,7 +3,7 @@ dataflow bodies (`add a b`, `concat a b`, `mul a g`), and the zero-padding short
 no module: ResidualBlock, Branches and Dataflow (backend/modules.py) run them."""
 from __future__ import annotations
 
-from .base import NUM, Attr, Op, OpError, Shape, fmt, spatial, strided
+from .base import NUM, Attr, Op, OpError, Shape, fmt, strided, windowed
 
 
 def add_shape(a: dict, ins: list[Shape]) -> Shape:
@@ -20,20 +20,20 @@ def concat_shape(a: dict, ins: list[Shape]) -> Shape:
 
 
 def mul_shape(a: dict, ins: list[Shape]) -> Shape:
-    """Elementwise product; a C×1×1 gate broadcasts over a C×H×W map."""
+    """Elementwise product; a C×1×1 gate broadcasts over a C×H×W map (C×1 over C×L)."""
     big = max(ins, key=lambda s: (len(s), s[1:]))
     for s in ins:
-        if s != big and not (len(s) == len(big) == 3 and s[0] == big[0] and s[1:] == (1, 1)):
+        if s != big and not (len(s) == len(big) > 1 and s[0] == big[0] and all(d == 1 for d in s[1:])):
             raise OpError("cannot multiply tensors of shapes " + " and ".join(fmt(x) for x in ins))
     return big
 
 
 def zeropad_shape(a: dict, ins: list[Shape]) -> Shape:
-    c, h, w = spatial(ins[0], "zeropad")
+    windowed(ins[0], "zeropad")
+    c, *dims = ins[0]
     if a["out"] < c:
         raise OpError(f"zero-padding shortcut cannot reduce channels from {c} to {a['out']}")
-    s = a["stride"]
-    return (a["out"], -(-h // s), -(-w // s))
+    return (a["out"], *(-(-x // a["stride"]) for x in dims))
 
 
 def zeropad_build(a: dict, ins: list[Shape], inplace: bool):
