@@ -269,7 +269,8 @@ def test_routing_refuses_nets_it_cannot_route():
     g.add_node("input", kind="input", scope={"block": None, "role": "input"})
     g.add_node("out", kind="add", scope=scope)
     g.add_node("side", kind="conv", scope=scope)
-    g.add_node("stages.0.blocks.0.residual.conv1", kind="conv", scope={"block": "stages.0.blocks.0", "role": "residual"})
+    g.add_node("stages.0.blocks.0.residual.conv1", kind="conv",
+               scope={"block": "stages.0.blocks.0", "role": "residual"})
     g.add_node("stages.0.blocks.0.add", kind="add", scope={"block": "stages.0.blocks.0", "role": "merge"})
     g.add_edges_from([("input", "side"), ("side", "out"), ("input", "stages.0.blocks.0.residual.conv1"),
                       ("stages.0.blocks.0.residual.conv1", "stages.0.blocks.0.add"), ("input", "stages.0.blocks.0.add"),

@@ -111,7 +111,9 @@ def _paths_table(doc: dict) -> None:
     by_route = any(routes.get(k, c) != c for k, c in doc["counts"].items())
     rows = []
     for k, c in doc["counts"].items():
-        row = [k, f"{c:,}", f"{c / doc['total_paths']:.3g}"] + ([f"{routes[k]:,}" if k in routes else ""] if by_route else [])
+        row = [k, f"{c:,}", f"{c / doc['total_paths']:.3g}"]
+        if by_route:
+            row.append(f"{routes[k]:,}" if k in routes else "")
         if grad:
             pp = grad["per_path_gradient"].get(k)
             row += ["" if pp is None else f"{pp:.3g}", "" if pp is None else f"{grad['total_gradient'][k]:.3g}"]

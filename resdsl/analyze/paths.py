@@ -74,9 +74,3 @@ def count_paths(g: nx.DiGraph) -> PathCounts:
     counts = dict(sorted(ways[g.graph["output"]].items()))
     return PathCounts(g.graph.get("name", "network"), len(g.graph.get("blocks", {})), counts)
 
-
-def binomial_check(pc: PathCounts) -> bool:
-    """Whether the counts are exactly C(n, k) for n = the number of blocks (a plain chain)."""
-    from math import comb
-
-    return pc.counts == {k: comb(pc.blocks, k) for k in range(pc.blocks + 1)}
