@@ -89,14 +89,17 @@ def report(out: str, figure: str | None = None) -> None:
         for lv in levels or []:
             if lv["epoch"]:
                 ax.axvline(lv["epoch"] + 0.5, color=colour, ls=":", alpha=0.7)
-                ax.text(lv["epoch"] + 0.55, 97, f"grow → depth {lv['depth']}", color=colour, fontsize=7, va="top")
+                ax.text(lv["epoch"] + 0.55, 0.55, f"grow → depth {lv['depth']}", color=colour, fontsize=7, va="top",
+                        transform=ax.get_xaxis_transform())
         macs = sum(macs_per_epoch(levels, int(RUNS[name][0]["n"])))
         secs = sum(float(r["epoch_s"]) for r in rows)
         print(f"| {label} | {s['params']:,} | {100 * s['final_test_acc']:.1f}% | {100 * s['best_test_acc']:.1f}% | "
               f"{s['train_s']:.0f} s | {secs:.0f} s | {macs / 1e12:.2f} TMAC |")
     ax.set_xlabel("epoch")
     ax.set_ylabel("test error (%)")
-    ax.set_title(f"CIFAR-10 ({TRAIN} train / {TEST} test images), {EPOCHS} epochs, shared 2-core CPU", fontsize=9)
+    warmup = json.loads((Path(out) / "grown" / "args.json").read_text()).get("warmup_epochs", 0)
+    ax.set_title(f"CIFAR-10 ({TRAIN} train / {TEST} test images), {EPOCHS} epochs, lr 0.1 cosine, "
+                 f"{warmup:g} warm-up epoch{'s' if warmup != 1 else ''}; shared 2-core CPU", fontsize=8)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
