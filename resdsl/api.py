@@ -49,6 +49,22 @@ def parse_value(text: str, name: str = "value") -> Any:
         return Evaluator({})(parse_expr(text.strip(), file), {})
 
 
+def parse_sets(values: tuple[str, ...]) -> dict:
+    """`--set name=value` options -> {name: value}, values read as spec expressions."""
+    return {name: parse_value(text, name) for name, text in split_sets(values).items()}
+
+
+def split_sets(values: tuple[str, ...]) -> dict[str, str]:
+    """`--set name=value` options -> {name: "value"} as written (runs save them so)."""
+    out = {}
+    for item in values:
+        name, eq, text = item.partition("=")
+        if not eq or not name.strip().isidentifier():
+            raise SpecError(f"--set expects NAME=VALUE, got '{item[:200]}'")
+        out[name.strip()] = text.strip()
+    return out
+
+
 def _params(params: Mapping[str, Any]) -> dict[str, Any]:
     """Python keyword values pass through; strings are read as spec expressions (`"zeropad"`)."""
     return {k: parse_value(v, k) if isinstance(v, str) else v for k, v in params.items()}

@@ -16,7 +16,7 @@ LAZY_COMMANDS = {
     "eval": "resdsl.train.cli:evaluate",
     "profile": "resdsl.cost.cli:profile",
     "render": "resdsl.render.cli:render",
-    "list": "resdsl.zoo:list_cmd",
+    "list": "resdsl.zoo_cli:list_cmd",
     "fmt": "resdsl.source_cli:fmt",
     "show": "resdsl.source_cli:show",
     "analyze": "resdsl.analyze.cli:analyze",
@@ -51,17 +51,19 @@ def check(spec, network, sets, allow_imports, as_json):
     """Parse and validate SPEC; print a per-stage table of shapes, parameters and MACs."""
     from .api import graph_of, load_spec
     from .cost.static import jsonable
-    from .cost.tables import human, section_rows, shape_str
+    from .cost.tables import drop_path, drop_text, human, section_rows, shape_str
     from .ir.shapes import totals
 
     net = load_spec(Path(spec), network, allow_imports=allow_imports, **parse_sets(sets))
     g = graph_of(net)
     rows = section_rows(g)
     params, macs = totals(g)
+    drops = [drop_path(g, r) for r in rows]          # stochastic depth: a column only where a unit drops
     if as_json:
+        sections = [{**r.as_dict(), **({"drop_path": list(d)} if d else {})} for r, d in zip(rows, drops)]
         doc = {"network": net.name, "args": jsonable(net.args),
                "input_shape": list(net.input_shape), "output_shape": list(g.nodes[g.graph["output"]]["out_shape"]),
-               "total_params": params, "total_macs": macs, "sections": [r.as_dict() for r in rows]}
+               "total_params": params, "total_macs": macs, "sections": sections}
         click.echo(json.dumps(doc, indent=2))
         return
     from rich.console import Console
@@ -69,13 +71,16 @@ def check(spec, network, sets, allow_imports, as_json):
 
     args = ", ".join(f"{k}={jsonable(v)}" for k, v in net.args.items())
     table = Table(title=f"{net.name}({args})  input {shape_str(net.input_shape)}", title_justify="left")
+    extra = [("drop path", "right")] if any(drops) else []
     for col, just in (("section", "left"), ("blocks", "left"), ("output", "right"),
-                      ("params", "right"), ("MACs", "right")):
+                      ("params", "right"), ("MACs", "right"), *extra):
         table.add_column(col, justify=just)
-    for r in rows:
-        table.add_row(r.name, r.what, shape_str(r.out_shape), f"{r.params:,}", human(r.macs))
+    for r, d in zip(rows, drops):
+        table.add_row(r.name, r.what, shape_str(r.out_shape), f"{r.params:,}", human(r.macs),
+                      *([drop_text(d)] if extra else []))
     table.add_section()
-    table.add_row("total", "", shape_str(g.nodes[g.graph["output"]]["out_shape"]), f"{params:,}", human(macs))
+    table.add_row("total", "", shape_str(g.nodes[g.graph["output"]]["out_shape"]), f"{params:,}", human(macs),
+                  *([""] if extra else []))
     Console(width=max(100, Console().width)).print(table)
 
 
@@ -106,7 +111,8 @@ def compile_cmd(spec, network, sets, allow_imports, output, batch_size, checkpoi
     how = {".pt2": f"torch.export.load('{output}').module()", ".onnx": f"onnxruntime.InferenceSession('{output}')",
            ".safetensors": f"safetensors.torch.load_file('{output}')",
            ".py": f"build() from '{output}' (plain PyTorch source)"}[Path(output).suffix]
-    trained = f", trained weights of {checkpoint} (input: raw pixels 0..255)" if checkpoint else ""
+    raw = "raw sequence values" if len(model.input_shape) == 2 else "raw pixels 0..255"
+    trained = f", trained weights of {checkpoint} (input: {raw})" if checkpoint else ""
     click.echo(f"wrote {output}: {model.spec_name}, {n:,} parameters, input {tuple(model.input_shape)}{trained}; "
                f"load with {how}")
 

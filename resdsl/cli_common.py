@@ -10,25 +10,8 @@ import sys
 
 import click
 
+from .api import parse_sets, split_sets  # noqa: F401  (re-exported for the subcommands)
 from .errors import SpecError
-
-
-def parse_sets(values: tuple[str, ...]) -> dict:
-    """`--set name=value` options -> {name: value}, values read as spec expressions."""
-    from .api import parse_value
-
-    return {name: parse_value(text, name) for name, text in split_sets(values).items()}
-
-
-def split_sets(values: tuple[str, ...]) -> dict[str, str]:
-    """`--set name=value` options -> {name: "value"} as written (runs save them so)."""
-    out = {}
-    for item in values:
-        name, eq, text = item.partition("=")
-        if not eq or not name.strip().isidentifier():
-            raise SpecError(f"--set expects NAME=VALUE, got '{item[:200]}'")
-        out[name.strip()] = text.strip()
-    return out
 
 
 def _fail(text: str, code: int) -> None:
@@ -79,3 +62,18 @@ def spec_options(fn):
                       help="Override a network parameter (repeatable), e.g. --set depth=101.")(fn)
     fn = click.option("--network", default=None, help="Which network of the file (default: the first).")(fn)
     return click.argument("spec", type=click.Path(dir_okay=False, path_type=None), shell_complete=complete_spec)(fn)
+
+
+def print_table(title: str, columns: list[str], rows: list[list]) -> None:
+    """A titled rich table: first column left-aligned, the rest right-aligned."""
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table()
+    for i, c in enumerate(columns):
+        t.add_column(c, justify="left" if i == 0 else "right")
+    for r in rows:
+        t.add_row(*[str(x) for x in r])
+    console = Console(width=max(100, Console().width))
+    console.print(title, style="italic", markup=False, highlight=False)   # a long title is not wrapped to the table
+    console.print(t)

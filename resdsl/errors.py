@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -52,8 +53,6 @@ class SpecError(Exception):
 
     def render(self) -> str:
         """`file:line:col: error: msg`, the source line, a caret under the span, then notes."""
-        from .limits import clip
-
         head = f"{self.span}: error: {clip(self.message)}" if self.span else f"error: {clip(self.message)}"
         lines = [head]
         raw = self.span.raw_line() if self.span else None
@@ -72,10 +71,43 @@ class SpecError(Exception):
         return self.render()
 
 
+# -- budgets (their values and the rest of the list: limits.py) ----------------------------------
+@dataclass(frozen=True)
+class Limit:
+    name: str
+    default: int
+    what: str
+
+    @property
+    def value(self) -> int:
+        raw = os.environ.get(f"RESDSL_LIMIT_{self.name.upper()}")
+        try:
+            return int(raw) if raw else self.default
+        except ValueError:
+            return self.default
+
+    def error(self, found: str, span: Span | None = None) -> SpecError:
+        return SpecError(f"{self.what}: {found}, over the limit of {self.value:,}", span).with_note(
+            f"limit '{self.name}'; raise it with RESDSL_LIMIT_{self.name.upper()}=N if this is intended")
+
+    def check(self, n: int, span: Span | None = None, found: str | None = None) -> None:
+        if n > self.value:
+            raise self.error(found or f"{n:,}", span)
+
+
+
+MESSAGE_CHARS = Limit("message_chars", 4_000, "message too long (characters)")
+ECHO_CHARS = Limit("echo_chars", 200, "source line echoed (characters)")
+
+
+def clip(text: str, limit: Limit = MESSAGE_CHARS) -> str:
+    """`text` cut to the limit, saying how much was left out."""
+    n = limit.value
+    return text if len(text) <= n else f"{text[:n]}… ({len(text) - n:,} more characters)"
+
+
 def _window(src: str, column: int, width: int) -> tuple[str, int, int]:
     """A long source line cut to limits.ECHO_CHARS around the caret: (text, column, caret width)."""
-    from .limits import ECHO_CHARS
-
     n = ECHO_CHARS.value
     if len(src) <= n:
         return src, column, width

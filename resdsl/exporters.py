@@ -27,14 +27,16 @@ MAX_EXAMPLE_BATCH = 1 << 16
 
 
 class Normalized(nn.Module):
-    """y = model((x − 255·mean) / (255·std)): a trained network with its input normalisation."""
+    """y = model((x − 255·mean) / (255·std)): a trained network with its input normalisation
+    (on a C×L sequence, trained on float data, y = model((x − mean) / std))."""
 
     def __init__(self, model: nn.Module, mean, std):
         super().__init__()
         self.model = model
-        c = len(mean)
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, c, 1, 1) * 255)
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, c, 1, 1) * 255)
+        c, rank = len(mean), len(getattr(model, "input_shape", (0, 0, 0))) - 1
+        shape, scale = (1, c) + (1,) * rank, (1 if rank == 1 else 255)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(shape) * scale)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(shape) * scale)
         for attr in ("spec_name", "input_shape", "num_classes"):
             setattr(self, attr, getattr(model, attr, None))
 

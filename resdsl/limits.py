@@ -9,33 +9,8 @@ hang or exhaust a laptop.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
-from .errors import Span, SpecError
-
-
-@dataclass(frozen=True)
-class Limit:
-    name: str
-    default: int
-    what: str
-
-    @property
-    def value(self) -> int:
-        raw = os.environ.get(f"RESDSL_LIMIT_{self.name.upper()}")
-        try:
-            return int(raw) if raw else self.default
-        except ValueError:
-            return self.default
-
-    def error(self, found: str, span: Span | None = None) -> SpecError:
-        return SpecError(f"{self.what}: {found}, over the limit of {self.value:,}", span).with_note(
-            f"limit '{self.name}'; raise it with RESDSL_LIMIT_{self.name.upper()}=N if this is intended")
-
-    def check(self, n: int, span: Span | None = None, found: str | None = None) -> None:
-        if n > self.value:
-            raise self.error(found or f"{n:,}", span)
-
+from .errors import ECHO_CHARS, MESSAGE_CHARS, Limit, clip  # noqa: F401  (re-exported: one list of limits)
 
 # -- source text ----------------------------------------------------------------------------------
 SOURCE_BYTES = Limit("source_bytes", 256 << 10, "spec file too large (bytes)")
@@ -53,19 +28,12 @@ STAGES = Limit("stages", 1_000, "too many stages")
 BRANCHES = Limit("branches", 256, "too many parallel branches in one op")
 INPUT_ELEMENTS = Limit("input_elements", 3 * 4096 * 4096, "input too large (C×H×W elements)")
 # -- messages -------------------------------------------------------------------------------------
-MESSAGE_CHARS = Limit("message_chars", 4_000, "message too long (characters)")
-ECHO_CHARS = Limit("echo_chars", 200, "source line echoed (characters)")
+# MESSAGE_CHARS and ECHO_CHARS are defined beside the error display that uses them (errors.py)
 # -- memory (bytes; 0 means half this machine's physical memory) ----------------------------------
 MEMORY = Limit("memory", 0, "network needs too much memory (bytes)")
 
 ALL = (SOURCE_BYTES, NESTING, INT_DIGITS, IMPORT_DEPTH, IMPORT_FILES, LIST_LENGTH, VALUE_SIZE, VALUE_DEPTH,
        OPS, STAGES, BRANCHES, INPUT_ELEMENTS, MESSAGE_CHARS, ECHO_CHARS, MEMORY)
-
-
-def clip(text: str, limit: Limit = MESSAGE_CHARS) -> str:
-    """`text` cut to the limit, saying how much was left out."""
-    n = limit.value
-    return text if len(text) <= n else f"{text[:n]}… ({len(text) - n:,} more characters)"
 
 
 def physical_memory() -> int:

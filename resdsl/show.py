@@ -12,7 +12,7 @@ from typing import Any
 
 from .errors import SpecError
 from .ir import ops
-from .ir.net import Block, Layer, Net, Parallel, Section, Stage
+from .ir.net import Block, Dataflow, Layer, Net, Parallel, Section, Stage
 
 def show_net(net: Net, spec: str = "") -> str:
     """The resolved spec text of `net` (formatted by resdsl fmt)."""
@@ -100,6 +100,10 @@ def _pair(v) -> bool:
 
 def items(seq, params=None) -> str:
     """Layers and parallel merges: `{ a; b }` when short, else a line from each weighted layer on."""
+    if len(seq) == 1 and isinstance(seq[0], Dataflow):
+        lines = _flow(seq[0], params)
+        one = "; ".join("; ".join(ln) for ln in lines)
+        return "{ " + one + " }" if len(one) <= 64 else "{\n" + "\n".join("; ".join(ln) for ln in lines) + "\n}"
     parts = _items(seq, params)
     if sum(len(p) + 2 for p in parts) <= 64:
         return "{ " + "; ".join(parts) + " }" if parts else "{}"
@@ -111,6 +115,49 @@ def items(seq, params=None) -> str:
     return "{\n" + "\n".join("; ".join(ln) for ln in lines) + "\n}"
 
 
+
+
+def _flow(d: Dataflow, params=None) -> list[list[str]]:
+    """A dataflow body's statements, a line from each `from` or merge on: a tensor read other than
+    by the next step gets a name (`-> t1`), a step not reading the current tensor starts `from t`."""
+    reads: dict[str, int] = {}
+    for st in d.steps:
+        for t in st.inputs:
+            reads[t] = reads.get(t, 0) + 1
+    names = {"x": "x"}
+
+    def name(t: str) -> str:
+        if t not in names:
+            fresh = (f"t{k}" for k in range(1, 10 ** 6))
+            names[t] = t if re.fullmatch(r"[A-Za-z_]\w*", t) and t not in names.values() else next(
+                n for n in fresh if n not in names.values() and n not in reads)
+        return names[t]
+
+    def is_merge(it) -> bool:
+        return isinstance(it, Layer) and ops.OPS[it.kind].build is None
+
+    lines: list[list[str]] = []
+    cur = "x"
+    for k, st in enumerate(d.steps):
+        nxt = d.steps[k + 1] if k + 1 < len(d.steps) else None
+        if is_merge(st.item):
+            lines.append([f"{st.item.kind} " + " ".join(name(t) for t in st.inputs)])
+        else:
+            text = _items([st.item], params)[0]
+            if st.inputs[0] != cur:
+                lines.append([f"from {name(st.inputs[0])}", text])
+            elif lines:
+                lines[-1].append(text)
+            else:
+                lines.append([text])
+        chained = nxt is not None and not is_merge(nxt.item) and nxt.inputs[0] == st.output and reads[st.output] == 1
+        last = nxt is None and st.output == d.output and len(names) > 1
+        if not chained and not last and (reads.get(st.output) or st.output == d.output):
+            lines[-1][-1] += f" -> {name(st.output)}"
+        cur = st.output
+    if cur != d.output:
+        lines.append([f"from {name(d.output)}"])
+    return lines
 
 
 def _items(seq, params=None) -> list[str]:
@@ -134,8 +181,7 @@ def _stage(st: Stage) -> tuple[str, str]:
     first, n = st.blocks[0], len(st.blocks)
     skeletons = {_block_body(b, {}, mask=True) for b in st.blocks}
     if len(skeletons) > 1:
-        raise SpecError(f"show: the blocks of {st.name} differ in their layers, which one block definition "
-                        "cannot express", first.span)
+        return _stage_first_differs(st)
     raw = _varying(st.blocks)
     first_only = raw and all(k[1] == "stride" and len(set(map(str, v[1:]))) == 1 for k, v in raw.items()) \
         and len({str(v[0]) for v in raw.values()}) == 1
@@ -155,15 +201,49 @@ def _stage(st: Stage) -> tuple[str, str]:
     return defn, stmt
 
 
-def _varying(blocks) -> dict:
-    """{(layer suffix, attribute) or (None, block field): [value per block]} where blocks differ."""
+def _stage_first_differs(st: Stage) -> tuple[str, str]:
+    """A stage whose first block has other layers than the rest (ShuffleNetV2's strided unit,
+    Res2Net's first unit): each sequence that differs is written `{ if i == 0 { ... } else { ... } }`."""
+    first, n = st.blocks[0], len(st.blocks)
+    if len({_block_body(b, {}, mask=True) for b in st.blocks[1:]}) > 1:
+        raise SpecError(f"show: the blocks of {st.name} differ in their layers, which one block definition "
+                        "cannot express", first.span)
+    varying = {k: _indexed(v) if k != (None, "shortcut") else "[" + ", ".join(v) + "][i]"
+               for k, v in _varying(st.blocks, first_apart=True).items()}
+    fields = {k: v for k, v in varying.items() if k[0] is None}
+    a, b = _block_parts(first, fields), _block_parts(st.blocks[1], varying)
+    if len(a) != len(b):
+        raise SpecError(f"show: the first block of {st.name} has other parts than the rest, which one block "
+                        "definition cannot express", first.span)
+    lines = []
+    for x, y in zip(a, b):
+        word = x.split(" ", 1)[0]
+        if x == y or (word == "shortcut" and "{" not in x + y and (None, "shortcut") not in varying):  # _varying
+            lines.append(x)
+        elif word == y.split(" ", 1)[0] and x.startswith(word + " {") and y.startswith(word + " {"):
+            lines.append(f"{word} {{ if i == 0 {x[len(word) + 1:]} else {y[len(word) + 1:]} }}")
+        else:
+            raise SpecError(f"show: the first block of {st.name} differs from the rest in '{word}', which one "
+                            "block definition cannot express", first.span)
+    name = f"{st.block}_{st.name.replace('.', '')}"
+    call = ", ".join(f"{k} = {value(v)}" for k, v in first.args.items() if value(v) is not None)
+    defn = f"# {st.name}: {n} × {st.block}({call})\nblock {name}(i) {{\n" + "\n".join(lines) + "\n}"
+    stmt = f"stage x {n} {name}(block_index)"
+    if n > 2 and st.blocks[2].shares is not None:
+        stmt += " share" + ("" if st.blocks[2].share_bn else " per_step_bn")
+    return defn, stmt
+
+
+def _varying(blocks, first_apart: bool = False) -> dict:
+    """{(layer suffix, attribute) or (None, block field): [value per block]} where blocks differ;
+    `first_apart`: layers compared from the second block on (the first is written apart)."""
     out = {}
-    per_block = [list(_layers(b)) for b in blocks]
+    per_block = [list(_layers(b)) for b in (blocks[1:] if first_apart else blocks)]
     for j, lay in enumerate(per_block[0]):
         for k in lay.attrs:
             values = [layers[j].attrs.get(k) for layers in per_block]
             if any(v != values[0] for v in values):
-                out[(_suffix(lay.name), k)] = values
+                out[(_suffix(lay.name), k)] = values[:1] * first_apart + values
     for field in ("scale", "gate_bias", "drop_prob"):
         values = [getattr(b, field) for b in blocks]
         if any(v != values[0] for v in values):
@@ -195,6 +275,9 @@ def _layers(item):
         for b in item.branches:
             for x in b:
                 yield from _layers(x)
+    elif isinstance(item, Dataflow):
+        for st in item.steps:
+            yield from _layers(st.item)
     elif isinstance(item, Block):
         custom = item.shortcut.layers if item.shortcut.kind == "custom" else ()   # others are derived
         for seq in (item.pre, *item.residuals, custom, item.post):
@@ -204,6 +287,11 @@ def _layers(item):
 
 def _block_body(b: Block, varying: dict, mask: bool = False) -> str:
     """The body of a block definition; `mask` hides every value (to compare block structure)."""
+    return "\n".join(_block_parts(b, varying, mask))
+
+
+def _block_parts(b: Block, varying: dict, mask: bool = False) -> list[str]:
+    """The statements of a block definition's body (`residual {...}`, `shortcut projection`, ...)."""
     local = {}
     for lay in _layers(b):
         for attr in lay.attrs:
@@ -216,19 +304,19 @@ def _block_body(b: Block, varying: dict, mask: bool = False) -> str:
     lines += [f"residual {items(r, local)}" for r in b.residuals]
     if b.shortcut.kind == "custom":
         lines.append(f"shortcut {items(b.shortcut.layers, local)}")
-    elif b.combine != "concat":
+    elif b.merge != "concat":
         lines.append(f"shortcut {field('shortcut', b.shortcut.kind)}")
     if b.scale != 1.0 or (None, "scale") in varying or mask:
         lines.append(f"scale {field('scale', b.scale)}")
-    if b.combine == "concat":
-        lines.append("combine concat")
-    elif b.combine == "gate":
-        lines.append(f"combine gate k{b.gate[0].attrs['kernel']} bias {field('gate_bias', b.gate_bias)}")
+    if b.merge == "concat":
+        lines.append("merge concat")
+    elif b.merge == "gate":
+        lines.append(f"merge gate k{b.gate[0].attrs['kernel']} bias {field('gate_bias', b.gate_bias)}")
     if b.drop_prob or (None, "drop_prob") in varying or mask:
         lines.append(f"drop_path {field('drop_prob', b.drop_prob)} mode {b.drop_mode}")
     if b.post:
         lines.append(f"post {items(b.post, local)}")
-    return "\n".join(lines)
+    return lines
 
 
 __all__ = ["show_net", "layer", "value", "Section"]

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 
 import resdsl
-from resdsl.analyze.gradients import chain_blocks, gradient_by_length, routed
+from resdsl.analyze.gradients import (SHORTCUT, Ways, gradient_by_length, routable_blocks, route_counts, routed,
+                                     sample_route)
 from resdsl.analyze.lesion import candidates, deleted, lesion_study, lesionable, swapped
 from resdsl.analyze.norms import block_norms
 from resdsl.analyze.paths import count_paths
@@ -112,33 +113,194 @@ def test_paths_dense_and_multi_residual_zoo_specs():
 
 # ---- gradients by path length -----------------------------------------------------------------
 
-def test_gradient_over_all_path_routings_sums_to_the_full_gradient():
+# Known route counts (hand-counted, = the path counts of `analyze paths` for these nets):
+# a dense block (concat) carries its input or its layer's output: (1 + z) per layer;
+# a highway block: shortcut, transform or gate: (1 + 2z); a pre-activation block whose
+# projection shortcut reads pre's output: (1 + z); a plain block: z.
+DENSE = """
+block layer(growth) {
+  residual { bn; relu; conv growth k3 }
+  combine concat
+}
+network dense(n = 2) {
+  input 1x6x6
+  stem { conv 4 k3 }
+  stage x n layer(2)
+  head { bn; relu; avgpool; fc 3 }
+}
+"""
+
+HIGHWAY = """
+block hw(width) {
+  residual { conv width k3 bias; relu }
+  combine gate k3 bias -1
+}
+network highway2(width = 4) {
+  input 1x6x6
+  stem { conv width k3 bias; relu }
+  stage x 2 hw(width)
+  head { avgpool; fc 3 }
+}
+"""
+
+PREACT = """
+block pa(width, stride = 1) {
+  pre { bn; relu }
+  residual { conv width k3 s stride; bn; relu; conv width k3 }
+  shortcut projection
+}
+network preact(width = 4) {
+  input 1x8x8
+  stem { conv width k3 }
+  stage pa(width)
+  stage pa(2 * width, stride = 2)
+  head { bn; relu; avgpool; fc 3 }
+}
+"""
+
+# A residual with two parallel convolutions inside: 1 + 2z paths per block, but 1 + z routes
+# (a route takes the branch whole), so 2 blocks: routes (1 + z)^2, paths (1 + 2z)^2.
+INCEPTION = """
+block inc(width) {
+  residual {
+    parallel concat {
+      branch { conv 2 k1; bn; relu }
+      branch { conv 2 k3; bn; relu }
+    }
+    conv width k1
+  }
+  post relu
+}
+network inception(width = 4) {
+  input 1x6x6
+  stem { conv width k3; bn; relu }
+  stage x 2 inc(width)
+  head { avgpool; fc 3 }
+}
+"""
+
+ROUTED = {"chain": (CHAIN, {}, {0: 1, 1: 3, 2: 3, 3: 1}),
+          "inception": (INCEPTION, {}, {0: 1, 1: 2, 2: 1}),
+          "mixed": (MIXED, {}, {1: 1, 2: 3, 3: 2}),
+          "dense": (DENSE, {}, {0: 1, 1: 2, 2: 1}),
+          "highway": (HIGHWAY, {}, {0: 1, 1: 4, 2: 4}),
+          "preact": (PREACT, {}, {0: 1, 1: 2, 2: 1}),
+          # Li et al.'s n-layer shortcuts: 6 fc layers in units spanning 3: two units, (1 + z)^2
+          "span3": (str(ROOT / "docs/analyze/linear_shortcut.res"), {"span": 3, "width": 3}, {0: 1, 1: 2, 2: 1})}
+
+
+def _all_routes(ways):
+    for choice in itertools.product(*[((SHORTCUT,) if w.shortcut else ()) + w.branches for w in ways]):
+        yield dict(zip([w.name for w in ways], choice))
+
+
+@pytest.mark.parametrize("name", sorted(ROUTED))
+def test_gradients_of_all_routes_sum_to_the_full_gradient(name):
+    """Every way through every block, multi-residual, plain, dense, highway and pre-activation
+    blocks and n-layer shortcuts: routes counted as by hand, and their gradients add up exactly."""
+    text, params, counts = ROUTED[name]
     torch.manual_seed(0)
-    model = resdsl.compile(CHAIN).eval()
-    g = resdsl.graph(CHAIN)
-    x, y = torch.randn(4, 1, 6, 6), torch.tensor([0, 1, 2, 0])
-    names = chain_blocks(g)
+    model = resdsl.compile(text, **params).eval()
+    for m in model.modules():                       # BN away from identity, so every way matters
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    g = resdsl.graph(text, **params)
+    ways = routable_blocks(model, g)
+    assert route_counts(ways) == counts
+    assert count_paths(g).counts == ({0: 1, 1: 4, 2: 4} if name == "inception" else counts)
+    x = torch.randn((4, *model.input_shape))
+    y = torch.tensor([0, 1, 2, 0])
 
     def grad():
         xg = x.clone().requires_grad_(True)
-        return torch.autograd.grad(F.cross_entropy(model(xg), y, reduction="sum"), xg)[0]
+        out = model(xg)
+        loss = F.cross_entropy(out, y, reduction="sum") if out.dim() == 2 and out.shape[1] == 3 else (out ** 2).sum()
+        return torch.autograd.grad(loss, xg)[0]
 
     full = grad()
-    total = torch.zeros_like(full)
-    for r in range(len(names) + 1):
-        for chosen in itertools.combinations(names, r):
-            with routed(model, names, set(chosen)):
-                part = grad()
-            total += part
-    assert torch.allclose(total, full, atol=1e-6)
-    with routed(model, names, set()):
-        assert not torch.allclose(grad(), full)     # one path alone is not the whole gradient
+    total, parts = torch.zeros_like(full), 0
+    for route in _all_routes(ways):
+        with routed(model, route):
+            part = grad()
+        total += part
+        parts += 1
+        assert not torch.allclose(part, full, atol=1e-6)  # one route alone is not the whole gradient
+    assert parts == sum(counts.values())
+    assert torch.allclose(total, full, atol=1e-5), (total - full).abs().max()
 
 
-def test_gradient_by_length_refuses_non_chain():
+def test_routes_of_a_length_are_drawn_uniformly():
+    import random
+    from collections import Counter
+
     model = resdsl.compile(MIXED).eval()
-    with pytest.raises(SpecError, match="chain of single-residual"):
+    ways = routable_blocks(model, resdsl.graph(MIXED))
+    rng = random.Random(0)
+    seen = Counter(tuple(sorted(sample_route(ways, 2, rng).items())) for _ in range(3000))
+    assert len(seen) == 3                                        # the three routes of length 2
+    assert all(abs(c / 3000 - 1 / 3) < 0.04 for c in seen.values())
+    for route, _ in seen.items():
+        assert sum(way != SHORTCUT for _, way in route) == 2
+    with pytest.raises(SpecError, match="no route has length 0; lengths run 1..3"):
+        sample_route(ways, 0, rng)
+
+
+def test_gradient_by_length_on_multi_residual_and_plain_blocks():
+    torch.manual_seed(0)
+    model = resdsl.compile(MIXED).eval()
+    lg = gradient_by_length(model, resdsl.graph(MIXED), torch.randn(2, 1, 6, 6), torch.tensor([0, 1]), None, 2)
+    assert lg.routes == {1: 1, 2: 3, 3: 2} and set(lg.per_path) == {1, 2, 3}
+    assert lg.total(2) == pytest.approx(3 * lg.per_path[2])
+    with pytest.raises(SpecError, match=r"lengths must lie in 1..3 for mixed; got \[0\]"):
         gradient_by_length(model, resdsl.graph(MIXED), torch.randn(2, 1, 6, 6), torch.tensor([0, 1]), [0], 1)
+
+
+def test_routing_refuses_nets_it_cannot_route():
+    import networkx as nx
+
+    flat = "network flat() {\n  input 1x6x6\n  stem { conv 2 k3 }\n  head { avgpool; fc 3 }\n}\n"
+    with pytest.raises(SpecError, match="has no blocks"):
+        routable_blocks(resdsl.compile(flat), resdsl.graph(flat))
+    # a block on one of two parallel arms (hand-made graph: the DSL's blocks always chain)
+    model = resdsl.compile(CHAIN, n=1)
+    g = nx.DiGraph(name="arms", output="out", blocks={"stages.0.blocks.0": {"shortcut": "identity"}})
+    scope = {"block": None, "role": "stem"}
+    g.add_node("input", kind="input", scope={"block": None, "role": "input"})
+    g.add_node("out", kind="add", scope=scope)
+    g.add_node("side", kind="conv", scope=scope)
+    g.add_node("stages.0.blocks.0.residual.conv1", kind="conv", scope={"block": "stages.0.blocks.0", "role": "residual"})
+    g.add_node("stages.0.blocks.0.add", kind="add", scope={"block": "stages.0.blocks.0", "role": "merge"})
+    g.add_edges_from([("input", "side"), ("side", "out"), ("input", "stages.0.blocks.0.residual.conv1"),
+                      ("stages.0.blocks.0.residual.conv1", "stages.0.blocks.0.add"), ("input", "stages.0.blocks.0.add"),
+                      ("stages.0.blocks.0.add", "out")])
+    with pytest.raises(SpecError, match="block stages.0.blocks.0 lies beside another path"):
+        routable_blocks(model, g)
+    g.remove_node("side")
+    assert routable_blocks(model, g) == [Ways("stages.0.blocks.0", True, ("residual",))]
+    g.graph["blocks"]["stages.0.blocks.0.residual.inner"] = {"shortcut": "identity"}
+    with pytest.raises(SpecError, match="block stages.0.blocks.0.residual.inner lies inside another block's branch"):
+        routable_blocks(model, g)
+    # the compiled module must match the graph it is routed by
+    with pytest.raises(SpecError, match="branches .* in the graph but"):
+        routable_blocks(resdsl.compile(MIXED), resdsl.graph(MIXED.replace("residual { conv width k1; bn }", "")))
+
+
+def test_routes_of_inception_resnet_take_parallel_branches_whole():
+    """Inception-ResNet-v2: branches with parallel convolutions inside are one route each, so
+    routes are fewer than graph paths, each length holding the same blocks' choices."""
+    from math import comb
+
+    spec = str(ROOT / "specs/inception_resnet_v2.res")
+    g = resdsl.graph(spec)
+    with torch.device("meta"):
+        model = resdsl.compile(spec)
+    ways = routable_blocks(model, g)
+    n = len(ways)
+    assert all(w.shortcut and len(w.branches) == 1 for w in ways)
+    assert route_counts(ways) == {k: comb(n, k) for k in range(n + 1)}
+    paths = count_paths(g).counts
+    assert all(paths[k] > comb(n, k) for k in range(1, n + 1))
 
 
 # ---- lesion -------------------------------------------------------------------------------------
@@ -271,6 +433,17 @@ def test_cli_paths_gradients_at_init(tmp_path):
     grad = json.loads(r.output)["gradient"]
     assert set(grad["per_path_gradient"]) == {"0", "1", "2", "3"}
     assert grad["total_gradient"]["1"] == pytest.approx(3 * grad["per_path_gradient"]["1"])
+    spec = _spec(tmp_path, MIXED, "mixed.res")                 # multi-residual and plain blocks: lengths 1..3
+    r = CliRunner().invoke(main, ["analyze", "paths", spec, "--gradients", "--limit", "4", "--json"])
+    assert r.exit_code == 0, r.output
+    grad = json.loads(r.output)["gradient"]
+    assert grad["routes"] == {"1": 1, "2": 3, "3": 2} and set(grad["per_path_gradient"]) == {"1", "2", "3"}
+    r = CliRunner().invoke(main, ["analyze", "paths", spec, "--gradients", "--lengths", "0"])
+    assert r.exit_code == 1 and "path lengths must lie in 1..3" in r.output and "Traceback" not in r.output
+    spec = _spec(tmp_path, INCEPTION, "inception.res")         # routes fewer than paths: both shown, grad per route
+    r = CliRunner().invoke(main, ["analyze", "paths", spec, "--gradients", "--limit", "2"], terminal_width=200)
+    assert r.exit_code == 0, r.output
+    assert "routes" in r.output and "grad/route" in r.output and "grad/path" not in r.output
 
 
 def test_cli_shattering_vs(tmp_path):
@@ -355,6 +528,22 @@ def test_sweep_trains_each_setting_then_skips_finished_ones(tmp_path):
     assert r.exit_code == 0 and (out / names[0] / "summary.json").stat().st_mtime_ns == stamp
 
 
+def test_sweep_takes_the_recipe_as_resdsl_train_does(tmp_path):
+    """Options are converted as `resdsl train` converts them (--decay-milestones 1 was passed on
+    as the string '1' and refused: 'Input should be a valid tuple')."""
+    out = tmp_path / "sw"
+    r = CliRunner().invoke(main, ["sweep", str(ROOT / "specs/digits_resnet.res"), "--grid", "n=1", "--set", "width=4",
+                                  "--epochs", "2", "--sched", "step", "--decay-milestones", "1", "--lr", "0.1",
+                                  "--device", "cpu", "-j", "0", "--output", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    (row,) = json.loads(r.output)["settings"]
+    assert row["status"] == "completed" and row["epochs_done"] == 2
+    from resdsl.train.rundir import RunDir
+
+    # the lr logged after each epoch: /10 at epoch 1 (the default milestones 50%, 75% of 2 would give 0.001)
+    assert [r["lr"] for r in RunDir(out / "width=4_n=1").epochs()] == pytest.approx([0.01, 0.01])
+
+
 def test_sweep_bad_grid_is_one_clear_error(tmp_path):
     r = CliRunner().invoke(main, ["sweep", str(ROOT / "specs/digits_resnet.res"), "--grid", "n", "--output", str(tmp_path)])
     assert r.exit_code != 0 and "--grid expects NAME=V1,V2" in r.output and "Traceback" not in r.output
@@ -388,6 +577,13 @@ def test_graph_analyses_apply_or_refuse_on_every_zoo_spec(spec):
             assert check(g)
         except SpecError as e:
             assert e.message.split(":")[0] in ("lesion", "norms")
+    with torch.device("meta"):
+        model = resdsl.compile(str(ROOT / "specs" / spec))
+    try:                                  # routes take parallel layers inside a branch whole: never more than paths
+        routes = route_counts(routable_blocks(model, g))
+        assert set(routes) == set(pc.counts) and all(routes[k] <= pc.counts[k] for k in routes)
+    except SpecError as e:
+        assert e.message.startswith("gradient by path length")
 
 
 # ---- hessian (Li et al. 2016) -------------------------------------------------------------------

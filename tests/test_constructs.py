@@ -87,7 +87,7 @@ def test_aggregate_rejects_paths_it_cannot_stack():
 HIGHWAY = net("  stem { conv 8 k3 }\n  stage x 2 hw(8)", """
 block hw(width) {
   residual { conv width k3; bn; relu }
-  combine gate k 3 bias -2.5
+  merge gate k 3 bias -2.5
 }""", inp="3x8x8")
 
 
@@ -106,7 +106,7 @@ def test_highway_formula_and_gate_bias():
 # ---- Dense: y = concat(x, F(x)) ----
 
 def test_dense_concatenates_input_first():
-    spec = net("  stage x 3 d(4)", "block d(g) { residual { bn; relu; conv g k3 }; combine concat }", inp="5x6x6")
+    spec = net("  stage x 3 d(4)", "block d(g) { residual { bn; relu; conv g k3 }; merge concat }", inp="5x6x6")
     g = resdsl.graph(spec)
     assert g.nodes[g.graph["output"]]["out_shape"] == (5 + 3 * 4, 6, 6)
     m = resdsl.compile(spec).eval()

@@ -16,7 +16,8 @@ from resdsl.frontend.load import load
 SMALL = {"cifar_resnet": dict(n=1), "stochastic_depth": dict(n=1), "densenet_cifar": dict(depth=16),
          "resnext_cifar": dict(cardinality=2, base_width=4), "wide_resnet": dict(depth=10, k=1),
          "multi_resnet": dict(depth=20), "preact_resnet": dict(depth=20), "highway": dict(n=1),
-         "inception_resnet_v2": dict(size=75), "recurrent_resnet": dict(steps=2), "resnet_d": dict(depth=18)}
+         "inception_resnet_v2": dict(size=75), "recurrent_resnet": dict(steps=2), "resnet_d": dict(depth=18),
+         "dilated_mixed": dict(width=8)}
 # every network of every zoo spec (resnet.res holds two); ImageNet nets run on 75×75 inputs
 ZOO = [(spec, name) for spec in sorted(SPECS.glob("*.res")) for name in load(spec).main_networks]
 
@@ -47,8 +48,8 @@ def test_every_zoo_spec_runs_standalone_bit_equal(tmp_path, part):
         net = resdsl.load_spec(spec, name, **SMALL.get(name, {}))
         model = resdsl.compile(spec, name, **SMALL.get(name, {})).eval()
         (tmp_path / f"{name}.py").write_text(resdsl.emit_source(model, net))
-        c, h, w = model.input_shape
-        x = torch.randn(2, c, min(h, 75), min(w, 75))
+        c, *spatial = model.input_shape           # C×H×W, or C×L for a sequence
+        x = torch.randn(2, c, *(min(n, 75) for n in spatial))
         with torch.no_grad():
             y = model(x)
         torch.save((model.state_dict(), x, y), tmp_path / f"{name}.pt")

@@ -80,8 +80,8 @@ CASES = {
     "block b(w,s=1){residual{conv w k3 s s}\npost relu}\n":
         "block b(w, s = 1) {\n  residual { conv w k3 s s }\n  post relu\n}\n",
     # precedence: parentheses only where the tree needs them; unary minus stays an argument
-    "block b(){\n let x = ((1 + 2)) * (3 - (4 - 5)) ** -(2)\n combine gate bias -2\n let y = -(a - b)\n}\n":
-        "block b() {\n  let x = (1 + 2) * (3 - (4 - 5)) ** -2\n  combine gate bias -2\n  let y = -(a - b)\n}\n",
+    "block b(){\n let x = ((1 + 2)) * (3 - (4 - 5)) ** -(2)\n merge gate bias -2\n let y = -(a - b)\n}\n":
+        "block b() {\n  let x = (1 + 2) * (3 - (4 - 5)) ** -2\n  merge gate bias -2\n  let y = -(a - b)\n}\n",
     "network n() { stem { conv a -1 (2) [3] b[0] f(x = 1) not a and b or c ? 1 : 2 } }\n":
         "network n() { stem { conv a -1(2) [3] b[0] f(x = 1) not a and b or c ? 1 : 2 } }\n",   # `1 (2)` is a call
     # blank lines: at most one, none after `{` or before `}`; own-line and trailing comments kept

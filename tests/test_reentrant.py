@@ -57,7 +57,7 @@ def test_two_threads_parse_and_check_at_once():
 
 def test_two_threads_read_minus_signs_by_their_own_spacing():
     """The post-lexer reads the spacing of the text it is lexing (`bias -2` vs `d - 2`)."""
-    unary = "block g(d = 3) {\n  residual { conv 8 k3 }\n  combine gate bias -2\n}\n"
+    unary = "block g(d = 3) {\n  residual { conv 8 k3 }\n  merge gate bias -2\n}\n"
     binary = "network n(d = 3) {\n  input 3x8x8\n  stem { conv d - 2 k3 }\n}\n"
     want = {unary: parse(unary), binary: parse(binary)}
     start, got = threading.Barrier(2), {unary: [], binary: []}

@@ -20,6 +20,7 @@ GOLDEN_CASES = {
     "resnet50_unit_layer": ("resnet.res", {}, None, "stages.1.blocks.0"),
     "cifar_resnet20_stage": ("cifar_resnet.res", {}, "stage", None),
     "cifar_resnet20_stage1_block": ("cifar_resnet.res", {}, "block", "stages.1"),
+    "sknet18_unit_layer": ("sknet.res", {}, None, "stages.1.blocks.1"),      # a dataflow body: split, softmax, mul
 }
 
 
@@ -81,9 +82,9 @@ def test_every_shortcut_kind_has_a_style_and_unknown_kinds_fall_back():
     g = resdsl.graph(SPECS / "resnet.res", depth=18)
     blocks = g.graph["blocks"]
     blocks["stages.0.blocks.0"]["shortcut"] = "mystery"       # a kind from the future
-    blocks["stages.0.blocks.1"]["combine"] = "gate"
+    blocks["stages.0.blocks.1"]["merge"] = "gate"
     blocks["stages.1.blocks.1"]["scale"] = 0.2
-    blocks["stages.2.blocks.1"]["combine"] = "concat"
+    blocks["stages.2.blocks.1"]["merge"] = "concat"
     edges = [e for e in view(g, "block").edges if e.shortcut]
     assert [e.shortcut for e in edges] == ["mystery", "gated", "projection", "scaled", "projection", "concat",
                                            "projection", "identity"]
@@ -142,3 +143,14 @@ def test_costs_add_up_at_every_level(r50, level):
     boxes = [n for n in view(r50, level).nodes.values() if not n.merge]
     assert sum(n.params for n in boxes) == 25_557_032
     assert sum(n.macs for n in boxes) == sum(d["macs"] for _, d in r50.nodes(data=True))
+
+
+def test_stochastic_depth_rate_is_drawn_at_the_merge():
+    """EfficientNet's per-unit drop rate (0.2 · index / 16 on units with a shortcut): one rate per
+    unit, a range for a run of units drawn once."""
+    g = resdsl.graph(SPECS / "efficientnet.res")
+    block = render(g, "block").source
+    assert "drop 0.025" in block and "drop 0.175" in block         # units 2 and 14 of 16
+    assert "drop 0.075–0.0875" in render(g, "stage").source      # stage 3's two repeated units
+    layer = render(g, "layer", focus="stages.1.blocks.1").source
+    assert "drop 0.025" in layer

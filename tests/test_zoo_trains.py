@@ -15,8 +15,12 @@ ENTRIES = zoo(SPECS)
 def small_input(model) -> tuple[int, ...]:
     """A quarter of the declared pixels when the net takes it (global pooling heads), else the
     declared input; ImageNet-sized nets at 64x64 (75x75 for Inception's valid convolutions)."""
-    c, h, w = model.input_shape
-    tries = [(c, h // 2, w // 2)] if h <= 64 else [(c, 64, 64), (c, 75, 75)]
+    if len(model.input_shape) == 2:        # a C×L sequence: a quarter of its length
+        c, n = model.input_shape
+        tries = [(c, n // 4)]
+    else:
+        c, h, w = model.input_shape
+        tries = [(c, h // 2, w // 2)] if h <= 64 else [(c, 64, 64), (c, 75, 75)]
     model.eval()
     for shape in tries:
         try:
@@ -25,7 +29,7 @@ def small_input(model) -> tuple[int, ...]:
             return shape
         except RuntimeError:
             continue
-    return (c, h, w)
+    return tuple(model.input_shape)
 
 
 @pytest.mark.slow
@@ -62,7 +66,7 @@ def test_stochastic_depth_dropped_blocks_train():
     assert all(p.grad is not None for p in model.stem.parameters())
 
 
-@pytest.mark.parametrize("clause", ["shortcut none", "combine concat"])
+@pytest.mark.parametrize("clause", ["shortcut none", "merge concat"])
 def test_drop_path_on_blocks_it_could_never_drop_is_refused(clause):
     text = (f"block c(w) {{\n  residual {{ conv w k3 }}\n  {clause}\n}}\n"
             "network n() {\n  input 3x8x8\n  drop_path 0.5 linear\n  stem { conv 4 k3 }\n"

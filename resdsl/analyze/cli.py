@@ -7,6 +7,7 @@ import shlex
 import click
 
 from ..errors import SpecError
+from ..cli_common import print_table
 from ..train.cli import user_errors
 
 CHECKPOINT = click.option("--checkpoint", type=click.Path(exists=True), help="A run directory (its best.pt) or a checkpoint file.")
@@ -18,22 +19,8 @@ FIGURE = click.option("-o", "--output", "figure", type=click.Path(dir_okay=False
                       help="Write the figure here (.png or .svg).")
 
 
-def _table(title: str, columns: list[str], rows: list[list]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    t = Table()
-    for i, c in enumerate(columns):
-        t.add_column(c, justify="left" if i == 0 else "right")
-    for r in rows:
-        t.add_row(*[str(x) for x in r])
-    console = Console(width=max(100, Console().width))
-    console.print(title, style="italic", markup=False, highlight=False)   # a long title is not wrapped to the table
-    console.print(t)
-
-
 def _sets(sets: tuple[str, ...]) -> dict:
-    from ..cli_common import parse_sets
+    from ..api import parse_sets
 
     return parse_sets(sets)
 
@@ -82,7 +69,7 @@ def paths(spec, network, sets, checkpoint, gradients, lengths, draws, limit, dat
     if model is not None:
         from .gradients import gradient_by_length
 
-        ks = _ints(lengths, "--lengths") if lengths else list(range(pc.blocks + 1))
+        ks = _ints(lengths, "--lengths") if lengths else None
         doc["gradient"] = gradient_by_length(model, g, x, y, ks, draws).as_dict()
         doc["gradient"]["source"] = checkpoint or "initialisation"
     from .plots import paths_figure
@@ -119,16 +106,20 @@ def _paths_inputs(spec, network, sets, checkpoint, gradients, limit, data):
 
 def _paths_table(doc: dict) -> None:
     grad = doc.get("gradient", {})
+    routes = grad.get("routes", {})
+    # a route takes a branch whole: where branches have parallel layers inside, it holds several paths
+    by_route = any(routes.get(k, c) != c for k, c in doc["counts"].items())
     rows = []
     for k, c in doc["counts"].items():
-        row = [k, f"{c:,}", f"{c / doc['total_paths']:.3g}"]
+        row = [k, f"{c:,}", f"{c / doc['total_paths']:.3g}"] + ([f"{routes[k]:,}" if k in routes else ""] if by_route else [])
         if grad:
             pp = grad["per_path_gradient"].get(k)
             row += ["" if pp is None else f"{pp:.3g}", "" if pp is None else f"{grad['total_gradient'][k]:.3g}"]
         rows.append(row)
-    cols = ["length", "paths", "fraction"] + (["grad/path", "total grad"] if grad else [])
-    _table(f"{doc['network']}: {doc['blocks']} blocks, {doc['total_paths']:,} paths, mean length "
-           f"{doc['mean_length']:.2f}", cols, rows)
+    cols = ["length", "paths", "fraction"] + (["routes"] if by_route else []) + \
+        ([f"grad/{'route' if by_route else 'path'}", "total grad"] if grad else [])
+    print_table(f"{doc['network']}: {doc['blocks']} blocks, {doc['total_paths']:,} paths, mean length "
+                f"{doc['mean_length']:.2f}", cols, rows)
 
 
 @analyze.command()
@@ -167,7 +158,7 @@ def _lesion_table(d: dict) -> None:
              for k, v in d["random_deletion_acc"].items()]
     rows += [[f"swap {p}", f"{a:.2%}", f"{a - base:+.2%}"] for p, a in d["adjacent_swap_acc"].items()]
     rows += [[f"kept {b}", "", why] for b, why in d["not_lesioned"].items()]
-    _table(f"lesion: {d['source']}", ["change", "test accuracy", "vs intact"], rows)
+    print_table(f"lesion: {d['source']}", ["change", "test accuracy", "vs intact"], rows)
 
 
 @analyze.command()
@@ -203,7 +194,7 @@ def shattering(spec, network, sets, vs, depth_param, depths, checkpoint, points,
         results = [_measure_family(s, network, p, depth_param, v, points, draws) for s, p in families for v in values]
     _emit(results, as_json, figure, lambda p: shattering_figure(results, p))
     if not as_json:
-        _table("shattered gradients at initialisation" if not checkpoint else f"shattered gradients: {checkpoint}",
+        print_table("shattered gradients at initialisation" if not checkpoint else f"shattered gradients: {checkpoint}",
                ["network", "depth", "C(1)", "C(4)", "C(16)"],
                [[r["label"], r["depth"], f"{r['corr_lag1']:.3f}"] +
                 [f"{r['autocorr'][k]:.3f}" if len(r["autocorr"]) > k else "" for k in (4, 16)] for r in results])
@@ -273,7 +264,7 @@ def norms(checkpoint, vs, limit, data, as_json, figure):
     _emit(docs if vs else docs[0], as_json, figure, lambda p: norms_figure(docs, [d["source"] for d in docs], p))
     if not as_json:
         for d in docs:
-            _table(f"residual norms: {d['source']}", ["block", "‖F(x)‖/‖x‖", "cos(F(x), x)"],
+            print_table(f"residual norms: {d['source']}", ["block", "‖F(x)‖/‖x‖", "cos(F(x), x)"],
                    [[b["block"], f"{b['norm_ratio']:.3f}", f"{b['cosine']:+.3f}"] for b in d["blocks"]])
 
 
@@ -304,7 +295,7 @@ def hessian(spec, network, sets, vs, depth_param, depths, start, max_exact, as_j
     results = [_hessian_of(s, network, p, depth_param, v, start, max_exact) for s, p in families for v in values]
     _emit(results, as_json, figure, lambda p: hessian_figure(results, p))
     if not as_json:
-        _table(f"loss Hessian at {start}", ["network", "depth", "params", "method", "max |λ|", "min |λ|", "κ"],
+        print_table(f"loss Hessian at {start}", ["network", "depth", "params", "method", "max |λ|", "min |λ|", "κ"],
                [[r["label"], r["depth"], r["params"], r["method"], f"{r['max_abs_eigenvalue']:.3g}",
                  f"{r['min_abs_eigenvalue']:.3g}", "flat (H = 0)" if r["flat"] else
                  ("inf" if r["condition_number"] is None else f"{r['condition_number']:.3g}")] for r in results])
@@ -316,8 +307,3 @@ def _hessian_of(spec, network, params, depth_param, value, start, max_exact) -> 
     g, model, label = _member(spec, network, params, depth_param, value)
     set_start(model, start)
     return {"label": label, "depth": _depth(g), **spectrum(model, max_exact).as_dict()}
-
-
-from .sweep_cli import sweep  # noqa: E402  (registered as `resdsl sweep`)
-
-__all__ = ["analyze", "sweep"]

@@ -40,7 +40,7 @@ def graph_of_run(ck: dict):
     import tempfile
 
     from .. import api
-    from ..cli_common import parse_sets
+    from ..api import parse_sets
 
     cfg = ck.get("config", {})
     params = {**cfg.get("params", {}), **(ck["grow"].get("args", {}) if isinstance(ck.get("grow"), dict) else {})}

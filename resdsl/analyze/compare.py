@@ -11,7 +11,7 @@ from .sweep import Setting
 def complexity(spec: str, network: str | None, params: dict) -> tuple[int, int]:
     """(parameters, MACs) of a setting, from the annotated graph (no compile)."""
     from ..api import graph
-    from ..cli_common import parse_sets
+    from ..api import parse_sets
     from ..ir.shapes import totals
 
     return totals(graph(spec, network, **parse_sets(tuple(f"{k}={v}" for k, v in params.items()))))

@@ -47,8 +47,8 @@ def candidates(g: nx.DiGraph) -> list[Candidate]:
     for name, info in g.graph["blocks"].items():
         a, b = block_shapes(g, name)
         why = ""
-        if info["combine"] != "add":
-            why = f"merges by {info['combine']}, not add: there is no residual to drop alone"
+        if info["merge"] != "add":
+            why = f"merges by {info['merge']}, not add: there is no residual to drop alone"
         elif not a or a != b:
             why = f"its shape changes ({'×'.join(map(str, a))} → {'×'.join(map(str, b))})"
         out.append(Candidate(name, info["shortcut"], a, b, why))

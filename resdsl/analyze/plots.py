@@ -25,10 +25,12 @@ def paths_figure(doc: dict, path: str) -> None:
     axes[0].set(xlabel="path length", ylabel="number of paths", title=f"{doc['network']}: {doc['total_paths']:.3g} paths")
     if grads:
         gk = [int(k) for k in grads["per_path_gradient"]]
+        # a route takes a branch whole; it is one path unless branches have parallel layers inside
+        unit = "path" if all(grads.get("routes", {}).get(k, c) == c for k, c in doc["counts"].items()) else "route"
         axes[1].semilogy(gk, [grads["per_path_gradient"][str(k)] for k in gk], "o-", color="C1")
-        axes[1].set(xlabel="path length", ylabel="gradient magnitude per path", title="one path of length k")
+        axes[1].set(xlabel="path length", ylabel=f"gradient magnitude per {unit}", title=f"one {unit} of length k")
         axes[2].plot(gk, [grads["total_gradient"][str(k)] for k in gk], "o-", color="C2")
-        axes[2].set(xlabel="path length", ylabel="total gradient magnitude", title="all paths of length k")
+        axes[2].set(xlabel="path length", ylabel="total gradient magnitude", title=f"all {unit}s of length k")
     finish(fig, axes, path)
 
 

@@ -66,7 +66,7 @@ def state_of(run: Path, epochs: int) -> str:
 
 def train_setting(spec: str, network: str | None, params: dict, options: dict, output: str) -> dict:
     """Train one setting in this process through resdsl.train.run, resuming where it stopped."""
-    from ..train.cli import build_config
+    from ..train.config import build_config, recipe_from_options
     from ..train.progress import Reporter
     from ..train.session import run as train_run
 
@@ -75,7 +75,8 @@ def train_setting(spec: str, network: str | None, params: dict, options: dict, o
     state = state_of(run, build_config(options).epochs)
     if state == "done":
         return json.loads((run / "summary.json").read_text())
-    recipe = {k: v for k, v in options.items() if k not in ("params", "network")}
+    # the CLI's strings turned into TrainConfig fields as `resdsl train` does (--decay-milestones 8,12)
+    recipe = {k: v for k, v in recipe_from_options(options).items() if k not in ("params", "network")}
     recipe.update(output=output, experiment=name)
     return train_run(spec, recipe, output, network=network, args={k: str(v) for k, v in params.items()},
                      resume=str(run) if state == "resume" else None, reporter=Reporter(quiet=True))

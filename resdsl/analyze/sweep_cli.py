@@ -31,7 +31,7 @@ from ..train.errors import TrainError
 def sweep(spec, network, grid, sets, match_what, adjust, backend, address, ray_cpus, as_json, figure, dry_run,
           **options):
     """Train SPEC at every --grid setting with one recipe; table of params, MACs, accuracy, time; curves."""
-    from ..cli_common import split_sets
+    from ..api import split_sets
     from .common import check_figure_path
     from .compare import match, plot_curves, rows
     from .sweep import parse_grid, run_local, settings, state_of
@@ -46,7 +46,7 @@ def sweep(spec, network, grid, sets, match_what, adjust, backend, address, ray_c
         todo = match(spec, network, todo, match_what, adjust)
     output = options.pop("output", None) or "runs/sweep"
     options = {k: v for k, v in options.items() if v is not None and k != "experiment"}
-    from ..train.cli import build_config
+    from ..train.config import build_config
 
     epochs = build_config(options).epochs
     echo = (lambda *a: None) if as_json else click.echo
@@ -87,12 +87,12 @@ def _ray(spec, network, pending, options, output, address, cpus, echo) -> None:
 
 def _print(table: list[dict]) -> None:
     from ..cost.tables import human
-    from .cli import _table
+    from ..cli_common import print_table
 
     def pct(v):
         return "" if v is None else f"{v:.2%}"
 
-    _table("sweep", ["setting", "params", "MACs", "status", "epochs", "final acc", "best acc", "train time"],
+    print_table("sweep", ["setting", "params", "MACs", "status", "epochs", "final acc", "best acc", "train time"],
            [[r["setting"], f"{r['params']:,}", human(r["macs"]), r["status"], r["epochs_done"] or "",
              pct(r["final_test_acc"]), pct(r["best_test_acc"]),
              "" if r["train_s"] is None else f"{r['train_s']:.0f}s"] for r in table])

@@ -19,7 +19,7 @@ from ..errors import SpecError
 from ..ir import ops
 from ..ir.shapes import totals
 from .init import apply_init
-from .modules import Branches, Network, ResidualBlock, Stage
+from .modules import Branches, Dataflow, Network, ResidualBlock, Stage
 
 
 @dataclass
@@ -61,6 +61,31 @@ def branches(ctx: Context, path: str) -> Branches:
     return Branches([sequence(ctx, b) for b in c["children"]], c["mode"])
 
 
+def dataflow(ctx: Context, path: str) -> Dataflow:
+    """A body with named tensors: its steps' modules (a merge runs in the Dataflow module), wired by
+    name. A ReLU runs in place only on a fresh tensor (a conv's, a BN's) that it alone reads."""
+    c = ctx.container(path)
+    reads: dict[str, int] = {}
+    for _, inputs, _ in c["steps"]:
+        for t in inputs:
+            reads[t] = reads.get(t, 0) + 1
+    made: dict[str, str] = {}
+    steps = []
+    for child, inputs, out in c["steps"]:
+        local = child.rsplit(".", 1)[-1]
+        if not ctx.is_node(child):
+            steps.append((local, module(ctx, child), inputs, out))
+        elif ops.OPS[ctx.g.nodes[child]["kind"]].build is None:
+            steps.append((local, ctx.g.nodes[child]["kind"], inputs, out))
+        else:
+            src = made.get(inputs[0])
+            inplace = (src is not None and ctx.is_node(src) and ops.OPS[ctx.g.nodes[src]["kind"]].fresh_output
+                       and reads[inputs[0]] == 1 and inputs[0] != c["output"])
+            steps.append((local, layer(ctx, child, inplace), inputs, out))
+        made[out] = child
+    return Dataflow(steps, c["output"])
+
+
 def block(ctx: Context, path: str) -> ResidualBlock:
     """A residual unit from its graph record: y = post(merge(scale · Σ_k residual_k(pre(x)), shortcut(x)))."""
     info = ctx.g.graph["blocks"][path]
@@ -76,7 +101,7 @@ def block(ctx: Context, path: str) -> ResidualBlock:
         pre=parts["pre"], residuals=[m for _, m in residuals], shortcut=parts["shortcut"],
         shortcut_kind=info["shortcut"], shortcut_from_pre=info["source"] == "pre", scale=info["scale"],
         post=parts["post"], add_inplace=fresh(ctx, residuals[0][0]) or info["scale"] != 1.0 or len(residuals) > 1,
-        combine=info["combine"], gate=parts["gate"], drop_prob=info["drop_prob"], drop_mode=info["drop_mode"])
+        merge=info["merge"], gate=parts["gate"], drop_prob=info["drop_prob"], drop_mode=info["drop_mode"])
 
 
 def fresh(ctx: Context, path: str) -> bool:
@@ -90,7 +115,8 @@ def stage(ctx: Context, path: str) -> Stage:
     return Stage([block(ctx, b) for b in ctx.container(path)["children"]])
 
 
-BUILDERS = {"sequence": sequence, "section": sequence, "branches": branches, "block": block, "stage": stage}
+BUILDERS = {"sequence": sequence, "section": sequence, "branches": branches, "block": block, "stage": stage,
+            "dataflow": dataflow}
 
 
 def module(ctx: Context, path: str) -> nn.Module:
@@ -128,7 +154,7 @@ def network(g: nx.DiGraph) -> Network:
 def init_weights(model: nn.Module) -> None:
     """torchvision's ResNet initialisation: He-normal (fan_out) convs, BN γ=1 β=0, default Linear."""
     for m in model.modules():
-        if isinstance(m, nn.Conv2d):
+        if isinstance(m, (nn.Conv1d, nn.Conv2d)):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
@@ -138,9 +164,9 @@ def init_weights(model: nn.Module) -> None:
 
 
 def gate_biases(model: nn.Module, g: nx.DiGraph) -> None:
-    """Highway gate biases come from the spec (`combine gate bias -2`), set after init_weights."""
+    """Highway gate biases come from the spec (`merge gate bias -2`), set after init_weights."""
     for name, info in g.graph["blocks"].items():
-        if info["combine"] == "gate":
+        if info["merge"] == "gate":
             nn.init.constant_(model.get_submodule(f"{name}.gate")[0].bias, info["gate_bias"])
 
 

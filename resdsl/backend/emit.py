@@ -10,6 +10,7 @@ bit for bit. The file imports torch only (resdsl's few custom layers are copied 
 from __future__ import annotations
 
 import inspect
+import keyword
 
 import torch
 from torch import nn
@@ -20,30 +21,33 @@ from . import modules as M
 # resdsl's own layers, copied into the generated file by their source when used
 HELPERS = (M.FlattenLinear, M.ZeroPadShortcut, M.SqueezeExcite, M.CReLU, M.Branches, M.Stage, L.LayerNorm2d,
            L.LayerScale, L.ChannelShuffle, L.ChannelSlice, L.GroupSoftmax, L.ZeroPadChannels, L.Multiply,
-           L.SqueezeExcitation)
+           L.SqueezeExcitation, L.CausalConv1d)
 
 
 def _pair(v):
-    """A conv/pool size: `3` for (3, 3), else the tuple."""
-    if isinstance(v, tuple) and len(v) == 2 and v[0] == v[1]:
+    """A conv/pool size: `3` for (3, 3) or (3,), else the tuple."""
+    if isinstance(v, tuple) and len(v) in (1, 2) and v[0] == v[-1]:
         return v[0]
     return v
 
 
-def _conv(m: nn.Conv2d) -> str:
+def _conv(m: nn.Conv2d | nn.Conv1d) -> str:
+    if isinstance(m, L.CausalConv1d):
+        return (f"CausalConv1d({m.in_channels}, {m.out_channels}, {m.kernel_size[0]}, {m.stride[0]}, "
+                f"{m.dilation[0]}, {m.groups}, {m.bias is not None})")
     args = [str(m.in_channels), str(m.out_channels), f"kernel_size={_pair(m.kernel_size)}"]
     args += [f"{k}={_pair(getattr(m, k))}" for k, d in (("stride", 1), ("padding", 0), ("dilation", 1))
              if _pair(getattr(m, k)) != d]
     args += [f"groups={m.groups}"] * (m.groups != 1) + [f"bias={m.bias is not None}"]
     args += [f"padding_mode={m.padding_mode!r}"] * (m.padding_mode != "zeros")
-    return f"nn.Conv2d({', '.join(args)})"
+    return f"nn.{type(m).__name__}({', '.join(args)})"
 
 
 def _bn(m: nn.BatchNorm2d) -> str:
     args = [str(m.num_features), f"eps={m.eps!r}", f"momentum={m.momentum!r}"]
     args += [f"affine={m.affine}"] * (not m.affine) + [f"track_running_stats={m.track_running_stats}"] * (
         not m.track_running_stats)
-    return f"nn.BatchNorm2d({', '.join(args)})"
+    return f"nn.{type(m).__name__}({', '.join(args)})"
 
 
 def _linear(m: nn.Linear) -> str:
@@ -52,12 +56,12 @@ def _linear(m: nn.Linear) -> str:
 
 
 def _maxpool(m: nn.MaxPool2d) -> str:
-    return (f"nn.MaxPool2d({m.kernel_size!r}, stride={m.stride!r}, padding={m.padding!r}, "
+    return (f"nn.{type(m).__name__}({m.kernel_size!r}, stride={m.stride!r}, padding={m.padding!r}, "
             f"dilation={m.dilation!r}, ceil_mode={m.ceil_mode})")
 
 
 def _avgpool(m: nn.AvgPool2d) -> str:
-    return (f"nn.AvgPool2d({m.kernel_size!r}, stride={m.stride!r}, padding={m.padding!r}, ceil_mode={m.ceil_mode}, "
+    return (f"nn.{type(m).__name__}({m.kernel_size!r}, stride={m.stride!r}, padding={m.padding!r}, ceil_mode={m.ceil_mode}, "
             f"count_include_pad={m.count_include_pad}, divisor_override={m.divisor_override!r})")
 
 
@@ -73,7 +77,7 @@ def _layer_norm(m: L.LayerNorm2d) -> str:
 
 def _layer_scale(m: L.LayerScale) -> str:
     g = m.layer_scale
-    return f"LayerScale({g.shape[0]}, {float(g.detach().flatten()[0])!r}, spatial={g.dim() == 3})"
+    return f"LayerScale({g.shape[0]}, {float(g.detach().flatten()[0])!r}, spatial={g.dim() - 1})"
 
 
 def _se(m: L.SqueezeExcitation) -> str:
@@ -110,6 +114,13 @@ LAYERS = {
     nn.MaxPool2d: _maxpool,
     nn.AvgPool2d: _avgpool,
     nn.AdaptiveAvgPool2d: lambda m: f"nn.AdaptiveAvgPool2d({m.output_size!r})",
+    nn.Conv1d: _conv,                  # sequences (C×L)
+    L.CausalConv1d: _conv,
+    nn.BatchNorm1d: _bn,
+    nn.MaxPool1d: _maxpool,
+    nn.AvgPool1d: lambda m: (f"nn.AvgPool1d({m.kernel_size!r}, stride={m.stride!r}, padding={m.padding!r}, "
+                             f"ceil_mode={m.ceil_mode}, count_include_pad={m.count_include_pad})"),
+    nn.AdaptiveAvgPool1d: lambda m: f"nn.AdaptiveAvgPool1d({m.output_size!r})",
     nn.Dropout: lambda m: f"nn.Dropout(p={m.p!r}, inplace={m.inplace})",
     M.ZeroPadShortcut: lambda m: f"ZeroPadShortcut({m.stride}, {m.extra_channels})",
     M.SqueezeExcite: lambda m: f"SqueezeExcite({m.fc1.in_channels}, {m.fc1.out_channels}, "
@@ -137,6 +148,8 @@ class Emitter:
             return LAYERS[type(m)](m)
         if isinstance(m, M.ResidualBlock):
             return self.block_class(m, path) + "()"
+        if isinstance(m, M.Dataflow):
+            return self.flow_class(m, path) + "()"
         if isinstance(m, M.Stage):
             return "Stage([" + self.children(list(m.blocks.named_children()), path + ".blocks", indent) + "])"
         if isinstance(m, M.Branches):
@@ -178,6 +191,39 @@ class Emitter:
         return self.classes[body]
 
 
+    def flow_class(self, d: M.Dataflow, path: str) -> str:
+        """A dataflow body as a class: its modules in __init__, one line per step in forward."""
+        init = [f"        self.{name} = {self.ctor(m, f'{path}.{name}', 2)}" for name, m in d.named_children()]
+        body = "\n".join(init) + "\n\n    def forward(self, x):\n" + "\n".join(
+            "        " + ln for ln in flow_forward(d))
+        if body not in self.classes:
+            taken = set(self.classes.values())
+            self.classes[body] = next(n for k in range(1, len(taken) + 2)
+                                      if (n := "Flow" + (str(k) if k > 1 else "")) not in taken)
+        return self.classes[body]
+
+
+def _var(t: str) -> str:
+    """A tensor name as a Python variable: `h%3` (h given again) -> `h_3`, `%3` (unnamed) -> `t_3`."""
+    v = t.replace("%", "_") if not t.startswith("%") else "t_" + t[1:]
+    return v + "_" if keyword.iskeyword(v) or v == "self" else v
+
+
+def flow_forward(d: M.Dataflow) -> list[str]:
+    """The lines of a dataflow body's forward, the same operations in the same order as Dataflow."""
+    lines = []
+    for name, merge, inputs, out in d.wiring:
+        args = [_var(i) for i in inputs]
+        if merge is None:
+            expr = f"self.{name}({', '.join(args)})"
+        elif merge == "concat":
+            expr = f"torch.cat([{', '.join(args)}], 1)"
+        else:
+            expr = (" + " if merge == "add" else " * ").join(args)
+        lines.append(f"{_var(out)} = {expr}")
+    return lines + [f"return {_var(d.output)}"]
+
+
 _RESERVED = {"Network", "OrderedDict", *(h.__name__ for h in HELPERS)}
 
 
@@ -200,7 +246,7 @@ def block_forward(b: M.ResidualBlock) -> list[str]:
         lines.append(f"s = self.shortcut({src})" if b.shortcut is not None else f"s = {src}")
     post = (lambda v: v) if b.post is None else (lambda v: f"self.post({v})")
     batch_drop = b.drop_prob > 0.0 and b.drop_mode == "batch"
-    if batch_drop and b.has_shortcut and b.combine == "add":
+    if batch_drop and b.has_shortcut and b.merge == "add":
         lines += [f"if self.training and torch.rand(()).item() < {b.drop_prob!r}:  # stochastic depth",
                   f"    return {post('s')}"]
     if b.residuals is None:
@@ -223,9 +269,9 @@ def block_forward(b: M.ResidualBlock) -> list[str]:
                       f"({keep!r})", f"    out = out * mask.div_({keep!r})"]
         lines += _times(b.scale)
     if b.has_shortcut:
-        if b.combine == "concat":
+        if b.merge == "concat":
             lines.append("out = torch.cat((s, out), 1)")
-        elif b.combine == "gate":
+        elif b.merge == "gate":
             lines += ["t = self.gate(x)", "out = out * t + s * (1.0 - t)"]
         else:
             lines.append("out = out.add_(s)" if b.add_inplace else "out = out + s")

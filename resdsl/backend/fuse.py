@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from . import fold
-from .modules import Branches, ResidualBlock
+from .modules import Branches, Dataflow, ResidualBlock
 
 _BN = nn.modules.batchnorm._BatchNorm
 
@@ -73,6 +73,8 @@ class Fuser:
             return self.seq(m, name)
         if isinstance(m, Branches):
             return self.branches(m, name)
+        if isinstance(m, Dataflow):
+            return self.flow(m, name)
         for child, sub in list(m.named_children()):
             new = self.module(sub, _join(name, child))
             self.replaced[id(sub)] = new
@@ -115,6 +117,32 @@ class Fuser:
             i += 1
         return nn.Sequential(OrderedDict(out))
 
+    # -- dataflow bodies: conv+bn where the BN alone reads the conv's output ----------------------
+    def flow(self, d: Dataflow, name: str) -> nn.Module:
+        mods = {k: v if isinstance(v, nn.BatchNorm2d) else self.module(v, _join(name, k)) for k, v in d.named_children()}
+        reads: dict[str, int] = {}
+        for _, _, inputs, _ in d.wiring:
+            for t in inputs:
+                reads[t] = reads.get(t, 0) + 1
+        steps = [[k, mods.get(k, merge), list(ins), out] for k, merge, ins, out in d.wiring]
+        made = {s[3]: s for s in steps}
+        for step in list(steps):
+            k, m, ins, out = step
+            src = made.get(ins[0]) if isinstance(m, nn.BatchNorm2d) else None
+            if src is None or not isinstance(src[1], nn.Conv2d) or reads[ins[0]] != 1 or ins[0] == d.output:
+                if isinstance(m, nn.BatchNorm2d):
+                    self.rep.left.append((_join(name, k), "bn not alone after a conv in this dataflow body"))
+                continue
+            conv = self.shared((src[1], m), lambda: fold.conv_then_bn(src[1], m))
+            if conv is None:
+                continue
+            self.rep.folded.append((_join(name, src[0]), f"{k} folded into the conv"))
+            self.rep.units.append((_join(name, src[0]), [_join(name, k)], None))
+            src[1], src[3] = conv, out                  # the conv now makes the BN's tensor
+            made[out] = src
+            steps.remove(step)
+        return Dataflow([tuple(s) for s in steps], d.output)
+
     def bn_conv(self, bn: nn.Module, conv: nn.Conv2d):
         box = {}
         def make():
@@ -154,7 +182,7 @@ class Fuser:
         merged = self.merge_block(b, name, scale)
         if merged is not None:
             return merged
-        if scale != 1.0 and b.combine != "gate":
+        if scale != 1.0 and b.merge != "gate":
             self.fold_scale(b, name, scale)
         return b
 
@@ -206,8 +234,8 @@ class Fuser:
 
 
 def _block_obstacle(b: ResidualBlock) -> str:
-    if b.combine != "add":
-        return f"combine {b.combine} is not a sum"
+    if b.merge != "add":
+        return f"merge {b.merge} is not a sum"
     if b.pre is not None and b.has_shortcut and not b.shortcut_from_pre:
         return "the shortcut reads x, the residual pre(x)"
     if b.drop_prob > 0 and b.drop_mode == "sample" and b.training:

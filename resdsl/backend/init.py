@@ -27,7 +27,7 @@ def residual_std(model: nn.Module, std: float) -> None:
     """Residual-branch convs ~ N(0, std²), std 0 = zero init (Li et al.'s n-shortcut study)."""
     for br in _branches(model):
         for m in br.modules():
-            if isinstance(m, nn.Conv2d):
+            if isinstance(m, (nn.Conv1d, nn.Conv2d)):
                 nn.init.zeros_(m.weight) if std == 0 else nn.init.normal_(m.weight, 0.0, std)
 
 
@@ -37,13 +37,13 @@ def looks_linear(model: nn.Module, _: Any) -> None:
     after_crelu = set()
     prev = None
     for m in model.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)) and isinstance(prev, CReLU):
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)) and isinstance(prev, CReLU):
             after_crelu.add(id(m))
-        if isinstance(m, (nn.Conv2d, nn.Linear, CReLU)):
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear, CReLU)):
             prev = m
     with torch.no_grad():
         for m in model.modules():
-            if not isinstance(m, (nn.Conv2d, nn.Linear)):
+            if not isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
                 continue
             if id(m) in after_crelu:
                 half = m.weight.shape[1] // 2

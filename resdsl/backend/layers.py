@@ -8,20 +8,38 @@ from torch import nn
 
 
 class LayerNorm2d(nn.LayerNorm):
-    """Layer norm over the channels of each position of a C×H×W map (ConvNeXt's channels-first LN)."""
+    """Layer norm over the channels of each position of a C×H×W map (ConvNeXt's channels-first LN),
+    or of a C×L sequence."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.permute(0, 2, 3, 1)
+        x = x.movedim(1, -1)
         x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
-        return x.permute(0, 3, 1, 2)
+        return x.movedim(-1, 1)
+
+
+class CausalConv1d(nn.Conv1d):
+    """A 1-D conv that sees only the past (WaveNet, van den Oord et al. 2016): (k − 1)·d zeros on
+    the left, none on the right, so output t reads inputs t − (k − 1)·d .. t. Parameters are
+    nn.Conv1d's (`weight`, `bias`), so state_dict keys are those of any conv."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int, dilation: int, groups: int,
+                 bias: bool):
+        super().__init__(in_channels, out_channels, kernel, stride, 0, dilation, groups, bias)
+        self.left = (kernel - 1) * dilation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, (self.left, 0)))
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", causal (left pad {self.left})"
 
 
 class LayerScale(nn.Module):
     """Learnable per-channel scale (Touvron et al. 2021, CaiT; ConvNeXt): y = γ ⊙ x, γ initialised to `init`."""
 
-    def __init__(self, channels: int, init: float, spatial: bool = True):
+    def __init__(self, channels: int, init: float, spatial: int = 2):
         super().__init__()
-        shape = (channels, 1, 1) if spatial else (channels,)
+        shape = (channels,) + (1,) * spatial          # spatial: the input's spatial rank (0: a vector)
         self.layer_scale = nn.Parameter(torch.full(shape, float(init)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -21,9 +21,9 @@ class ZeroPadShortcut(nn.Module):
         self.stride, self.extra_channels = stride, extra_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.stride > 1:
-            x = x[:, :, ::self.stride, ::self.stride]
-        return F.pad(x, (0, 0, 0, 0, 0, self.extra_channels))
+        if self.stride > 1:                  # every spatial axis (H, W or L)
+            x = x[(slice(None), slice(None)) + (slice(None, None, self.stride),) * (x.dim() - 2)]
+        return F.pad(x, (0, 0) * (x.dim() - 2) + (0, self.extra_channels))
 
     def extra_repr(self) -> str:
         return f"stride={self.stride}, extra_channels={self.extra_channels}"
@@ -70,6 +70,43 @@ class Branches(nn.ModuleList):
         return f"mode={self.mode}"
 
 
+def merged(kind: str, xs: list[torch.Tensor]) -> torch.Tensor:
+    """A merge of a dataflow body: sum, channel concatenation or (broadcast) product."""
+    if kind == "concat":
+        return torch.cat(xs, 1)
+    y = xs[0]
+    for x in xs[1:]:
+        y = y + x if kind == "add" else y * x
+    return y
+
+
+class Dataflow(nn.Module):
+    """A body with named tensors: each step runs a module (or a merge) on the tensors it names and
+    names its result; `x` is the body's input. Modules are registered in step order, so the
+    state_dict reads as a sequence's (`residual.flow.conv1`)."""
+
+    def __init__(self, steps: list[tuple[str, nn.Module | str, tuple[str, ...], str]], output: str):
+        super().__init__()
+        self.wiring = []
+        for name, m, inputs, out in steps:
+            if isinstance(m, nn.Module):
+                self.add_module(name, m)
+                self.wiring.append((name, None, tuple(inputs), out))
+            else:
+                self.wiring.append((name, m, tuple(inputs), out))
+        self.output = output
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tensors = {"x": x}
+        for name, merge, inputs, out in self.wiring:
+            ins = [tensors[i] for i in inputs]
+            tensors[out] = merged(merge, ins) if merge is not None else self._modules[name](*ins)
+        return tensors[self.output]
+
+    def extra_repr(self) -> str:
+        return "; ".join(f"{out} = {merge or name}({', '.join(ins)})" for name, merge, ins, out in self.wiring)
+
+
 class ResidualBlock(nn.Module):
     """Residual unit: y = post(merge(scale · sum_k residual_k(pre(x)), shortcut(x))).
 
@@ -81,7 +118,7 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, pre: nn.Module | None, residuals: list[nn.Module], shortcut: nn.Module | None,
                  shortcut_kind: str, shortcut_from_pre: bool, scale: float, post: nn.Module | None,
-                 add_inplace: bool, combine: str = "add", gate: nn.Module | None = None,
+                 add_inplace: bool, merge: str = "add", gate: nn.Module | None = None,
                  drop_prob: float = 0.0, drop_mode: str = "batch"):
         super().__init__()
         self.pre = pre
@@ -93,7 +130,7 @@ class ResidualBlock(nn.Module):
         self.gate = gate
         self.post = post
         self.has_shortcut = shortcut_kind != "none"
-        self.shortcut_kind, self.combine = shortcut_kind, combine
+        self.shortcut_kind, self.merge = shortcut_kind, merge
         self.shortcut_from_pre = shortcut_from_pre
         self.scale = float(scale)
         self.add_inplace = add_inplace
@@ -115,7 +152,7 @@ class ResidualBlock(nn.Module):
             if self.shortcut is not None:
                 s = self.shortcut(s)
         if self.drop_prob > 0.0 and self.drop_mode == "batch" and self.training and s is not None \
-                and self.combine == "add" and torch.rand(()).item() < self.drop_prob:
+                and self.merge == "add" and torch.rand(()).item() < self.drop_prob:
             # the whole residual is skipped; `post` may run in place, and s may be x itself
             return s if self.post is None else self.post(s.clone())
         out = self.branch(a)
@@ -130,9 +167,9 @@ class ResidualBlock(nn.Module):
         if scale != 1.0:
             out = out * scale
         if s is not None:
-            if self.combine == "concat":
+            if self.merge == "concat":
                 out = torch.cat((s, out), 1)
-            elif self.combine == "gate":
+            elif self.merge == "gate":
                 t = self.gate(x)
                 out = out * t + s * (1.0 - t)
             else:
@@ -141,8 +178,8 @@ class ResidualBlock(nn.Module):
 
     def extra_repr(self) -> str:
         parts = [f"shortcut={self.shortcut_kind}"]
-        if self.combine != "add":
-            parts.append(f"combine={self.combine}")
+        if self.merge != "add":
+            parts.append(f"merge={self.merge}")
         if self.scale != 1.0:
             parts.append(f"scale={self.scale}")
         if self.drop_prob:

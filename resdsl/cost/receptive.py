@@ -42,9 +42,10 @@ def receptive_fields(g: nx.DiGraph) -> dict[str, Field]:
         ins = [out[p] for p in inputs_of(g, n)]
         jump = max(f.stride for f in ins)
         geo = _geometry(d)
-        if geo is None or any(f.rf is None for f in ins):
+        if geo is None:
             out[n] = Field(None, jump)
             continue
-        k, s, dil = geo
-        out[n] = Field(max(f.rf for f in ins) + (k - 1) * dil * jump, jump * s)
+        k, s, dil = geo          # after a global input (SE, SK's attention) the field stays global, strides count
+        rf = None if any(f.rf is None for f in ins) else max(f.rf for f in ins) + (k - 1) * dil * jump
+        out[n] = Field(rf, jump * s)
     return out

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from .tables import human, human_bytes, shape_str
+from .tables import drop_text, human, human_bytes, shape_str
 
 # (label, getter of a profile document) of the totals compared by --vs; None: not available
 TOTALS = [
@@ -50,12 +50,15 @@ def profile_table(d: dict) -> Table:
         f"{human_bytes(d['totals']['param_bytes']['bf16'])} bf16"))
     t.add_column("name", no_wrap=True, min_width=max(len(r["name"]) for r in d["rows"]))
     t.add_column("what", no_wrap=True)
-    for col in ("output", "params", "% params", "MACs", "FLOPs", "activations", "RF", "stride"):
+    drops = any("drop_path" in r for r in d["rows"])         # stochastic depth: a column where set
+    for col in ("output", "params", "% params", "MACs", "FLOPs", "activations", "RF", "stride",
+                *(("drop path",) if drops else ())):
         t.add_column(col, justify="right", no_wrap=True)
 
     def add(r: dict, name: str, what: str) -> None:
         t.add_row(name, what, shape_str(r["out_shape"]), f"{r['params']:,}", f"{r['params_pct']:.1f}",
-                  human(r["macs"]), human(r["flops"]), human_bytes(r["activation_bytes"]), _rf(r), str(r["stride"]))
+                  human(r["macs"]), human(r["flops"]), human_bytes(r["activation_bytes"]), _rf(r), str(r["stride"]),
+                  *((drop_text(r.get("drop_path")),) if drops else ()))
 
     if d["level"] != "network":
         for r in d["rows"]:

@@ -8,7 +8,7 @@ import networkx as nx
 from ..ir.net import Net
 from .memory import BYTES, activation_bytes, parameter_bytes
 from .receptive import receptive_fields
-from .tables import rows
+from .tables import drop_path, rows
 
 SCHEMA = "resdsl.profile/1"
 
@@ -21,6 +21,8 @@ CONVENTIONS = {
     "rf": "receptive field in input pixels at the row's output, max over paths; null = global "
           "(resdsl/cost/receptive.py)",
     "stride": "input pixels between neighbouring output pixels at the row's output",
+    "drop_path": "[lowest, highest] stochastic-depth drop probability of the row's units; only on rows "
+                 "where a unit drops",
 }
 
 
@@ -43,11 +45,12 @@ def profile(net: Net, g: nx.DiGraph, level: str = "stage", batch_size: int = 1,
 
     def row_doc(r) -> dict:
         f = fields[r.output]
+        drop = drop_path(g, r) if r is not total else None
         return {"name": r.name, "what": r.what, "out_shape": list(r.out_shape), "params": r.params,
                 "params_pct": 100.0 * r.params / total.params if total.params else 0.0,
                 "macs": r.macs, "flops": 2 * r.macs,
                 "activation_bytes": activation_bytes(g, r.nodes, batch_size, precision),
-                "rf": f.rf, "stride": f.stride}
+                "rf": f.rf, "stride": f.stride, **({"drop_path": list(drop)} if drop else {})}
 
     totals = row_doc(total)
     totals["param_bytes"] = {p: parameter_bytes(total.params, p) for p in ("fp32", "bf16")}

@@ -91,6 +91,23 @@ def _output(g: nx.DiGraph, nodes: list[str]) -> str:
     return leaving[-1] if leaving else nodes[-1]
 
 
+def drop_path(g: nx.DiGraph, r: Row) -> tuple[float, float] | None:
+    """(lowest, highest) stochastic-depth drop probability over the units in a row; None when no
+    unit of the row drops (most networks: their tables stay as they were)."""
+    blocks = g.graph["blocks"]
+    probs = [blocks[b]["drop_prob"] for b in dict.fromkeys(g.nodes[n]["scope"]["block"] for n in r.nodes)
+             if b in blocks]
+    return (min(probs), max(probs)) if probs and max(probs) > 0 else None
+
+
+def drop_text(rng: tuple[float, float] | None) -> str:
+    """`0.1`, `0.025–0.05` or '' (no stochastic depth)."""
+    if rng is None:
+        return ""
+    lo, hi = rng
+    return f"{hi:.3g}" if lo == hi else f"{lo:.3g}–{hi:.3g}"
+
+
 def section_rows(g: nx.DiGraph) -> list[Row]:
     """One row per stem / stage / transition / head, in network order."""
     return rows(g, "stage")

@@ -193,7 +193,7 @@ class scale_stmt(Node):
     value: Expr
 
 
-class combine_stmt(Node):
+class merge_stmt(Node):
     args: tuple[Expr, ...]
 
 
@@ -205,7 +205,7 @@ class param(Node):
 class block_def(Node):
     name: str
     params: tuple[param, ...]
-    body: tuple[Union[let_stmt, pre, residual, shortcut, post, scale_stmt, combine_stmt, "drop_path_stmt"], ...]
+    body: tuple[Union[let_stmt, pre, residual, shortcut, post, scale_stmt, merge_stmt, "drop_path_stmt"], ...]
 
 
 # ---- networks ----

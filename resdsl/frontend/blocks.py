@@ -6,7 +6,7 @@ from typing import Any
 
 from ..errors import Span, SpecError
 from ..ir import ops
-from ..ir.kinds import COMBINES
+from ..ir.kinds import MERGE_MODES
 from ..ir.net import Block, Layer, Shortcut
 from . import ast
 from .clauses import bind
@@ -16,7 +16,7 @@ from .sequences import seq
 from .shortcuts import shortcut, shortcut_stride
 from .values import BlockRef, Symbol, is_num, show, type_name
 
-COMBINE_ATTRS = (ops.Attr("mode", object), ops.Attr("kernel", int, 1, short="k"), ops.Attr("bias", ops.NUM, -1.0))
+MERGE_ATTRS = (ops.Attr("mode", object), ops.Attr("kernel", int, 1, short="k"), ops.Attr("bias", ops.NUM, -1.0))
 DROP_PATH_ATTRS = (ops.Attr("rate", ops.NUM), ops.Attr("schedule", object, Symbol("linear")),
                    ops.Attr("mode", object, Symbol("batch")))
 
@@ -74,13 +74,13 @@ class Parts:
     residuals: list = field(default_factory=list)
     shortcut: ast.shortcut | None = None
     post: ast.post | None = None
-    combine: ast.combine_stmt | None = None
+    merge: ast.merge_stmt | None = None
     scale: Any = 1.0
     drop: tuple[float, str] = (0.0, "batch")      # this unit's stochastic depth (`drop_path` in the block)
 
 
 def collect(ctx: Context, d: ast.block_def, env: dict, shape, name: str) -> Parts:
-    """Walk the body in order: `let`s bind as they come; one pre (first), shortcut, post, combine."""
+    """Walk the body in order: `let`s bind as they come; one pre (first), shortcut, post, merge."""
     p = Parts(a_shape=shape)
     for st in d.body:
         if isinstance(st, ast.let_stmt):
@@ -91,8 +91,8 @@ def collect(ctx: Context, d: ast.block_def, env: dict, shape, name: str) -> Part
             p.pre, p.a_shape = seq(ctx, st.body, env, shape, f"{name}.pre.")
         elif isinstance(st, ast.residual):
             p.residuals.append(st)
-        elif isinstance(st, (ast.shortcut, ast.post, ast.combine_stmt)):
-            slot = {ast.shortcut: "shortcut", ast.post: "post", ast.combine_stmt: "combine"}[type(st)]
+        elif isinstance(st, (ast.shortcut, ast.post, ast.merge_stmt)):
+            slot = {ast.shortcut: "shortcut", ast.post: "post", ast.merge_stmt: "merge"}[type(st)]
             if getattr(p, slot) is not None:
                 raise SpecError(f"a block has one '{slot}'", st.span)
             setattr(p, slot, st)
@@ -125,22 +125,23 @@ def residuals(ctx: Context, p: Parts, env: dict, name: str) -> tuple[tuple, ops.
 def block_body(ctx: Context, d: ast.block_def, env: dict, shape, name: str, call_span: Span):
     p = collect(ctx, d, env, shape, name)
     branches, r_shape = residuals(ctx, p, env, name)
-    mode, gate_attrs = combine_mode(ctx, p.combine, env)
+    mode, gate_attrs = merge_mode(ctx, p.merge, env)
     if mode == "concat":
         if p.shortcut is not None:
             raise SpecError("a dense (concat) block passes its input on unchanged: remove 'shortcut'", p.shortcut.span)
-        sc = Shortcut(kind="identity", span=p.combine.span)
-        merged = infer("concat", {}, [shape, r_shape], p.combine.span)
+        sc = Shortcut(kind="identity", span=p.merge.span)
+        merged = infer("concat", {}, [shape, r_shape], p.merge.span)
     else:
         sc = shortcut(ctx, p.shortcut, env, shape, p.a_shape, r_shape, bool(p.pre), name, call_span)
         merged = r_shape
-    gate = gate_layers(sc, gate_attrs, shape, r_shape, name, p.combine) if mode == "gate" else ()
+    gate = gate_layers(sc, gate_attrs, shape, r_shape, name, p.merge) if mode == "gate" else ()
     post_items = ()
     if p.post is not None:
         post_items, merged = seq(ctx, p.post.body, env, merged, f"{name}.post.")
-    args = {k: v for k, v in env.items() if k in {q.name for q in d.params}}
+    params = {q.name for q in d.params}
+    args = {k: v for k, v in env.items() if k in params}
     blk = Block(name=name, block=d.name, args=args, pre=p.pre, residuals=branches, shortcut=sc,
-                scale=float(p.scale), combine=mode, gate=gate, gate_bias=float(gate_attrs.get("bias", 0.0)),
+                scale=float(p.scale), merge=mode, gate=gate, gate_bias=float(gate_attrs.get("bias", 0.0)),
                 post=post_items, drop_prob=p.drop[0], drop_mode=p.drop[1], span=call_span)
     if p.drop[0] > 0 and sc.kind == "none":
         raise SpecError("stochastic depth drops the residual branch of a unit with a shortcut; "
@@ -163,22 +164,22 @@ def block_drop_path(ctx: Context, st: ast.drop_path_stmt, env) -> tuple[float, s
     return float(rate), mode
 
 
-def combine_mode(ctx: Context, st: ast.combine_stmt | None, env) -> tuple[str, dict]:
-    """`combine add|gate|concat` (ir/kinds.py COMBINES); gate takes `k` and `bias`."""
+def merge_mode(ctx: Context, st: ast.merge_stmt | None, env) -> tuple[str, dict]:
+    """`merge add|gate|concat` (ir/kinds.py MERGE_MODES); gate takes `k` and `bias`."""
     if st is None:
         return "add", {}
-    values, spans = bind(ctx, "combine", COMBINE_ATTRS, ("mode",), st, env)
+    values, spans = bind(ctx, "merge", MERGE_ATTRS, ("mode",), st, env)
     mode = values["mode"]
-    if not isinstance(mode, Symbol) or mode.name not in COMBINES:
-        raise SpecError(f"unknown combine mode {show(mode)}", spans.get("mode", st.span)).with_note(
-            "expected one of: " + ", ".join(COMBINES))
+    if not isinstance(mode, Symbol) or mode.name not in MERGE_MODES:
+        raise SpecError(f"unknown merge mode {show(mode)}", spans.get("mode", st.span)).with_note(
+            "expected one of: " + ", ".join(MERGE_MODES))
     extra = [k for k in ("kernel", "bias") if k in spans]
     if extra and mode.name != "gate":
-        raise SpecError(f"combine {mode.name} takes no '{extra[0]}'", spans[extra[0]])
+        raise SpecError(f"merge {mode.name} takes no '{extra[0]}'", spans[extra[0]])
     return mode.name, values
 
 
-def gate_layers(sc: Shortcut, gate_attrs: dict, shape, r_shape, name: str, st: ast.combine_stmt) -> tuple:
+def gate_layers(sc: Shortcut, gate_attrs: dict, shape, r_shape, name: str, st: ast.merge_stmt) -> tuple:
     """Highway gate T(x) = σ(conv(x)), strided like the shortcut (Srivastava et al.)."""
     if sc.kind == "none":
         raise SpecError("a gated block needs a shortcut to carry", st.span)

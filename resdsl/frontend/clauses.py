@@ -1,6 +1,6 @@
 """Clause arguments: `conv 64 k3 s stride` -> {out: 64, kernel: 3, stride: <value of stride>}.
 
-Layers, stages, shortcuts, `combine` and `drop_path` share this form: positional values, then
+Layers, stages, shortcuts, `merge` and `drop_path` share this form: positional values, then
 attributes written `name value`, in short form (`k3`, `k1x7`), or as a flag (`bias`).
 """
 from __future__ import annotations
@@ -29,8 +29,16 @@ class Clause:
     pos: list[str]
 
     def __post_init__(self) -> None:
-        self.by_name = {a.name: a for a in self.attrs}
-        self.by_short = {a.short: a for a in self.attrs if a.short}
+        self.by_name, self.by_short = _tables(self.ctx, self.attrs)
+
+
+def _tables(ctx: Context, attrs: tuple[ops.Attr, ...]) -> tuple[dict, dict]:
+    """A schema's attributes by name and by short form, built once per schema and lowering
+    (keyed by identity: hashing the Attrs would cost more than building the tables)."""
+    hit = ctx.schemas.get(id(attrs))
+    if hit is None or hit[0] is not attrs:
+        hit = ctx.schemas[id(attrs)] = (attrs, {a.name: a for a in attrs}, {a.short: a for a in attrs if a.short})
+    return hit[1], hit[2]
 
 
 def bind(ctx: Context, what: str, attrs: tuple[ops.Attr, ...], positional: tuple[str, ...],
@@ -39,19 +47,23 @@ def bind(ctx: Context, what: str, attrs: tuple[ops.Attr, ...], positional: tuple
     c = Clause(ctx, what, attrs, positional, env, list(positional))
     values: dict[str, Any] = {}
     spans: dict[str, Span] = {}
-    args, i = list(clause.args), 0
+    args, i = clause.args, 0
     while i < len(args):
         start = args[i]
         key, value, vspan, i = argument(c, args, i)
         if key in values:
             raise SpecError(f"{what} attribute '{key}' given twice", start.span)
         values[key], spans[key] = value, vspan
-    for name in (p for p in c.pos if c.by_name[p].default is None):
-        raise SpecError(f"{what} needs {name}", clause.span).with_note(
-            f"positional arguments: {', '.join(positional)}")
+    for name in c.pos:
+        if c.by_name[name].default is None:
+            raise SpecError(f"{what} needs {name}", clause.span).with_note(
+                f"positional arguments: {', '.join(positional)}")
     for attr in attrs:
-        values[attr.name] = check_type(what, attr, values[attr.name], spans[attr.name]) \
-            if attr.name in values else attr.default
+        name = attr.name
+        if name not in values:
+            values[name] = attr.default
+        elif attr.type is not int or type(values[name]) is not int:     # a plain int needs no check
+            values[name] = check_type(what, attr, values[name], spans[name])
     return values, spans
 
 
@@ -106,8 +118,8 @@ def check_type(what: str, attr: ops.Attr, v: Any, span: Span) -> Any:
     if want is object:
         return v
     if want == ops.SIZE:
-        if isinstance(v, (list, tuple)) and len(v) == 2 and all(is_int(x) for x in v):
-            return v[0] if v[0] == v[1] else tuple(v)
+        if isinstance(v, (list, tuple)) and len(v) in (1, 2) and all(is_int(x) for x in v):
+            return v[0] if len(v) == 2 and v[0] == v[1] else tuple(v)      # [k]: one size, for a C×L input
         want = int
     ok = (is_int(v) if want is int else is_num(v) if want in (float, ops.NUM) else
           isinstance(v, bool) if want is bool else isinstance(v, want))

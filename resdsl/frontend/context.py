@@ -28,12 +28,14 @@ class Context:
     dilation: int = 1       # of the previous stage (for `dilation`)
     net_blocks: int = 0     # stage blocks in the network (`net_blocks` in stage arguments)
     net_index: int = 0      # stage blocks lowered so far (`net_index` of the next one)
+    max_layers: int = field(default_factory=lambda: limits.OPS.value)   # read once per lowering
+    schemas: dict = field(default_factory=dict)    # clauses.py: attribute tables per schema (a cache)
 
     def count(self, n: int, span: Span) -> None:
         """Count n more layers; refuse a network past the `ops` budget (limits.py) before building it."""
         self.n_layers += n
-        if self.n_layers > limits.OPS.value:     # the message only when refused: this runs per layer
-            raise limits.OPS.error(f"more than {limits.OPS.value:,} layers", span)
+        if self.n_layers > self.max_layers:     # the message only when refused: this runs per layer
+            raise limits.OPS.error(f"more than {self.max_layers:,} layers", span)
 
 
 def make(kind: str, attrs: dict, ins: list[ops.Shape], span: Span, spans: Mapping[str, Span] = {}) -> dict:

@@ -167,8 +167,9 @@ def network_args(ctx: Context, net: ast.network, overrides: Mapping[str, Any]) -
 
 def input_shape(ctx: Context, st: ast.input_stmt, env) -> ops.Shape:
     dims = st.shape if st.shape is not None else ctx.eval(st.value, env)
-    if not isinstance(dims, (list, tuple)) or len(dims) not in (1, 3) or not all(is_int(d) for d in dims):
-        raise SpecError(f"input must be C×H×W integers, got {show(dims)}", st.span)
+    if not isinstance(dims, (list, tuple)) or len(dims) not in (1, 2, 3) or not all(is_int(d) for d in dims):
+        raise SpecError(f"input must be C×H×W, C×L or C integers, got {show(dims)}", st.span).with_note(
+            "e.g. 'input 3x224x224' (an image), 'input 40x16000' (a sequence: channels × length)")
     if any(d <= 0 for d in dims):
         raise SpecError(f"input sizes must be positive, got {ops.fmt(tuple(dims))}", st.span)
     limits.INPUT_ELEMENTS.check(math.prod(dims), st.span, ops.fmt(tuple(dims)))
@@ -178,8 +179,8 @@ def input_shape(ctx: Context, st: ast.input_stmt, env) -> ops.Shape:
 def check_droppable(b, st: ast.drop_path_stmt) -> None:
     """Stochastic depth drops a residual added to a shortcut; any other block would never be dropped."""
     why = ("it has no shortcut (`shortcut none`)" if b.shortcut.kind == "none"
-           else f"it merges with `combine {b.combine}`" if b.combine != "add" else None)
+           else f"it merges with `merge {b.merge}`" if b.merge != "add" else None)
     if why:
         raise SpecError(f"drop_path cannot apply to block '{b.name}' ({b.block}): {why}", st.span).with_note(
-            f"block defined at {b.span}; stochastic depth needs `combine add` with a shortcut "
+            f"block defined at {b.span}; stochastic depth needs `merge add` with a shortcut "
             "(y = x + f(x), the residual dropped); remove drop_path or change the block")

@@ -33,7 +33,7 @@ class Separators:
     """Post-lexer: drop newlines inside (...) and [...], collapse runs of separators, and tell
     binary from unary minus.
 
-    Clause arguments are juxtaposed (`combine gate bias -2`), so after an operand a '-' may
+    Clause arguments are juxtaposed (`merge gate bias -2`), so after an operand a '-' may
     start a new argument. The rule, as in shells: a '-' after an operand is unary only outside
     brackets, with a space before it and none after (`bias -2`); otherwise it is binary
     (`depth - 2`, `depth-2`, `(a -2)`). Likewise a '[' spaced after an operand outside brackets
@@ -238,8 +238,8 @@ class ToAst(Transformer):
     def scale_stmt(self, meta, c):
         return ast.scale_stmt(span=self._s(meta), value=c[0])
 
-    def combine_stmt(self, meta, c):
-        return ast.combine_stmt(span=self._s(meta), args=tuple(c))
+    def merge_stmt(self, meta, c):
+        return ast.merge_stmt(span=self._s(meta), args=tuple(c))
 
     def params(self, meta, c):
         return tuple(c)

@@ -11,7 +11,7 @@ from ..errors import SpecError, unknown
 from ..ir import ops
 from ..ir.kinds import PARALLEL_MODES
 from ..ir.net import Layer, Parallel
-from . import ast
+from . import ast, dataflow
 from .clauses import bind
 from .context import Context, infer, make
 from .values import BlockRef, bind_call, is_int, show
@@ -20,23 +20,29 @@ from .values import BlockRef, bind_call, is_int, show
 def seq(ctx: Context, body: ast.seq, env: dict, shape: ops.Shape, prefix: str) -> tuple[tuple, ops.Shape]:
     """Lower `{ ... }` starting from `shape`; names are `prefix` + kind + per-kind index."""
     env = dict(env)
+    if dataflow.uses_dataflow(body):
+        step = lambda st, env, shape, prefix, count: steps(ctx, st, env, shape, prefix, count)  # noqa: E731
+        return dataflow.lower(ctx, body, env, shape, prefix, unrolled, step)
     items, count = [], Counter()
     for st in unrolled(ctx, body.stmts, env):
         if isinstance(st, ast.let_stmt):
             env[st.name] = ctx.eval(st.value, env)
-        elif isinstance(st, (ast.tap, ast.from_stmt)) or (isinstance(st, ast.clause) and st.outputs):
-            raise SpecError("named tensors (`-> name`, `from name`) are not supported yet", st.span)
-        elif isinstance(st, ast.parallel):
-            count["parallel"] += 1
-            item, shape = parallel(ctx, st, env, shape, f"{prefix}parallel{count['parallel']}")
-            items.append(item)
-        elif isinstance(st, ast.aggregate):
-            layers, shape = aggregate(ctx, st, env, shape, prefix, count)
-            items.extend(layers)
         else:
-            item, shape = statement(ctx, st, env, shape, prefix, count)
-            items.append(item)
+            new, shape = steps(ctx, st, env, shape, prefix, count)
+            items.extend(new)
     return tuple(items), shape
+
+
+def steps(ctx: Context, st, env: dict, shape, prefix: str, count: Counter) -> tuple[list, ops.Shape]:
+    """One statement of a sequence (a layer, a block, `parallel`, `aggregate`): its items, the shape after."""
+    if isinstance(st, ast.parallel):
+        count["parallel"] += 1
+        item, shape = parallel(ctx, st, env, shape, f"{prefix}parallel{count['parallel']}")
+        return [item], shape
+    if isinstance(st, ast.aggregate):
+        return aggregate(ctx, st, env, shape, prefix, count)
+    item, shape = statement(ctx, st, env, shape, prefix, count)
+    return [item], shape
 
 
 _UNSET = object()
@@ -81,7 +87,8 @@ def statement(ctx: Context, st: ast.clause, env: dict, shape, prefix: str, count
     if st.keyword in ops.OPS and ops.OPS[st.keyword].user:
         count[st.keyword] += 1
         return layer(ctx, st, env, shape, f"{prefix}{st.keyword}{count[st.keyword]}")
-    raise unknown("layer or block", st.keyword, [*ops.user_kinds(), *ctx.program.blocks], st.keyword_span)
+    raise unknown("layer or block", st.keyword, [*ops.user_kinds(), *dataflow.WORDS, *ctx.program.blocks],
+                  st.keyword_span)
 
 
 def layer(ctx: Context, c: ast.clause, env: dict, shape: ops.Shape, name: str) -> tuple[Layer, ops.Shape]:

@@ -79,11 +79,12 @@ def projection(kind: str, x_shape, src_shape, r_shape, has_pre: bool, name: str,
 
 
 def shortcut_stride(x_shape, r_shape, span) -> int:
-    """The stride s with ceil(H/s) × ceil(W/s) = the residual's output size."""
-    if len(x_shape) != 3 or len(r_shape) != 3:
-        raise SpecError("shortcuts need C×H×W tensors", span)
+    """The stride s with ceil(H/s) × ceil(W/s) (ceil(L/s) on a sequence) = the residual's output size."""
+    if len(x_shape) not in (2, 3) or len(r_shape) != len(x_shape):
+        raise SpecError(f"a shortcut from {ops.fmt(x_shape)} to {ops.fmt(r_shape)}: shortcuts need C×H×W maps "
+                        "or C×L sequences on both sides", span)
     for s in range(1, max(x_shape[1], 1) + 1):
-        if ((x_shape[1] - 1) // s + 1, (x_shape[2] - 1) // s + 1) == r_shape[1:]:
+        if tuple((x - 1) // s + 1 for x in x_shape[1:]) == r_shape[1:]:
             return s
     raise SpecError(f"no strided shortcut maps {ops.fmt(x_shape)} to {ops.fmt(r_shape)}", span).with_note(
         "the residual branch changes the spatial size by a non-integer factor")

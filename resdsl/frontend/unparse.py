@@ -1,8 +1,8 @@
 """unparse(module) -> .res text: the inverse of parse, one method per AST class (sqlglot's Generator).
 
 Expressions come back with the fewest parentheses that keep their tree; statements come back as
-`Line`s (resdsl/format.py weaves comments and blank lines in). Where the text came from a file,
-a `Layout` (resdsl/frontend/layout.py) keeps the writer's choices that the tree does not hold:
+`Line`s, which `weave` turns into text (with the source's comments and blank lines, for `fmt`).
+Where the text came from a file, a `Layout` (resdsl/frontend/layout.py) keeps the writer's choices that the tree does not hold:
 which statements share a line, which `{ ... }` stay on one line, where a bracketed list breaks,
 and how a number was spelled (`0.10`). Without one, the layout is a default (used by `show`).
 
@@ -11,6 +11,7 @@ statements a string (one line) or a list of Lines (a `{ ... }` written over seve
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from . import ast
@@ -255,8 +256,8 @@ class Generator:
     def drop_path_stmt(self, n: ast.drop_path_stmt, depth: int) -> str:
         return self.args_stmt("drop_path", n.args, depth)
 
-    def combine_stmt(self, n: ast.combine_stmt, depth: int) -> str:
-        return self.args_stmt("combine", n.args, depth)
+    def merge_stmt(self, n: ast.merge_stmt, depth: int) -> str:
+        return self.args_stmt("merge", n.args, depth)
 
     def scale_stmt(self, n: ast.scale_stmt, depth: int) -> str:
         return self.args_stmt("scale", (n.value,), depth)
@@ -364,6 +365,95 @@ def unparse(node, layout=None) -> str:
     """The AST (a module or an expression) as .res text, in the default layout, no comments."""
     g = Generator(layout)
     if isinstance(node, ast.module):
-        from ..format import weave
         return weave(g.module(node), [], "")
     return g.expr(node)
+
+
+def weave(lines: list[Line], comments: list, text: str) -> str:
+    """Lines -> text, with the source's comments (layout.Comment) and blank lines put back (`fmt`)."""
+    phys = _physical(lines)
+    before: dict[int, list[Comment]] = {}
+    after: dict[int, Comment] = {}
+    for c in comments:
+        target = _trailing_target(phys, c) if c.trailing else None
+        if target is not None and target not in after:
+            after[target] = c
+        else:
+            # own line: before the first line that reaches below it (a comment inside an expression
+            # that is joined onto one line goes above that line)
+            before.setdefault(next((i for i, p in enumerate(phys) if p.last >= c.line), len(phys)), []).append(c)
+    source = text.split("\n")
+    blank = lambda n: 2 <= n <= len(source) + 1 and not source[n - 2].strip()    # noqa: E731
+    out: list[tuple[str, str | None]] = []
+    for i in range(len(phys) + 1):
+        p = phys[i] if i < len(phys) else None
+        for c in before.get(i, []):
+            _blank_line(out, blank(c.line))
+            out.append((_comment_indent(p) + c.text.lstrip(), None))
+        if p is None:
+            break
+        if not p.cont and not p.closes:
+            _blank_line(out, blank(p.first) or (not text and p.depth == 0 and p.opens))
+        out.append((p.text, after[i].text if i in after else None))
+    return _align(out)
+
+
+class _Phys:
+    """One physical output line: its text (indented), source lines, and role."""
+    def __init__(self, depth, text, first, last, opens=False, closes=False, cont=False):
+        self.depth, self.text, self.first, self.last = depth, text, first, last
+        self.opens, self.closes, self.cont = opens, closes, cont
+
+
+def _physical(lines: list[Line]) -> list[_Phys]:
+    """Split lines at their bracket breaks; continuation lines carry their own absolute column."""
+    out = []
+    for ln in lines:
+        head, *rest = ln.text.split("\n")
+        tags = [r.split("\x00", 2) for r in rest]
+        ends = [tuple(map(int, t[1].split(","))) for t in tags]       # (line before, line after)
+        firsts = [ln.first] + [after for _, after in ends]
+        texts = [INDENT * ln.depth + head] + [t[2] for t in tags]
+        for k, t in enumerate(texts):
+            last = ends[k][0] if k + 1 < len(texts) else ln.last
+            out.append(_Phys(ln.depth, t, firsts[k], last, ln.opens and k == len(texts) - 1,
+                             ln.closes, cont=k > 0))
+    return out
+
+
+def _trailing_target(phys: list[_Phys], c) -> int | None:
+    """The last output line that ends with the code the comment followed."""
+    hits = [i for i, p in enumerate(phys) if p.last == c.line and p.first <= c.line]
+    return hits[-1] if hits else None
+
+
+def _comment_indent(p: _Phys | None) -> str:
+    if p is None:
+        return ""
+    if p.cont:
+        return " " * (len(p.text) - len(p.text.lstrip(" ")))
+    return INDENT * (p.depth + 1 if p.closes else p.depth)
+
+
+def _blank_line(out: list, wanted: bool) -> None:
+    """At most one blank line, never first in the file or right after a `{`."""
+    if wanted and out and out[-1][0] and not out[-1][0].endswith("{"):
+        out.append(("", None))
+
+
+def _align(out: list[tuple[str, str | None]]) -> str:
+    """Trailing comments two spaces after the code, aligned down each run of commented lines."""
+    lines, i = [], 0
+    while i < len(out):
+        j = i
+        while j < len(out) and out[j][1] is not None:
+            j += 1
+        if j == i:
+            lines.append(out[i][0].rstrip())
+            i += 1
+            continue
+        col = max(len(code.rstrip()) for code, _ in out[i:j]) + 2
+        lines += [code.rstrip().ljust(col) + comment for code, comment in out[i:j]]
+        i = j
+    text = "\n".join(lines).rstrip("\n")
+    return re.sub(r"[ \t]+$", "", text, flags=re.M) + "\n" if text else ""

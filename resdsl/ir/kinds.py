@@ -1,4 +1,4 @@
-"""The closed vocabularies of residual units, each one table: shortcut kinds, combine modes, levels.
+"""The closed vocabularies of residual units, each one table: shortcut kinds, merge modes, levels.
 
 Everything else (the language's words, the IR's types, the graph's edge labels, the drawing's
 styles) is derived from these tables.
@@ -28,18 +28,18 @@ USER_SHORTCUTS = tuple(k for k, s in SHORTCUTS.items() if s.user)
 
 
 @dataclass(frozen=True)
-class Combine:
-    """How a unit combines its residual branch with its shortcut (`combine MODE`)."""
+class Merge:
+    """How a unit merges its residual branch with its shortcut (`merge MODE`)."""
     name: str
     node: str                    # op kind of the merge node in the graph
     drawn: str | None            # the drawn shortcut kind it implies; None: the shortcut's own kind
     doc: str
 
 
-COMBINES: dict[str, Combine] = {c.name: c for c in (
-    Combine("add", "add", None, "y = x + F(x)"),
-    Combine("gate", "highway", "gated", "y = F(x)·T(x) + x·(1 − T(x)) (highway units)"),
-    Combine("concat", "concat", "concat", "y = [x, F(x)] (dense units)"),
+MERGE_MODES: dict[str, Merge] = {c.name: c for c in (
+    Merge("add", "add", None, "y = x + F(x)"),
+    Merge("gate", "highway", "gated", "y = F(x)·T(x) + x·(1 − T(x)) (highway units)"),
+    Merge("concat", "concat", "concat", "y = [x, F(x)] (dense units)"),
 )}
 
 PARALLEL_MODES = ("concat", "sum")     # `parallel MODE { ... }`

@@ -11,6 +11,7 @@ Names are the public module paths (and so state_dict keys) of the compiled model
     stages.{i}.blocks.{j}.gate.conv1                highway gate T(x)
     ....residual.se1.fc1 / .fc2                     squeeze-and-excitation inside a branch
     ....residual.parallel1.{b}.conv1                branch b of a `parallel` merge
+    ....residual.flow.conv1                         a layer of a dataflow body (named tensors)
     transitions.{t}.conv1                           layers between stages
     head.fc1                                        classifier
 """
@@ -21,7 +22,7 @@ from typing import Any, Literal, Union
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import Span
-from .kinds import COMBINES, SHORTCUTS
+from .kinds import MERGE_MODES, SHORTCUTS
 
 Shape = tuple[int, ...]
 
@@ -47,7 +48,7 @@ class Parallel(IR):
 
 
 ShortcutKind = Literal[tuple(SHORTCUTS)]        # ir/kinds.py
-CombineMode = Literal[tuple(COMBINES)]
+MergeMode = Literal[tuple(MERGE_MODES)]
 
 
 class Shortcut(IR):
@@ -67,7 +68,7 @@ class Block(IR):
     residuals: tuple[tuple["Item", ...], ...]
     shortcut: Shortcut
     scale: float = 1.0
-    combine: CombineMode = "add"
+    merge: MergeMode = "add"
     gate: tuple["Item", ...] = ()    # T(x) layers of a highway block (conv, sigmoid)
     gate_bias: float = 0.0
     drop_prob: float = 0.0           # stochastic depth: probability that the residual is dropped
@@ -78,7 +79,23 @@ class Block(IR):
     span: Span
 
 
-Item = Union[Layer, Parallel, Block]
+class Step(IR):
+    """One step of a dataflow body: an item applied to the named tensors `inputs`, its result named
+    `output` (`x`: the body's input; `%N`: an unnamed intermediate)."""
+    item: "Item"
+    inputs: tuple[str, ...]
+    output: str
+
+
+class Dataflow(IR):
+    """A sequence with named tensors (`-> h`, `from h`, `split`, `add a b`): any DAG on one input."""
+    name: str
+    steps: tuple[Step, ...]
+    output: str
+    span: Span
+
+
+Item = Union[Layer, Parallel, Block, Dataflow]
 
 
 class Stage(IR):
@@ -110,5 +127,5 @@ class Net(IR):
         return [s for s in self.body if isinstance(s, Stage)]
 
 
-for _cls in (Layer, Parallel, Shortcut, Block, Stage, Section, Net):
+for _cls in (Layer, Parallel, Shortcut, Block, Step, Dataflow, Stage, Section, Net):
     _cls.model_rebuild()

@@ -9,17 +9,30 @@ from . import ops
 
 def inputs_of(g: nx.DiGraph, n: str) -> list[str]:
     """Predecessors of n in input order (the `port` of each edge)."""
-    return sorted(g.predecessors(n), key=lambda p: g.edges[p, n]["port"])
+    pred = g.pred[n]
+    return list(pred) if len(pred) < 2 else sorted(pred, key=lambda p: pred[p]["port"])
+
+
+def _topological(g: nx.DiGraph) -> list[str]:
+    """The nodes in topological order: the order they were added when that is one (the builder
+    adds every op after its inputs), else a sort."""
+    seen: set[str] = set()
+    for n in g:
+        if not seen.issuperset(g.pred[n]):
+            return list(nx.topological_sort(g))
+        seen.add(n)
+    return list(g)
 
 
 def infer_shapes(g: nx.DiGraph) -> nx.DiGraph:
     """One pass in topological order; a mismatch is a SpecError at the op's source span."""
-    for n in nx.topological_sort(g):
-        d = g.nodes[n]
+    nodes = g.nodes
+    for n in _topological(g):
+        d = nodes[n]
         if d["kind"] == "input":
             d.update(in_shapes=[], out_shape=tuple(g.graph["input_shape"]), params=0, macs=0)
             continue
-        ins = [g.nodes[p]["out_shape"] for p in inputs_of(g, n)]
+        ins = [nodes[p]["out_shape"] for p in inputs_of(g, n)]
         try:
             out = ops.infer(d["kind"], d["attrs"], ins)
         except ops.OpError as e:

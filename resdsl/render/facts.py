@@ -76,11 +76,17 @@ class Facts:
     def unit_name(self, n: str) -> str:
         return self.top[n] or self.scope(n)["section"]
 
+    def _reads(self, n: str, line_of: dict[str, int], n_lines: int) -> int:
+        """The line of the op n reads (its only input), else the last line."""
+        ins = list(self.g.predecessors(n))
+        return line_of.get(ins[0], n_lines - 1) if len(ins) == 1 else n_lines - 1
+
     def summary(self, members: list[str], base: str) -> list[str]:
         """The weighty ops of a group, one per line; parallel branches one line each."""
         lines: list = []
         branches: dict[str, dict[int, list[str]]] = {}
         nested: set[str] = set()
+        line_of: dict[str, int] = {}         # node -> its line (a BN/ReLU joins the line of the op it reads)
         for n in members:
             d = self.g.nodes[n]
             blk, branch = d["scope"]["block"], d["branch"]
@@ -97,10 +103,12 @@ class Facts:
                     branches[group] = {}
                     lines.append(branches[group])
                 branches[group].setdefault(index, []).append(st.short_conv(d["kind"], d["attrs"]))
-            elif folded(d["kind"]) and lines and isinstance(lines[-1], str):
-                lines[-1] += " · " + st.op_text(d["kind"], d["attrs"])     # "3×3 conv 64 · BN · ReLU"
+            elif folded(d["kind"]) and lines and isinstance(lines[self._reads(n, line_of, len(lines))], str):
+                i = line_of[n] = self._reads(n, line_of, len(lines))
+                lines[i] += " · " + st.op_text(d["kind"], d["attrs"])     # "3×3 conv 64 · BN · ReLU"
             else:
                 pre = "pre: " if d["scope"]["role"] == "pre" and folded(d["kind"]) else ""
+                line_of[n] = len(lines)
                 lines.append(pre + st.op_text(d["kind"], d["attrs"]))
         out = []
         for line in lines:

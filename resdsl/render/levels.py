@@ -170,7 +170,9 @@ def _make(f: Facts, k: str, ms: list[str], level: str, rep: dict) -> Node:
     if k.endswith(".merge"):
         merge = next((n for n in ms if f.role(n) == "merge"), first)
         post = [st.op_text(g.nodes[n]["kind"], g.nodes[n]["attrs"]) for n in ms if f.role(n) == "post"]
-        return Node(k, st.merge_symbol(g.nodes[merge]["kind"]), [" · ".join(post)] if post else [], role="merge",
+        drops = [g.graph["blocks"][b]["drop_prob"] for b in units if b in g.graph["blocks"]]
+        lines = ([" · ".join(post)] if post else []) + ([st.drop_text(drops)] if any(drops) else [])
+        return Node(k, st.merge_symbol(g.nodes[merge]["kind"]), lines, role="merge",
                     cluster=(stage,), params=params, macs=macs, merge=True)
     idx = [b.rsplit(".", 1)[-1] for b in units]
     name = units[0] if len(units) == 1 else f"{units[0].rsplit('.', 1)[0]}.{idx[0]}–{idx[-1]}"
@@ -185,6 +187,10 @@ def _layer_node(f: Facts, n: str) -> Node:
     merge = is_merge(d["kind"]) and f.g.in_degree(n) > 1
     title = st.merge_symbol(d["kind"]) if merge else st.op_text(d["kind"], d["attrs"])
     lines = [f"×{d['attrs']['scale']:g}"] if merge and d["attrs"].get("scale", 1.0) != 1.0 else []
+    if merge and d["attrs"].get("drop_prob"):
+        lines.append(f"drop {d['attrs']['drop_prob']:.3g}")
+    if d.get("tensor"):
+        lines.append(f"→ {d['tensor']}")
     in_branch = d["in_branch"] or role == "shortcut"
     return Node(n, title, lines, role="residual" if role == "nested" else role,
                 cluster=(sec, top) if top else (sec,), params=d["params"], macs=d["macs"], merge=merge,

@@ -1,7 +1,7 @@
 """How things look: colours per role, one edge style per shortcut kind, short texts for ops.
 
 Shortcut kinds are classified from the annotated graph (edge `shortcut`, the merge node's kind,
-the block's `scale`, `combine` and shortcut layers), so the drawing needs no extra IR. A kind
+the block's `scale`, `merge` and shortcut layers), so the drawing needs no extra IR. A kind
 this file does not know is drawn in the generic style under its own name, never an error.
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..cost.tables import human
-from ..ir.kinds import COMBINES
+from ..ir.kinds import MERGE_MODES
 from ..ir.ops import OPS, fmt
 
 FONT = "Helvetica"
@@ -77,10 +77,10 @@ def shortcut_kind(info: dict, merge_kind: str, layers: list[dict]) -> str:
     layers: node data of the shortcut's own layers, in order.
     """
     kind = name_of(info.get("shortcut", "custom"))
-    combine = COMBINES.get(name_of(info.get("combine", "add")))
-    drawn = next((c.drawn for c in COMBINES.values() if c.node == merge_kind and c.drawn), None)
-    if (combine and combine.drawn) or drawn:
-        return combine.drawn if combine and combine.drawn else drawn
+    merge = MERGE_MODES.get(name_of(info.get("merge", "add")))
+    drawn = next((c.drawn for c in MERGE_MODES.values() if c.node == merge_kind and c.drawn), None)
+    if (merge and merge.drawn) or drawn:
+        return merge.drawn if merge and merge.drawn else drawn
     kinds = [d["kind"] for d in layers]
     if kind in ("projection", "projection_all", "custom", "avgdown") and kinds[:1] == ["avgpool"]:
         return "avgdown"
@@ -121,3 +121,9 @@ def shape_text(shape) -> str:
 
 def cost_text(params: int, macs: int) -> str:
     return f"{human(params)} params · {human(macs)} MACs"
+
+
+def drop_text(rates: list[float]) -> str:
+    """Stochastic depth of a unit, or of a run of units (`drop 0.01–0.05`)."""
+    lo, hi = min(rates), max(rates)
+    return f"drop {hi:.3g}" if lo == hi else f"drop {lo:.3g}–{hi:.3g}"

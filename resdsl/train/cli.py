@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from resdsl.errors import SpecError
+from resdsl.train.config import recipe_from_options
 from resdsl.train.errors import TrainError
 
 CHOICES = {"opt": ("sgd", "nesterov", "adamw"), "sched": ("step", "cosine", "onecycle", "none"),
@@ -57,7 +58,7 @@ def user_errors(fn):
 def recipe_options(fn):
     """Every TrainConfig field as an option; None means "not given" (the default, or the resumed run's)."""
     opts = [
-        click.option("--data", help="digits (default) | cifar10:PATH | cifar100:PATH | mnist:PATH | npz:PATH[,PATH] | folder:PATH"),
+        click.option("--data", help="digits (default) | cifar10:PATH | cifar100:PATH | mnist:PATH | npz:PATH[,PATH] | seq:PATH (an npz of N×C×L sequences) | folder:PATH"),
         click.option("--epochs", type=int, help="Epochs to train [30]."),
         click.option("-b", "--batch-size", type=int, help="Batch size per process [128]."),
         click.option("--opt", type=click.Choice(CHOICES["opt"]), help="Optimiser [sgd]."),
@@ -99,35 +100,6 @@ def recipe_options(fn):
     for opt in reversed(opts):
         fn = opt(fn)
     return fn
-
-
-def recipe_from_options(options: dict) -> dict:
-    """The TrainConfig fields given on the command line (None means "not given")."""
-    given = {k: v for k, v in options.items() if v is not None}
-    amp, amp_dtype = given.pop("amp", None), given.pop("amp_dtype", None)
-    if amp and "precision" not in given:
-        given["precision"] = {"float16": "fp16", "bfloat16": "bf16"}.get(amp_dtype, "amp")
-    if "decay_milestones" in given:
-        try:
-            given["decay_milestones"] = tuple(int(m) for m in given["decay_milestones"].split(",") if m.strip())
-        except ValueError:
-            raise TrainError(f"--decay-milestones expects epochs like 91,136; got {options['decay_milestones']!r}") from None
-    if "grow" in given:
-        from resdsl.train.grow import parse_grow
-
-        given["grow"] = parse_grow(given["grow"])
-    if given.get("precision") == "amp":
-        import torch
-
-        given["precision"] = "fp16" if torch.cuda.is_available() and given.get("device", "auto") != "cpu" else "bf16"
-    return given
-
-
-def build_config(options: dict, base: dict | None = None):
-    """A TrainConfig from the given options over `base` (a resumed run's config) and the defaults."""
-    from resdsl.train.config import TrainConfig
-
-    return TrainConfig(**{**(base or {}), **recipe_from_options(options)})
 
 
 @click.command()

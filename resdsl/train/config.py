@@ -5,6 +5,8 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, ValidationInfo
 
+from .errors import TrainError
+
 
 class TrainConfig(BaseModel):
     """A training recipe; option names follow timm's train.py where one exists."""
@@ -65,3 +67,29 @@ class TrainConfig(BaseModel):
             raise ValueError("must be a plain folder name (letters, digits, _ . - +), not '.' or '..'")
         return v
 
+
+def recipe_from_options(options: dict) -> dict:
+    """The TrainConfig fields given on the command line (None means "not given")."""
+    given = {k: v for k, v in options.items() if v is not None}
+    amp, amp_dtype = given.pop("amp", None), given.pop("amp_dtype", None)
+    if amp and "precision" not in given:
+        given["precision"] = {"float16": "fp16", "bfloat16": "bf16"}.get(amp_dtype, "amp")
+    if "decay_milestones" in given:
+        try:
+            given["decay_milestones"] = tuple(int(m) for m in given["decay_milestones"].split(",") if m.strip())
+        except ValueError:
+            raise TrainError(f"--decay-milestones expects epochs like 91,136; got {options['decay_milestones']!r}") from None
+    if "grow" in given:
+        from resdsl.train.grow import parse_grow
+
+        given["grow"] = parse_grow(given["grow"])
+    if given.get("precision") == "amp":
+        import torch
+
+        given["precision"] = "fp16" if torch.cuda.is_available() and given.get("device", "auto") != "cpu" else "bf16"
+    return given
+
+
+def build_config(options: dict, base: dict | None = None):
+    """A TrainConfig from the given options over `base` (a resumed run's config) and the defaults."""
+    return TrainConfig(**{**(base or {}), **recipe_from_options(options)})

@@ -1,8 +1,10 @@
-"""Datasets named by `--data KIND[:PATH]`, loaded as uint8 NCHW tensors (or a lazy image folder)."""
+"""Datasets named by `--data KIND[:PATH]`, loaded as uint8 NCHW tensors (or a lazy image folder),
+or, for `seq:PATH`, as float32 (N, C, L) sequences."""
 from __future__ import annotations
 
 import glob
 import gzip
+import math
 import os
 import struct
 import zipfile
@@ -14,16 +16,18 @@ import torch
 
 from resdsl.train.errors import TrainError
 
-KINDS = ("digits", "cifar10", "cifar100", "mnist", "npz", "folder")
+KINDS = ("digits", "cifar10", "cifar100", "mnist", "npz", "seq", "folder")
+SEQ_DTYPES = "iuf"          # sequence values: integers or floats, stored as float32
 
 
 @dataclass
 class ImageData:
-    """Train and test images with labels; `train_x` is uint8 (N, C, H, W), or None for a folder."""
+    """Train and test images with labels; `train_x` is uint8 (N, C, H, W), or None for a folder;
+    or sequences: float32 (N, C, L), input_shape (C, L)."""
 
     name: str
     num_classes: int
-    input_shape: tuple[int, int, int]
+    input_shape: tuple[int, ...]
     flip_invariant: bool
     train_x: torch.Tensor | None = None
     train_y: torch.Tensor | None = None
@@ -35,12 +39,16 @@ class ImageData:
     def in_memory(self) -> bool:
         return self.train_x is not None
 
+    @property
+    def sequences(self) -> bool:
+        return len(self.input_shape) == 2
+
     def nbytes(self) -> int:
         return 0 if not self.in_memory else self.train_x.nbytes + self.test_x.nbytes
 
 
 def load_data(spec: str) -> ImageData:
-    """`digits`, `cifar10:PATH`, `cifar100:PATH`, `mnist:PATH`, `npz:PATH[,PATH...]`, `folder:PATH`."""
+    """`digits`, `cifar10:PATH`, `cifar100:PATH`, `mnist:PATH`, `npz:PATH[,PATH...]`, `seq:PATH`, `folder:PATH`."""
     kind, _, path = spec.partition(":")
     if kind not in KINDS and spec.lower().endswith(".npz"):
         kind, path = "npz", spec                 # `--data x.npz` means npz:x.npz
@@ -50,7 +58,8 @@ def load_data(spec: str) -> ImageData:
         return _digits()
     if not path:
         raise TrainError(f"--data {kind} needs a path: --data {kind}:PATH")
-    loader = {"cifar10": _cifar, "cifar100": _cifar, "mnist": _mnist, "npz": _npz, "folder": _folder}[kind]
+    loader = {"cifar10": _cifar, "cifar100": _cifar, "mnist": _mnist, "npz": _npz, "seq": _seq,
+              "folder": _folder}[kind]
     try:
         return loader(kind, path)
     except TrainError:
@@ -67,7 +76,8 @@ def _from_arrays(name: str, xtr, ytr, xte, yte, flip: bool, classes: int | None 
         if x.ndim == 3:
             x = x[..., None]
         if x.ndim != 4 or x.dtype != np.uint8:
-            raise TrainError(f"{name}: {what} images must be uint8 (N, H, W, C); got {x.dtype} {x.shape}")
+            raise TrainError(f"{name}: {what} images must be uint8 (N, H, W, C); got {x.dtype} {x.shape}"
+                             + ("; for (N, C, L) sequences use --data seq:PATH" if x.ndim == 3 else ""))
         xs.append(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))))
     ys = [_labels(name, what, y) for what, y in (("train", ytr), ("test", yte))]
     for x, y, what in zip(xs, ys, ("train", "test")):
@@ -212,6 +222,65 @@ def _is_npy(p: Path) -> bool:
         return f.read(6) == b"\x93NUMPY"
 
 
+def _seq(kind: str, path: str) -> ImageData:
+    """One .npz of sequences: x_train, x_test (N, C, L) numbers, y_train, y_test class indices.
+    Each array's header is read first, and the whole is refused before anything is allocated when
+    its float32 copy would exceed the memory budget (limits.py); nothing is ever unpickled."""
+    from resdsl import limits
+
+    p = Path(path).expanduser()
+    if not p.is_file() or not zipfile.is_zipfile(p):
+        raise TrainError(f"cannot read seq data at {path}: not an .npz archive; save with "
+                         "numpy.savez(path, x_train=(N, C, L), y_train=(N,), x_test=..., y_test=...)")
+    keys = ("x_train", "y_train", "x_test", "y_test")
+    heads = _npz_headers(p, keys)
+    for k in ("x_train", "x_test"):
+        shape, dtype = heads[k]
+        if len(shape) != 3 or dtype.kind not in SEQ_DTYPES or min(shape, default=0) == 0:
+            raise TrainError(f"seq:{path}: {k} must be non-empty (N, C, L) numbers; got {dtype} {shape}")
+    need = sum(4 * math.prod(heads[k][0]) + heads[k][1].itemsize * math.prod(heads[k][0]) for k in keys)
+    budget = limits.memory_budget()
+    if need > budget:
+        raise TrainError(f"seq:{path}: loading needs {need / 2**30:.2f} GiB, over the memory budget of "
+                         f"{budget / 2**30:.2f} GiB (RESDSL_LIMIT_MEMORY=BYTES sets it)")
+    with np.load(p, allow_pickle=False) as z:
+        a = {k: z[k] for k in keys}
+    xs = [torch.from_numpy(np.ascontiguousarray(a[k], dtype=np.float32)) for k in ("x_train", "x_test")]
+    if not all(bool(torch.isfinite(x).all()) for x in xs):
+        raise TrainError(f"seq:{path}: sequences hold NaN or infinite values")
+    if xs[0].shape[1:] != xs[1].shape[1:]:
+        raise TrainError(f"seq:{path}: train sequences are {tuple(xs[0].shape[1:])} but test sequences "
+                         f"{tuple(xs[1].shape[1:])}")
+    ys = [_labels(f"seq:{path}", w, a[k]) for w, k in (("train", "y_train"), ("test", "y_test"))]
+    for x, y, w in zip(xs, ys, ("train", "test")):
+        if len(x) != len(y):
+            raise TrainError(f"seq:{path}: {len(x)} {w} sequences but {len(y)} labels")
+    if len(xs[0]) < 2:
+        raise TrainError(f"seq:{path}: training needs at least 2 sequences; got {len(xs[0])}")
+    if min(int(y.min()) for y in ys) < 0:
+        raise TrainError(f"seq:{path}: labels must be 0..K-1")
+    k = max(int(y.max()) for y in ys) + 1
+    return ImageData(f"seq:{path}", k, tuple(xs[0].shape[1:]), False, xs[0], ys[0], xs[1], ys[1])
+
+
+def _npz_headers(p: Path, keys) -> dict:
+    """(shape, dtype) of each named array of an .npz, from its .npy header alone."""
+    out = {}
+    with zipfile.ZipFile(p) as zf:
+        names = set(zf.namelist())
+        for k in keys:
+            if f"{k}.npy" not in names:
+                raise TrainError(f"{p} has no '{k}' (keys: {', '.join(sorted(n[:-4] for n in names))})")
+            with zf.open(f"{k}.npy") as f:
+                version = np.lib.format.read_magic(f)
+                shape, _, dtype = (np.lib.format.read_array_header_1_0(f) if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0(f))
+            if dtype.hasobject:
+                raise TrainError(f"{p}: '{k}' holds Python objects; only numbers are read")
+            out[k] = (tuple(shape), dtype)
+    return out
+
+
 def _folder(kind: str, path: str) -> ImageData:
     """An ImageFolder tree: PATH/train/<class>/*.png and PATH/test (or PATH/val)/<class>/*."""
     from torchvision.datasets import ImageFolder
@@ -229,13 +298,14 @@ def _folder(kind: str, path: str) -> ImageData:
 
 
 def check_compatible(data: ImageData, input_shape: tuple[int, ...], num_classes: int) -> None:
-    """The model must take the data's images and predict exactly its classes."""
-    c, h, w = (tuple(input_shape) + (None, None, None))[:3]
-    dc, dh, dw = data.input_shape
-    if c != dc or (data.in_memory and (h, w) != (dh, dw)):
-        raise TrainError(
-            f"the model takes {c}x{h}x{w} images but {data.name} has {dc}x{dh}x{dw}"
-        )
+    """The model must take the data's images (or sequences) and predict exactly its classes."""
+    want, have = tuple(input_shape), tuple(data.input_shape)
+    same = (len(want) == len(have) and want[0] == have[0]
+            and (not data.in_memory or want[1:] == have[1:]))
+    if not same:
+        what = "sequences" if len(want) == 2 or data.sequences else "images"
+        raise TrainError(f"the model takes {'x'.join(map(str, want))} {what} but {data.name} has "
+                         f"{'x'.join(map(str, have))}")
     if num_classes != data.num_classes:
         raise TrainError(
             f"the model predicts {num_classes} classes but {data.name} has {data.num_classes}"
@@ -244,14 +314,16 @@ def check_compatible(data: ImageData, input_shape: tuple[int, ...], num_classes:
 
 
 def channel_stats(x: torch.Tensor, chunk: int = 4096) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of uint8 images on the [0, 1] scale, in float64."""
+    """Per-channel mean and std, in float64: of uint8 images on the [0, 1] scale, of sequences as stored."""
+    scale = 255 if x.dtype == torch.uint8 else 1
+    axes = (0, *range(2, x.dim()))
     s = torch.zeros(x.shape[1], dtype=torch.float64)
     s2 = torch.zeros_like(s)
     for i in range(0, len(x), chunk):
-        b = x[i : i + chunk].to(torch.float64) / 255
-        s += b.sum((0, 2, 3))
-        s2 += (b * b).sum((0, 2, 3))
-    n = len(x) * x.shape[2] * x.shape[3]
+        b = x[i : i + chunk].to(torch.float64) / scale
+        s += b.sum(axes)
+        s2 += (b * b).sum(axes)
+    n = len(x) * math.prod(x.shape[2:])
     mean = s / n
     std = (s2 / n - mean * mean).clamp_min(1e-12).sqrt()
     return mean.tolist(), std.tolist()

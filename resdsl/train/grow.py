@@ -6,7 +6,7 @@ blocks by interpolation — each block followed by a copy of itself — and halv
     `resdsl train SPEC --grow 10,20 [--grow-param n]`
 
 Level L is the spec at `n = n0·2^L`. Which blocks are ODE steps is read off the graph: a block
-whose merge is `x + scale·F(x)` (identity shortcut, combine add) is a step; any other block (a
+whose merge is `x + scale·F(x)` (identity shortcut, merge add) is a step; any other block (a
 stage's downsampling block: zeropad or projection shortcut) is a transition. Interpolation, per
 stage, block j of the old net becomes block 2j of the new one, and block 2j+1 is a copy of old
 block j — or, when block j is a transition (its weights do not fit a step), of old block j+1,
@@ -41,7 +41,7 @@ def check_schedule(grow: tuple[int, ...], epochs: int) -> None:
 
 def is_step(info: Mapping[str, Any]) -> bool:
     """An ODE step x + scale·F(x): identity shortcut, add merge, own weights."""
-    return info["shortcut"] == "identity" and info["combine"] == "add" and info["shares"] is None
+    return info["shortcut"] == "identity" and info["merge"] == "add" and info["shares"] is None
 
 
 def depth(g) -> int:

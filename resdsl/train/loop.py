@@ -119,7 +119,7 @@ class Trainer:
         """Place `model` on the device, wrap it (compile, DDP) and give it a fresh optimiser."""
         cfg, place = self.cfg, self.place
         model = model.to(place.device)
-        if cfg.channels_last:
+        if cfg.channels_last and not self.data.sequences:      # channels-last is a 4-D layout
             model = model.to(memory_format=torch.channels_last)
         if cfg.sync_bn and place.world > 1:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from resdsl.train.data import ImageData, channel_stats
+from resdsl.train.errors import TrainError
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -25,19 +26,29 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 class Normalize:
-    """x = (uint8 / 255 - mean) / std per channel, batched on the device; optionally channels-last."""
+    """x = (x / scale − mean) / std per channel, batched on the device (scale 255 for uint8 images,
+    1 for float sequences, whose statistics are on their own scale); optionally channels-last."""
 
     def __init__(self, mean, std, device, channels_last: bool):
-        self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1) * 255
-        self.inv = 1 / (torch.tensor(std, device=device).view(1, -1, 1, 1) * 255)
+        self.mean, self.std = (torch.tensor(v, device=device) for v in (mean, std))
         self.fmt = torch.channels_last if channels_last else torch.contiguous_format
+        self.views: dict[tuple[int, bool], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return ((x.float() - self.mean) * self.inv).contiguous(memory_format=self.fmt)
+        key = (x.dim(), x.dtype == torch.uint8)
+        if key not in self.views:
+            shape, scale = (1, -1) + (1,) * (x.dim() - 2), (255 if key[1] else 1)
+            self.views[key] = (self.mean.view(shape) * scale, 1 / (self.std.view(shape) * scale))
+        mean, inv = self.views[key]
+        y = (x.float() - mean) * inv
+        return y.contiguous(memory_format=self.fmt) if x.dim() == 4 else y
 
 
 def crop_flip(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.Tensor, pad: int) -> torch.Tensor:
-    """Random crop of each zero-padded image at offset (dy, dx), then a horizontal flip where `flip`."""
+    """Random crop of each zero-padded image at offset (dy, dx), then a horizontal flip where `flip`
+    (a batch of sequences, never augmented, passes through)."""
+    if x.dim() != 4:
+        return x
     if pad:
         b, c, h, w = x.shape
         xp = F.pad(x, (pad, pad, pad, pad))
@@ -113,10 +124,10 @@ class LoaderPipeline:
                  workers: int = 2, input_hw: tuple[int, int] | None = None):
         from torchvision.transforms import v2
 
-        h, w = input_hw or data.input_shape[1:]
-        aug = [v2.RandomCrop((h, w), padding=pad)] if pad else []
+        hw = tuple(input_hw or data.input_shape[1:])
+        aug = [v2.RandomCrop(hw, padding=pad)] if pad else []
         aug += [v2.RandomHorizontalFlip(hflip)] if hflip else []
-        self.train_set, self.test_set = self._datasets(data, v2, (h, w), aug)
+        self.train_set, self.test_set = self._datasets(data, v2, hw, aug)
         self.mean, self.std = self._stats()
         self.norm = Normalize(self.mean, self.std, device, channels_last)
         self.bs, self.ebs, self.seed, self.workers = batch_size, eval_batch_size, seed, workers
@@ -168,12 +179,19 @@ class LoaderPipeline:
 
 
 def make_pipeline(data: ImageData, cfg, input_shape, device, rank: int = 0, world: int = 1):
-    """On the device when the images fit under --on-device-max-mb, else DataLoader workers."""
-    h = input_shape[1] if len(input_shape) > 1 else data.input_shape[1]
-    pad = cfg.crop_pad if cfg.crop_pad is not None else h // 8
-    hflip = cfg.hflip if cfg.hflip is not None else (0.5 if data.flip_invariant else 0.0)
+    """On the device when the images fit under --on-device-max-mb, else DataLoader workers.
+    Sequences are not augmented: a crop or a flip would move or reverse time."""
+    if data.sequences:
+        if cfg.crop_pad or cfg.hflip:
+            raise TrainError(f"{data.name} holds sequences: --crop-pad and --hflip are for images (leave them out)")
+        pad, hflip = 0, 0.0
+    else:
+        h = input_shape[1] if len(input_shape) > 1 else data.input_shape[1]
+        pad = cfg.crop_pad if cfg.crop_pad is not None else h // 8
+        hflip = cfg.hflip if cfg.hflip is not None else (0.5 if data.flip_invariant else 0.0)
     common = dict(batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size, pad=pad, hflip=hflip,
-                  seed=cfg.seed, device=device, rank=rank, world=world, channels_last=cfg.channels_last)
+                  seed=cfg.seed, device=device, rank=rank, world=world,
+                  channels_last=cfg.channels_last and not data.sequences)
     if data.in_memory and data.nbytes() <= cfg.on_device_max_mb * 2**20:
         return TensorPipeline(data, **common)
     return LoaderPipeline(data, workers=cfg.workers, input_hw=tuple(input_shape[1:3]), **common)

@@ -1,6 +1,8 @@
 """What an op kind is: one `Op` entry holding every facet of it (see ops/__init__.py).
 
-Shapes are tuples (C, H, W) or (C,). Attribute dicts passed to the facets are *resolved*
+Shapes are tuples (C, H, W) (an image), (C, L) (a sequence) or (C,) (a vector). Windowed ops
+are written once for both spatial ranks: `sizes` gives a kernel or padding one value per
+axis, and a resolved 1-D size is a 1-tuple `(k,)`, so the attributes alone say the rank. Attribute dicts passed to the facets are *resolved*
 (`ops.make`): every default filled in, nothing left for a consumer to derive.
 """
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Any, Callable, Literal
 Shape = tuple[int, ...]
 Window = tuple[int, int, int]          # (kernel, stride, dilation) for the receptive field
 NUM = (int, float)
-SIZE = "size"        # attribute type: an int, or [height, width] (written 1x7 or [1, 7])
+SIZE = "size"        # attribute type: an int, or [height, width] (written 1x7 or [1, 7]), or [length] (1-D)
 
 # How an attribute is named in messages, where its short name would not say what it is.
 WORDS = {"out": "the number of output channels"}
@@ -123,8 +125,39 @@ def pair(v: int | tuple[int, int]) -> tuple[int, int]:
 
 def spatial(shape: Shape, what: str) -> tuple[int, int, int]:
     if len(shape) != 3:
-        raise OpError(f"{what} needs a C×H×W input, got {fmt(shape)}")
+        raise OpError(f"{what} needs a C×H×W input, got {fmt(shape)}" + (
+            " (a C×L sequence)" if len(shape) == 2 else ""))
     return shape  # type: ignore[return-value]
+
+
+def windowed(shape: Shape, what: str) -> int:
+    """The spatial rank of a windowed op's input: 1 for a C×L sequence, 2 for a C×H×W map."""
+    if len(shape) not in (2, 3):
+        raise OpError(f"{what} needs a C×L sequence or a C×H×W map, got {fmt(shape)}" + (
+            " (a vector)" if len(shape) == 1 else ""))
+    return len(shape) - 1
+
+
+def sizes(v: int | tuple[int, ...], rank: int | None = None) -> tuple[int, ...]:
+    """A kernel, stride or padding as one value per spatial axis: an int is square (or a 1-tuple
+    when rank is 1); a tuple keeps its own length, and must have `rank` of them when rank is given."""
+    if isinstance(v, int):
+        return (v,) * (2 if rank is None else rank)
+    v = tuple(v)
+    if rank is not None and len(v) != rank:
+        raise OpError(f"{fmt(v)} gives {len(v)} size{'s' * (len(v) != 1)} for a {rank}-D input" + (
+            "; a C×L sequence takes one size (k3)" if rank == 1 else "; a C×H×W map takes k3 or HxW (k1x7)"))
+    return v
+
+
+def window_text(v: int | tuple[int, ...]) -> str:
+    """A window as drawn: "3×3" on a map, "k3" on a sequence (a resolved 1-tuple)."""
+    return f"k{v[0]}" if rank_of(v) == 1 else fmt(sizes(v))
+
+
+def rank_of(v: int | tuple[int, ...]) -> int:
+    """The spatial rank a resolved size says: a 1-tuple is 1-D, anything else 2-D."""
+    return 1 if isinstance(v, tuple) and len(v) == 1 else 2
 
 
 def window_size(size: int, k: int, s: int, p: int, d: int = 1, ceil: bool = False) -> int:
@@ -151,9 +184,9 @@ def same_shape(a: dict, ins: list[Shape]) -> Shape:
 
 
 def channels_of(shape: Shape, what: str) -> int:
-    """The channels of a C or C×H×W input."""
-    if len(shape) not in (1, 3):
-        raise OpError(f"{what} needs a C or C×H×W input, got {fmt(shape)}")
+    """The channels of a C, C×L or C×H×W input."""
+    if len(shape) not in (1, 2, 3):
+        raise OpError(f"{what} needs a C, C×L or C×H×W input, got {fmt(shape)}")
     return shape[0]
 
 

@@ -42,9 +42,11 @@ OPS = (
     Op("shuffle", "channel shuffle (ShuffleNet): shuffle G", ("groups",), (Attr("groups", int),), shuffle_shape,
        layer("ChannelShuffle", "groups")),
     Op("softmax", "softmax across G channel groups at each position (SK-Net, ResNeSt); G = 1: over channels",
-       (), (Attr("groups", int, 1, short="g"),), softmax_shape, layer("GroupSoftmax", "groups")),
+       (), (Attr("groups", int, 1, short="g"),), softmax_shape, layer("GroupSoftmax", "groups"),
+       label=lambda a, brief: "softmax" if a["groups"] == 1 else f"softmax across {a['groups']}"),
     Op("slice", "channels [START, STOP) of the input: slice 0 C/2 (one half of ShuffleNetV2's split)",
-       ("start", "stop"), (Attr("start", int), Attr("stop", int)), slice_shape, layer("ChannelSlice", "start", "stop")),
+       ("start", "stop"), (Attr("start", int), Attr("stop", int)), slice_shape, layer("ChannelSlice", "start", "stop"),
+       label=lambda a, brief: f"channels {a['start']}:{a['stop']}"),
     Op("pad_channels", "append zero channels up to OUT, no subsampling (PyramidNet): pad_channels OUT", ("out",),
        (Attr("out", int),), pad_channels_shape, layer("ZeroPadChannels", extra=lambda a, ins: a["out"] - ins[0][0])),
 )

@@ -1,8 +1,9 @@
-"""Ops produced by lowering, never written in specs: the merges of residual units and branches,
-and the zero-padding shortcut. Merges build no module: ResidualBlock and Branches run them."""
+"""Ops produced by lowering, never written as layers: the merges of residual units, branches and
+dataflow bodies (`add a b`, `concat a b`, `mul a g`), and the zero-padding shortcut. Merges build
+no module: ResidualBlock, Branches and Dataflow (backend/modules.py) run them."""
 from __future__ import annotations
 
-from .base import NUM, Attr, Op, OpError, Shape, fmt, spatial, strided
+from .base import NUM, Attr, Op, OpError, Shape, fmt, strided, windowed
 
 
 def add_shape(a: dict, ins: list[Shape]) -> Shape:
@@ -18,12 +19,21 @@ def concat_shape(a: dict, ins: list[Shape]) -> Shape:
     return (sum(s[0] for s in ins), *ins[0][1:])
 
 
+def mul_shape(a: dict, ins: list[Shape]) -> Shape:
+    """Elementwise product; a C×1×1 gate broadcasts over a C×H×W map (C×1 over C×L)."""
+    big = max(ins, key=lambda s: (len(s), s[1:]))
+    for s in ins:
+        if s != big and not (len(s) == len(big) > 1 and s[0] == big[0] and all(d == 1 for d in s[1:])):
+            raise OpError("cannot multiply tensors of shapes " + " and ".join(fmt(x) for x in ins))
+    return big
+
+
 def zeropad_shape(a: dict, ins: list[Shape]) -> Shape:
-    c, h, w = spatial(ins[0], "zeropad")
+    windowed(ins[0], "zeropad")
+    c, *dims = ins[0]
     if a["out"] < c:
         raise OpError(f"zero-padding shortcut cannot reduce channels from {c} to {a['out']}")
-    s = a["stride"]
-    return (a["out"], -(-h // s), -(-w // s))
+    return (a["out"], *(-(-x // a["stride"]) for x in dims))
 
 
 def zeropad_build(a: dict, ins: list[Shape], inplace: bool):
@@ -39,6 +49,8 @@ OPS = (
        label=lambda a, brief: "+" if a["scale"] == 1.0 else f"+ (×{a['scale']:g})"),
     Op("highway", "gated merge: h·t + x·(1 − t) of (h, x, t)", (), (), add_shape, None, n_inputs=3, user=False),
     Op("concat", "channel concatenation", (), (), concat_shape, None, n_inputs=-1, user=False, merge="‖"),
+    Op("mul", "elementwise product of named tensors (gating); a C×1×1 gate broadcasts", (), (), mul_shape, None,
+       n_inputs=-1, user=False, merge="×"),
     Op("zeropad", "option-A shortcut: subsample by stride, pad channels with zeros", (),
        (Attr("out", int), Attr("stride", int, 1)), zeropad_shape, zeropad_build, user=False,
        window=lambda a, ins: (1, a["stride"], 1),

@@ -1,19 +1,18 @@
 """Normalisation and per-channel scaling: bn, layernorm, groupnorm, layer_scale."""
 from __future__ import annotations
 
-from .base import NUM, Attr, Op, OpError, Shape, channels_of, divides, fmt, fraction, positive
+from .base import NUM, Attr, Op, Shape, channels_of, divides, fraction, positive
 
 
 def bn_shape(a: dict, ins: list[Shape]) -> Shape:
-    if len(ins[0]) not in (1, 3):
-        raise OpError(f"bn needs a C or C×H×W input, got {fmt(ins[0])}")
+    channels_of(ins[0], "bn")
     return ins[0]
 
 
 def bn_build(a: dict, ins: list[Shape], inplace: bool):
     from torch import nn
 
-    cls = nn.BatchNorm2d if len(ins[0]) == 3 else nn.BatchNorm1d
+    cls = nn.BatchNorm2d if len(ins[0]) == 3 else nn.BatchNorm1d      # 1d: a vector or a C×L sequence
     return cls(ins[0][0], eps=a["eps"], momentum=a["momentum"])
 
 
@@ -22,7 +21,7 @@ def layernorm_build(a: dict, ins: list[Shape], inplace: bool):
 
     from ...backend.layers import LayerNorm2d
 
-    return (LayerNorm2d if len(ins[0]) == 3 else nn.LayerNorm)(ins[0][0], eps=a["eps"])
+    return (LayerNorm2d if len(ins[0]) > 1 else nn.LayerNorm)(ins[0][0], eps=a["eps"])
 
 
 def groupnorm_shape(a: dict, ins: list[Shape]) -> Shape:
@@ -39,7 +38,7 @@ def groupnorm_build(a: dict, ins: list[Shape], inplace: bool):
 def layer_scale_build(a: dict, ins: list[Shape], inplace: bool):
     from ...backend.layers import LayerScale
 
-    return LayerScale(ins[0][0], a["init"], spatial=len(ins[0]) == 3)
+    return LayerScale(ins[0][0], a["init"], spatial=len(ins[0]) - 1)
 
 
 def same_channels(what: str):
@@ -50,7 +49,7 @@ OPS = (Op("bn", "batch normalisation (affine, running statistics): bn [eps E] [m
           (Attr("eps", float, 1e-5, check=positive), Attr("momentum", float, 0.1, check=fraction)),
           bn_shape, bn_build, lambda a, i, o: 2 * o[0], label=lambda a, brief: "BN", weights="norm",
           fold=True, fresh_output=True, per_channel=True),
-       Op("layernorm", "layer norm over the channels of each position (C×H×W, ConvNeXt) or of a vector: "
+       Op("layernorm", "layer norm over the channels of each position (C×H×W, ConvNeXt; C×L) or of a vector: "
           "layernorm [eps 1e-6]", (), (Attr("eps", float, 1e-5, check=positive),), same_channels("layernorm"),
           layernorm_build, lambda a, i, o: 2 * o[0], weights="norm"),
        Op("groupnorm", "group norm (Wu & He 2018): groupnorm G [eps 1e-5]", ("groups",),
