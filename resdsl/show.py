@@ -21,15 +21,18 @@ def show_net(net: Net, spec: str = "") -> str:
     args = ", ".join(f"{k} = {value(v)}" for k, v in net.args.items() if value(v) is not None)
     out = [f"# {net.name}({args}) from {spec}, resolved by `resdsl show`", ""]
     body, used, written = [], {}, set()          # block definitions written for blocks used as layers: name -> body
+    defs, calls = _calls(net)
+    for d in defs:
+        out += [d, ""]
     for part in net.body:
         if isinstance(part, Stage):
-            defn, stmt = _stage(part)
+            defn, stmt = _stage(part, calls)
             out += [defn, ""]
             body.append(stmt)
         else:
-            inner = {}
+            inner = dict(calls)
             for blk in (b for b in part.items if isinstance(b, Block)):
-                body_text = _block_body(blk, {})
+                body_text = _block_body(blk, calls)
                 # the block keeps its definition's name: it names the module (`stem.repvgg_down1`)
                 name = next(f"{blk.block}{'_' * k}{k or ''}" for k in range(len(used) + 1)
                             if used.setdefault(f"{blk.block}{'_' * k}{k or ''}", body_text) == body_text)
@@ -125,12 +128,20 @@ def _flow(d: Dataflow, params=None) -> list[list[str]]:
         for t in st.inputs:
             reads[t] = reads.get(t, 0) + 1
     names = {"x": "x"}
+    made = {st.output: k for k, st in enumerate(d.steps)}
+    last_read = {t: k for k, st in enumerate(d.steps) for t in st.inputs} | {d.output: len(d.steps)}
+    bases = {t.split("%")[0] for t in made}
 
     def name(t: str) -> str:
+        """The spec's name (`a` for `a%3`, a name given again) where no other tensor of that name
+        is made while t is still read, else a fresh `tN`."""
         if t not in names:
+            b = t.split("%")[0]
+            clash = (b == "x" and t != "x") or any(
+                o != t and o.split("%")[0] == b and made[t] < made[o] < last_read.get(t, -1) for o in made)
             fresh = (f"t{k}" for k in range(1, 10 ** 6))
-            names[t] = t if re.fullmatch(r"[A-Za-z_]\w*", t) and t not in names.values() else next(
-                n for n in fresh if n not in names.values() and n not in reads)
+            names[t] = b if re.fullmatch(r"[A-Za-z_]\w*", b) and not clash else next(
+                n for n in fresh if n not in names.values() and n not in bases)
         return names[t]
 
     def is_merge(it) -> bool:
@@ -175,13 +186,13 @@ def _items(seq, params=None) -> list[str]:
     return out
 
 
-def _stage(st: Stage) -> tuple[str, str]:
+def _stage(st: Stage, calls: dict) -> tuple[str, str]:
     """The stage's block definition and its `stage` statement. Where blocks differ (the first
     one's stride, a per-block rate), the value is `[v0, v1, ...][i]`, i the block's index."""
     first, n = st.blocks[0], len(st.blocks)
-    skeletons = {_block_body(b, {}, mask=True) for b in st.blocks}
+    skeletons = {_block_body(b, calls, mask=True) for b in st.blocks}
     if len(skeletons) > 1:
-        return _stage_first_differs(st)
+        return _stage_first_differs(st, calls)
     raw = _varying(st.blocks)
     first_only = raw and all(k[1] == "stride" and len(set(map(str, v[1:]))) == 1 for k, v in raw.items()) \
         and len({str(v[0]) for v in raw.values()}) == 1
@@ -194,24 +205,24 @@ def _stage(st: Stage) -> tuple[str, str]:
     name = f"{st.block}_{st.name.replace('.', '')}"
     call = ", ".join(f"{k} = {value(v)}" for k, v in first.args.items() if value(v) is not None)
     defn = (f"# {st.name}: {n} × {st.block}({call})\nblock {name}({params}) {{\n"
-            + _block_body(first, varying) + "\n}")
+            + _block_body(first, {**calls, **varying}) + "\n}")
     stmt = f"stage x {n} {name}{tail}"
     if n > 1 and st.blocks[1].shares is not None:
         stmt += " share" + ("" if st.blocks[1].share_bn else " per_step_bn")
     return defn, stmt
 
 
-def _stage_first_differs(st: Stage) -> tuple[str, str]:
+def _stage_first_differs(st: Stage, calls: dict) -> tuple[str, str]:
     """A stage whose first block has other layers than the rest (ShuffleNetV2's strided unit,
     Res2Net's first unit): each sequence that differs is written `{ if i == 0 { ... } else { ... } }`."""
     first, n = st.blocks[0], len(st.blocks)
-    if len({_block_body(b, {}, mask=True) for b in st.blocks[1:]}) > 1:
+    if len({_block_body(b, calls, mask=True) for b in st.blocks[1:]}) > 1:
         raise SpecError(f"show: the blocks of {st.name} differ in their layers, which one block definition "
                         "cannot express", first.span)
     varying = {k: _indexed(v) if k != (None, "shortcut") else "[" + ", ".join(v) + "][i]"
                for k, v in _varying(st.blocks, first_apart=True).items()}
     fields = {k: v for k, v in varying.items() if k[0] is None}
-    a, b = _block_parts(first, fields), _block_parts(st.blocks[1], varying)
+    a, b = _block_parts(first, {**calls, **fields}), _block_parts(st.blocks[1], {**calls, **varying})
     if len(a) != len(b):
         raise SpecError(f"show: the first block of {st.name} has other parts than the rest, which one block "
                         "definition cannot express", first.span)
@@ -267,22 +278,62 @@ def _suffix(name: str) -> str:
     return name
 
 
+def _children(item) -> list:
+    """The items directly inside an item: a block's sequences, a flow's steps, parallel branches."""
+    if isinstance(item, Block):
+        custom = item.shortcut.layers if item.shortcut.kind == "custom" else ()   # others are derived
+        return [x for seq in (item.pre, *item.residuals, custom, item.post) for x in seq]
+    if isinstance(item, Dataflow):
+        return [st.item for st in item.steps]
+    if isinstance(item, Parallel):
+        return [x for br in item.branches for x in br]
+    return []
+
+
 def _layers(item):
-    """Every layer of a block or item list, in order."""
+    """Every layer of a block or item list, in order; a block used as a layer inside it is its own
+    definition (its call is written, see _calls), so its layers are not the outer block's."""
     if isinstance(item, Layer):
         yield item
-    elif isinstance(item, Parallel):
-        for b in item.branches:
-            for x in b:
-                yield from _layers(x)
-    elif isinstance(item, Dataflow):
-        for st in item.steps:
-            yield from _layers(st.item)
-    elif isinstance(item, Block):
-        custom = item.shortcut.layers if item.shortcut.kind == "custom" else ()   # others are derived
-        for seq in (item.pre, *item.residuals, custom, item.post):
-            for x in seq:
-                yield from _layers(x)
+    for x in _children(item):
+        if not isinstance(x, Block):
+            yield from _layers(x)
+
+
+def _inner_blocks(item) -> list[Block]:
+    """The blocks used as layers anywhere inside item, each after the blocks inside it."""
+    out = []
+    for x in _children(item):
+        out += _inner_blocks(x)
+        if isinstance(x, Block):
+            out.append(x)
+    return out
+
+
+def _calls(net: Net) -> tuple[list[str], dict]:
+    """Definitions for the blocks used as layers inside stage units and flows (`wavenet` in a
+    named-tensor body), one per block name, and each use's call: `{(use name, None): "wavenet 3"}`.
+    Where uses differ in a value, the definition takes the use's index i and the value is `[...][i]`;
+    it keeps the block's name, so the module names (`...flow.wavenet3`) are the same."""
+    groups: dict[str, list[Block]] = {}
+    for part in net.body:
+        tops = part.blocks if isinstance(part, Stage) else part.items
+        for top in tops:
+            for blk in _inner_blocks(top):
+                groups.setdefault(blk.block, []).append(blk)
+    defs, calls = [], {}
+    for name, uses in groups.items():
+        if len({_block_body(b, calls, mask=True) for b in uses}) > 1:
+            raise SpecError(f"show: the uses of block {name} as a layer differ in their layers, which one block "
+                            "definition cannot express", uses[1].span)
+        raw = _varying(uses)
+        varying = {**calls, **{k: _indexed(v) for k, v in raw.items() if k != (None, "shortcut")}}
+        if (None, "shortcut") in raw:
+            varying[(None, "shortcut")] = "[" + ", ".join(raw[(None, "shortcut")]) + "][i]"
+        defs.append(f"# {name}: used as a layer {len(uses)} times\nblock {name}({'i' if raw else ''}) {{\n"
+                    + _block_body(uses[0], varying) + "\n}")
+        calls.update({(b.name, None): f"{name} {k}" if raw else name for k, b in enumerate(uses)})
+    return defs, calls
 
 
 def _block_body(b: Block, varying: dict, mask: bool = False) -> str:
@@ -291,8 +342,9 @@ def _block_body(b: Block, varying: dict, mask: bool = False) -> str:
 
 
 def _block_parts(b: Block, varying: dict, mask: bool = False) -> list[str]:
-    """The statements of a block definition's body (`residual {...}`, `shortcut projection`, ...)."""
-    local = {}
+    """The statements of a block definition's body (`residual {...}`, `shortcut projection`, ...).
+    `varying` may also hold the calls of blocks used as layers inside it (see _calls)."""
+    local = {k: v for k, v in varying.items() if k[0] is not None and k[1] is None}
     for lay in _layers(b):
         for attr in lay.attrs:
             if mask:

@@ -257,17 +257,35 @@ def write_sequences(path, n_train=24, n_test=12, channels=3, length=40, classes=
 
 
 def test_trains_on_an_npz_of_sequences(tmp_path):
+    import io
+
     from resdsl.train import run
+    from resdsl.train.progress import Reporter
 
     data = write_sequences(tmp_path / "seq.npz")
     args = {k: str(v) for k, v in SMALL.items()}
+    out = io.StringIO()
     summary = run(SPEC, {"data": f"seq:{data}", "epochs": 2, "batch_size": 8, "lr": 0.01}, tmp_path / "runs",
-                  args=args)
+                  args=args, reporter=Reporter(stream=out))
+    epochs = [ln for ln in out.getvalue().splitlines() if ln.startswith("epoch ")]
+    assert len(epochs) == 2 and all(ln.endswith(" samples/s") for ln in epochs) and "img/s" not in out.getvalue()
     assert summary["status"] == "completed" and summary["epochs_done"] == 2
     assert summary["global_step"] == 2 * 3                   # 24 sequences in batches of 8
     assert summary["params"] == hand_params(**SMALL) and np.isfinite(summary["final_test_loss"])
     assert summary["data"] == f"seq:{data}"
     assert (tmp_path / "runs" / summary["run_dir"].rsplit("/", 1)[1] / "best.pt").exists()
+
+
+def test_progress_lines_count_samples_of_sequences():
+    import io
+
+    from resdsl.train.progress import Reporter
+
+    out = io.StringIO()
+    rep = Reporter(stream=out, live=False)
+    rep.start_epoch(0, 1, 20, 0, unit="samples/s")
+    rep.update(10, 1.5, 0.25, 1234.0)
+    assert out.getvalue().rstrip().endswith("acc 25.00%  1,234 samples/s")
 
 
 def test_sequence_data_is_checked_before_loading(tmp_path, monkeypatch):
@@ -287,3 +305,16 @@ def test_sequence_data_is_checked_before_loading(tmp_path, monkeypatch):
     monkeypatch.setenv("RESDSL_LIMIT_MEMORY", "10000")
     with pytest.raises(TrainError, match="over the memory budget"):
         load_data(f"seq:{tmp_path / 'ok.npz'}")
+
+
+def test_exports_with_torch_export(tmp_path):
+    """`resdsl compile -o X.pt2` of the causal network: the loaded program computes the same outputs."""
+    import resdsl.exporters as ex
+
+    torch.manual_seed(0)
+    model = resdsl.compile(SPEC, **SMALL).eval()
+    ex.export(model, tmp_path / "dm.pt2")
+    loaded = torch.export.load(str(tmp_path / "dm.pt2")).module()
+    x = torch.randn(3, 3, 40)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x))

@@ -9,7 +9,7 @@ from resdsl.show import show_net
 
 # Every zoo spec is written back; a stage whose first block has other layers than the rest
 # (ShuffleNetV2, Res2Net, PyramidNet) is written with `if i == 0 { ... } else { ... }`.
-LIMITS = {"dilated_mixed": "a block used as a layer inside a named-tensor body cannot be written back yet"}
+LIMITS: dict[str, str] = {}
 ZOO = [pytest.param(p, marks=pytest.mark.xfail(reason=LIMITS[p.stem], strict=True, raises=SpecError))
        if p.stem in LIMITS else p for p in sorted(SPECS.glob("*.res"))]
 
@@ -48,3 +48,12 @@ def test_show_cli(tmp_path):
     assert r.exit_code == 0 and "stage x 5 basic_stages1 stride 2" in r.output
     r = CliRunner().invoke(main, ["show", str(SPECS / "cifar_resnet.res"), "--set", "depth=5"])
     assert r.exit_code == 1 and "unknown parameter 'depth'" in r.output
+
+
+@pytest.mark.parametrize("args", [dict(mixed=False), dict(depth=6, segment=3)], ids=["unmixed", "depth6_segment3"])
+def test_show_round_trips_blocks_used_as_layers_in_a_dataflow_body(args):
+    """The zoo's other dilated_mixed variants: `wavenet` inside a named-tensor body, its dilation per use."""
+    net = api.load_spec(SPECS / "dilated_mixed.res", **args)
+    text = show_net(net, "dilated_mixed.res")
+    assert "block wavenet(i) {" in text
+    assert signature(api.graph_of(api.load_spec(text))) == signature(api.graph_of(net))

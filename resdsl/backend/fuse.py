@@ -119,7 +119,8 @@ class Fuser:
 
     # -- dataflow bodies: conv+bn where the BN alone reads the conv's output ----------------------
     def flow(self, d: Dataflow, name: str) -> nn.Module:
-        mods = {k: v if isinstance(v, nn.BatchNorm2d) else self.module(v, _join(name, k)) for k, v in d.named_children()}
+        mods = {k: v if isinstance(v, nn.BatchNorm2d) else self.module(v, _join(name, k))
+                for k, v in d.named_children()}
         reads: dict[str, int] = {}
         for _, _, inputs, _ in d.wiring:
             for t in inputs:
@@ -285,7 +286,8 @@ def geometry(conv: nn.Conv2d) -> dict:
     """A conv's attributes as the graph writes them (ir/ops.py)."""
     k = conv.kernel_size
     return {"out": conv.out_channels, "kernel": k[0] if k[0] == k[1] else list(k), "stride": conv.stride[0],
-            "padding": list(conv.padding), "dilation": conv.dilation[0], "groups": conv.groups, "bias": True}
+            "padding": list(conv.padding), "dilation": conv.dilation[0], "groups": conv.groups, "bias": True,
+            "causal": False}
 
 
 def _join(a: str, b: str) -> str:

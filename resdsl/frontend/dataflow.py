@@ -16,7 +16,7 @@ from typing import Callable
 
 from ..errors import SpecError, unknown
 from ..ir import ops
-from ..ir.net import Dataflow, Layer, Step
+from ..ir.net import Dataflow, Step
 from . import ast
 from .context import Context, layer
 from .values import is_int, show
@@ -95,16 +95,22 @@ def lower(ctx: Context, body: ast.seq, env: dict, shape: ops.Shape, prefix: str,
         else:
             outputs = st.outputs if isinstance(st, ast.clause) else ()
             if len(outputs) > 1:
-                raise SpecError(f"one output, {len(outputs)} names: only `split` makes several tensors", st.span)
+                raise many_names(st.keyword, len(outputs), st.span)
             items, out = statement(st, env, f.shapes[f.current], f.prefix, f.count)
-            for k, item in enumerate(items):
+            for k, item in enumerate(items):      # several: an `aggregate`'s layers, one after another
                 last = k == len(items) - 1
-                f.add(item, (f.current,), out if last else None, outputs[0] if last and outputs else None)
+                shape = out if last else ops.infer(item.kind, item.attrs, [f.shapes[f.current]])
+                f.add(item, (f.current,), shape, outputs[0] if last and outputs else None)
     if not f.steps:
         raise SpecError("a dataflow body needs at least one layer", body.span)
     out = f.real(f.current)
     check_used(f, out)
     return (Dataflow(name=name, steps=tuple(f.steps), output=out, span=body.span),), f.shapes[f.current]
+
+
+def many_names(what: str, n: int, span) -> SpecError:
+    return SpecError(f"{what} makes one tensor, not {n}", span).with_note(
+        "only `split` makes several: `split 2 -> a b`")
 
 
 def tap(f: Flow, st: ast.tap) -> None:
@@ -135,7 +141,7 @@ def merge(ctx: Context, f: Flow, st: ast.clause) -> None:
         raise SpecError(f"{st.keyword} reads the tensor '{twice}' twice", st.span).with_note(
             "a merge reads each tensor once")
     if len(st.outputs) > 1:
-        raise SpecError(f"{st.keyword} makes one tensor, not {len(st.outputs)}", st.span)
+        raise many_names(st.keyword, len(st.outputs), st.span)
     f.count[st.keyword] += 1
     item, out = layer(st.keyword, f"{f.prefix}{st.keyword}{f.count[st.keyword]}", dict(MERGES[st.keyword]),
                       [f.shapes[n] for n in inputs], st.span)

@@ -221,7 +221,8 @@ class Trainer:
         """Train one epoch from the current position; False when stopped (Ctrl-C) part-way."""
         p, place, steps = self.pos, self.place, self.pipe.steps
         self.model.train()
-        self.rep.start_epoch(p.epoch, self.cfg.epochs, steps, p.step_in_epoch)
+        self.rep.start_epoch(p.epoch, self.cfg.epochs, steps, p.step_in_epoch,
+                             unit="samples/s" if self.data.sequences else "img/s")
         buf: list[tuple] = []
         t0, seen = time.perf_counter(), 0
         for x, y in self.pipe.train_batches(p.epoch, p.step_in_epoch):

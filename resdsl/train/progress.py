@@ -1,4 +1,5 @@
-"""Progress: a live rich bar (loss, accuracy, images/s, ETA) on a terminal, plain lines otherwise."""
+"""Progress: a live rich bar (loss, accuracy, throughput, ETA) on a terminal, plain lines otherwise.
+Throughput is in img/s, or samples/s when the data are sequences (the trainer says which)."""
 from __future__ import annotations
 
 import sys
@@ -19,6 +20,7 @@ class Reporter:
         self.task = None
         self.lines_per_epoch = 10
         self.where, self.steps, self.every, self.next_line = "", 0, 1, 1 << 62
+        self.unit = "img/s"
 
     def message(self, text: str) -> None:
         if self.quiet:
@@ -28,8 +30,9 @@ class Reporter:
         else:
             print(text, file=self.stream, flush=True)
 
-    def start_epoch(self, epoch: int, epochs: int, steps: int, start: int) -> None:
-        self.where, self.steps = f"epoch {epoch + 1}/{epochs}", steps
+    def start_epoch(self, epoch: int, epochs: int, steps: int, start: int, unit: str = "img/s") -> None:
+        """unit: what the throughput counts per second, "img/s" or "samples/s" (sequences)."""
+        self.where, self.steps, self.unit = f"epoch {epoch + 1}/{epochs}", steps, unit
         self.every = max(1, steps // self.lines_per_epoch)
         self.next_line = (start // self.every + 1) * self.every
         if self.quiet or not self.live:
@@ -37,13 +40,14 @@ class Reporter:
         if self.bar is None:
             self.bar = Progress(
                 TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.2%}  {task.fields[ips]:,.0f} img/s"),
+                TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.2%}  "
+                           "{task.fields[ips]:,.0f} {task.fields[unit]}"),
                 TimeRemainingColumn(), console=self.console, transient=False)
             self.bar.start()
         if self.task is not None:
             self.bar.remove_task(self.task)
         self.task = self.bar.add_task("train", total=steps, completed=start, epoch=f"{epoch + 1}/{epochs}",
-                                      loss=float("nan"), acc=0.0, ips=0.0)
+                                      loss=float("nan"), acc=0.0, ips=0.0, unit=unit)
 
     def update(self, step: int, loss: float, acc: float, ips: float) -> None:
         if self.bar is not None and self.task is not None:
@@ -51,13 +55,14 @@ class Reporter:
         elif not self.live and not self.quiet and step >= self.next_line and step < self.steps:
             # without a terminal: a plain line about every tenth of an epoch (logs, CI, nohup)
             self.next_line = (step // self.every + 1) * self.every
-            self.message(f"  step {step}/{self.steps} of {self.where}  loss {loss:.4f}  acc {acc:.2%}  {ips:,.0f} img/s")
+            self.message(f"  step {step}/{self.steps} of {self.where}  loss {loss:.4f}  acc {acc:.2%}"
+                         f"  {ips:,.0f} {self.unit}")
 
     def end_epoch(self, row: dict, epochs: int) -> None:
         self.message(
             f"epoch {int(row['epoch'])}/{epochs}  lr {row['lr']:.4g}  train loss {row['train_loss']:.4f}"
             f" acc {row['train_acc']:.2%}  test loss {row['test_loss']:.4f} acc {row['test_acc']:.2%}"
-            f"  {row['epoch_s']:.1f}s  {row['images_per_s']:,.0f} img/s")
+            f"  {row['epoch_s']:.1f}s  {row['images_per_s']:,.0f} {self.unit}")
 
     def close(self) -> None:
         if self.bar is not None:
