@@ -23,7 +23,7 @@ SPEC = ROOT / "specs" / "cifar_resnet.res"
 DATA = os.environ.get("CIFAR_NPZ", str(ROOT.parent / "shared" / "data" / "cifar10_subset.npz"))
 TRAIN, TEST, EPOCHS, GROW = 4000, 2000, 6, (2, 4)
 RECIPE = {"epochs": EPOCHS, "batch_size": 128, "lr": 0.1, "sched": "cosine", "weight_decay": 5e-4,
-          "device": "cpu", "workers": 0, "seed": 0}
+          "device": "cpu", "workers": 0, "seed": int(os.environ.get("SEED", "0"))}
 RUNS = {"grown": ({"n": "2"}, {"grow": GROW}), "direct": ({"n": "8"}, {}), "shallow": ({"n": "2"}, {})}
 
 
@@ -63,6 +63,33 @@ def macs_per_epoch(levels: list[dict] | None, n_direct: int) -> list[float]:
     return out
 
 
+def steps(rounds: int = 3, batches: int = 5) -> None:
+    """Seconds per training step (batch 128, SGD) of each level's net, the levels interleaved so
+    that a change in the machine's load falls on all of them alike; prints median per level."""
+    import statistics
+    import time
+
+    import torch
+
+    from resdsl.api import compile as build
+
+    x, y = torch.randn(128, 3, 32, 32), torch.randint(0, 10, (128,))
+    nets = {n: build(str(SPEC), n=n) for n in (2, 4, 8)}
+    opts = {n: torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9) for n, m in nets.items()}
+    times: dict[int, list[float]] = {n: [] for n in nets}
+    for _ in range(rounds):
+        for n, m in nets.items():
+            t0 = time.perf_counter()
+            for _ in range(batches):
+                opts[n].zero_grad()
+                torch.nn.functional.cross_entropy(m(x), y).backward()
+                opts[n].step()
+            times[n].append((time.perf_counter() - t0) / batches)
+    med = {n: statistics.median(t) for n, t in times.items()}
+    grown = sum(med[n] * 2 for n in nets)          # two epochs at each level
+    print(json.dumps({"s_per_step": med, "grown_over_direct": grown / (6 * med[8])}))
+
+
 def report(out: str, figure: str | None = None) -> None:
     import csv
 
@@ -89,14 +116,18 @@ def report(out: str, figure: str | None = None) -> None:
         for lv in levels or []:
             if lv["epoch"]:
                 ax.axvline(lv["epoch"] + 0.5, color=colour, ls=":", alpha=0.7)
-                ax.text(lv["epoch"] + 0.55, 97, f"grow → depth {lv['depth']}", color=colour, fontsize=7, va="top")
+                ax.text(lv["epoch"] + 0.55, 0.55, f"grow → depth {lv['depth']}", color=colour, fontsize=7, va="top",
+                        transform=ax.get_xaxis_transform())
         macs = sum(macs_per_epoch(levels, int(RUNS[name][0]["n"])))
         secs = sum(float(r["epoch_s"]) for r in rows)
         print(f"| {label} | {s['params']:,} | {100 * s['final_test_acc']:.1f}% | {100 * s['best_test_acc']:.1f}% | "
               f"{s['train_s']:.0f} s | {secs:.0f} s | {macs / 1e12:.2f} TMAC |")
     ax.set_xlabel("epoch")
     ax.set_ylabel("test error (%)")
-    ax.set_title(f"CIFAR-10 ({TRAIN} train / {TEST} test images), {EPOCHS} epochs, shared 2-core CPU", fontsize=9)
+    warmup = json.loads((Path(out) / "grown" / "args.json").read_text()).get("warmup_epochs", 0)
+    ax.set_title(f"CIFAR-10 ({TRAIN} train / {TEST} test images), {EPOCHS} epochs, shared 2-core CPU\n"
+                 f"batch 128, lr 0.1 cosine, {warmup:g} warm-up epoch{'s' if warmup != 1 else ''}, seed "
+                 f"{json.loads((Path(out) / 'grown' / 'args.json').read_text()).get('seed')}", fontsize=8)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -106,7 +137,9 @@ def report(out: str, figure: str | None = None) -> None:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
-    if sys.argv[1] == "run":
+    if sys.argv[1] == "steps":
+        steps()
+    elif sys.argv[1] == "run":
         run(sys.argv[2], sys.argv[3], float(sys.argv[4]) if len(sys.argv) > 4 else 0.0)
     else:
         report(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None)

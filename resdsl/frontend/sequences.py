@@ -13,7 +13,7 @@ from ..ir.kinds import PARALLEL_MODES
 from ..ir.net import Layer, Parallel
 from . import ast, dataflow
 from .clauses import bind
-from .context import Context, infer, make
+from .context import Context, infer, resolve
 from .values import BlockRef, bind_call, is_int, show
 
 
@@ -95,8 +95,7 @@ def layer(ctx: Context, c: ast.clause, env: dict, shape: ops.Shape, name: str) -
     """One op: its arguments bound to the registry's schema, checked and resolved once."""
     op = ops.OPS[c.keyword]
     attrs, spans = bind(ctx, c.keyword, op.attrs, op.positional, c, env)
-    attrs = make(op.kind, attrs, [shape], c.span, spans)
-    out = infer(op.kind, attrs, [shape], c.span)
+    attrs, out = resolve(ctx, op.kind, attrs, shape, c.span, spans)
     ctx.count(1, c.span)
     return Layer(kind=op.kind, name=name, attrs=attrs, span=c.span), out
 
