@@ -67,6 +67,44 @@ def bind(ctx: Context, what: str, attrs: tuple[ops.Attr, ...], positional: tuple
     return values, spans
 
 
+def bind_layer(ctx: Context, op: ops.Op, clause: ast.clause, env: Mapping) -> tuple[dict, dict]:
+    """`bind` for a layer clause, remembered per lowering: the same clause in the 200th block of a
+    stage binds as in the first when the names it mentions have the same values there."""
+    names = _names(ctx, clause)
+    try:
+        key = (id(clause), *((v, type(v)) for v in (env.get(n, _ABSENT) for n in names)))
+        hit = ctx.bound.get(key)
+    except TypeError:                  # a name bound to a list: not remembered
+        key, hit = None, None
+    if hit is None or hit[0] is not clause:
+        hit = (clause, *bind(ctx, op.kind, op.attrs, op.positional, clause, env))
+        if key is not None:
+            ctx.bound[key] = hit
+    return dict(hit[1]), hit[2]
+
+
+_ABSENT = object()
+
+
+def _names(ctx: Context, clause: ast.clause) -> tuple[str, ...]:
+    """Every name a clause's arguments mention (attribute words too: whether one is a variable
+    decides how it binds), found once per clause and lowering."""
+    hit = ctx.clause_names.get(id(clause))
+    if hit is None or hit[0] is not clause:
+        found: dict[str, None] = {}
+        stack = list(clause.args)
+        while stack:
+            node = stack.pop()
+            if isinstance(node, ast.name):
+                found[node.id] = None
+            if isinstance(node, ast.Node):
+                stack.extend(getattr(node, f) for f in type(node).model_fields if f != "span")
+            elif isinstance(node, (tuple, list)):
+                stack.extend(node)
+        hit = ctx.clause_names[id(clause)] = (clause, tuple(found))
+    return hit[1]
+
+
 def argument(c: Clause, args: list, i: int) -> tuple[str, Any, Span, int]:
     """The attribute args[i] sets, its value and where the value is written; the next index."""
     a = args[i]

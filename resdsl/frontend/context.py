@@ -31,6 +31,8 @@ class Context:
     max_layers: int = field(default_factory=lambda: limits.OPS.value)   # read once per lowering
     schemas: dict = field(default_factory=dict)    # clauses.py: attribute tables per schema (a cache)
     resolved: dict = field(default_factory=dict)   # resolve(): (kind, attrs, input shape) -> (attrs, out)
+    bound: dict = field(default_factory=dict)      # clauses.bind_layer: (clause, values of its names) -> bound
+    clause_names: dict = field(default_factory=dict)   # clauses._names: clause -> the names it mentions
 
     def count(self, n: int, span: Span) -> None:
         """Count n more layers; refuse a network past the `ops` budget (limits.py) before building it."""

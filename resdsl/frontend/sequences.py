@@ -12,7 +12,7 @@ from ..ir import ops
 from ..ir.kinds import PARALLEL_MODES
 from ..ir.net import Layer, Parallel
 from . import ast, dataflow
-from .clauses import bind
+from .clauses import bind, bind_layer
 from .context import Context, infer, resolve
 from .values import BlockRef, bind_call, is_int, show
 
@@ -94,7 +94,7 @@ def statement(ctx: Context, st: ast.clause, env: dict, shape, prefix: str, count
 def layer(ctx: Context, c: ast.clause, env: dict, shape: ops.Shape, name: str) -> tuple[Layer, ops.Shape]:
     """One op: its arguments bound to the registry's schema, checked and resolved once."""
     op = ops.OPS[c.keyword]
-    attrs, spans = bind(ctx, c.keyword, op.attrs, op.positional, c, env)
+    attrs, spans = bind_layer(ctx, op, c, env)
     attrs, out = resolve(ctx, op.kind, attrs, shape, c.span, spans)
     ctx.count(1, c.span)
     return Layer(kind=op.kind, name=name, attrs=attrs, span=c.span), out
