@@ -75,3 +75,19 @@ def assert_equal_after_transfer(ref, ours, x, atol=0.0, grad_rtol=1e-4):
         for (n, p1), (_, p2) in zip(src[sn].named_parameters(recurse=False), dst[dn].named_parameters(recurse=False)):
             torch.testing.assert_close(p2.grad, p1.grad.reshape(p2.shape), rtol=grad_rtol, atol=1e-6, msg=f"{sn}.{n}")
     return report
+
+
+TINY_NET = """
+{blocks}
+network t(n = 2) {{
+  input 3x16x16
+  stem {{ conv 16 k3; bn; relu }}
+  stage x n unit(16)
+  head {{ avgpool; fc 10 }}
+}}
+"""
+
+
+def tiny_spec(blocks: str) -> str:
+    """A small network around a block `unit(w)` the test defines (two units of width 16 on 16×16)."""
+    return TINY_NET.format(blocks=blocks)

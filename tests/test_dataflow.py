@@ -5,23 +5,10 @@ import timm
 import torch
 
 import resdsl
-from conftest import randomise_bn
+from conftest import randomise_bn, tiny_spec as spec
 from resdsl.ir.shapes import totals
 
-NET = """
-{blocks}
-network t(n = 2) {{
-  input 3x16x16
-  stem {{ conv 16 k3; bn; relu }}
-  stage x n unit(16)
-  head {{ avgpool; fc 10 }}
-}}
-"""
 FLOW = "stages.0.blocks.0.residual.flow"
-
-
-def spec(blocks: str) -> str:
-    return NET.format(blocks=blocks)
 
 
 def relative(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -104,21 +91,24 @@ def test_mistakes_in_a_dataflow_body_are_located_errors(body, message):
     assert e.value.span is not None and e.value.span.line == 2
 
 
-RES2NET = {"res2net50_26w_4s": 25_699_120, "res2net101_26w_4s": 45_206_688, "res2net50_26w_6s": 37_051_448,
-           "res2net50_26w_8s": 48_403_776, "res2net50_48w_2s": 25_287_304, "res2net50_14w_8s": 25_059_816,
-           "res2next50": 24_671_464}
+# timm's models not in torchvision, written as resdsl specs with named tensors: timm's parameter counts
+TIMM = {"res2net50_26w_4s": 25_699_120, "res2net101_26w_4s": 45_206_688, "res2net50_26w_6s": 37_051_448,
+        "res2net50_26w_8s": 48_403_776, "res2net50_48w_2s": 25_287_304, "res2net50_14w_8s": 25_059_816,
+        "res2next50": 24_671_464,
+        "resnest14d": 10_611_688, "resnest26d": 17_069_448, "resnest50d": 27_483_240, "resnest101e": 48_275_016}
 
 
-@pytest.mark.parametrize("name", RES2NET)
-def test_res2net_parameters_equal_timm(name):
+@pytest.mark.parametrize("name", TIMM)
+def test_parameters_equal_timm(name):
     ref = timm.create_model(name)
-    assert totals(resdsl.graph(name))[0] == sum(p.numel() for p in ref.parameters()) == RES2NET[name]
+    assert totals(resdsl.graph(name))[0] == sum(p.numel() for p in ref.parameters()) == TIMM[name]
 
 
-@pytest.mark.parametrize("name", ["res2net50_26w_4s", "res2next50"])
-def test_res2net_outputs_equal_timm(name):
-    """Res2Net (not in torchvision), its scale a loop over named tensors: after transfer from timm's
-    model (BN randomised), the same outputs."""
+@pytest.mark.parametrize("name", ["res2net50_26w_4s", "res2next50", "resnest14d", "resnest50d"])
+def test_outputs_equal_timm(name):
+    """Res2Net (its scale a loop over named tensors) and ResNeSt (split attention = split, sum,
+    squeeze, softmax across the radix, mul, sum): after transfer from timm's model (BN
+    randomised), the same outputs."""
     torch.manual_seed(0)
     ref = randomise_bn(timm.create_model(name))
     ours = resdsl.compile(name).eval()
@@ -143,29 +133,6 @@ def test_res2net_hierarchy_matches_the_paper_formula():
         y3 = k(3, x3 + y2)
         expected = flow.bn5(flow.conv5(torch.cat([y1, y2, y3, x4], 1)))
         torch.testing.assert_close(flow(x), expected, rtol=0, atol=0)
-
-
-RESNEST = {"resnest14d": 10_611_688, "resnest26d": 17_069_448, "resnest50d": 27_483_240,
-           "resnest101e": 48_275_016}
-
-
-@pytest.mark.parametrize("name", RESNEST)
-def test_resnest_parameters_equal_timm(name):
-    ref = timm.create_model(name)
-    assert totals(resdsl.graph(name))[0] == sum(p.numel() for p in ref.parameters()) == RESNEST[name]
-
-
-@pytest.mark.parametrize("name", ["resnest14d", "resnest50d"])
-def test_resnest_outputs_equal_timm(name):
-    """ResNeSt (not in torchvision): split attention = split, sum, squeeze, softmax across the
-    radix, mul, sum — timm's model after transfer (BN randomised) gives the same outputs."""
-    torch.manual_seed(0)
-    ref = randomise_bn(timm.create_model(name))
-    ours = resdsl.compile(name).eval()
-    resdsl.transfer_weights(ref, ours)
-    x = torch.randn(1, 3, 64, 64)
-    with torch.no_grad():
-        assert relative(ref(x), ours(x)) < 1e-5
 
 
 @pytest.mark.parametrize("name", ["skresnet18", "skresnet34", "skresnext50_32x4d"])

@@ -3,20 +3,7 @@ import pytest
 import torch
 
 import resdsl
-
-NET = """
-{blocks}
-network t(n = 2) {{
-  input 3x16x16
-  stem {{ conv 16 k3; bn; relu }}
-  stage x n unit(16)
-  head {{ avgpool; fc 10 }}
-}}
-"""
-
-
-def spec(blocks: str) -> str:
-    return NET.format(blocks=blocks)
+from conftest import tiny_spec as spec
 
 
 def test_block_index_varies_widths_and_stage_x_0_adds_nothing():
