@@ -3,7 +3,6 @@ import pytest
 import torch
 
 import resdsl
-from conftest import tiny_spec as spec
 
 
 def test_block_index_varies_widths_and_stage_x_0_adds_nothing():
