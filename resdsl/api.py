@@ -49,11 +49,6 @@ def parse_value(text: str, name: str = "value") -> Any:
         return Evaluator({})(parse_expr(text.strip(), file), {})
 
 
-def parse_sets(values: tuple[str, ...]) -> dict:
-    """`--set name=value` options -> {name: value}, values read as spec expressions."""
-    return {name: parse_value(text, name) for name, text in split_sets(values).items()}
-
-
 def split_sets(values: tuple[str, ...]) -> dict[str, str]:
     """`--set name=value` options -> {name: "value"} as written (runs save them so)."""
     out = {}
@@ -66,7 +61,8 @@ def split_sets(values: tuple[str, ...]) -> dict[str, str]:
 
 
 def _params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Python keyword values pass through; strings are read as spec expressions (`"zeropad"`)."""
+    """Python keyword values pass through; strings are read as spec expressions (`"zeropad"`), here
+    and only here: `--set` text (split_sets) and a run's saved arguments are passed on as written."""
     return {k: parse_value(v, k) if isinstance(v, str) else v for k, v in params.items()}
 
 

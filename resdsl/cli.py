@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .cli_common import parse_sets, reports_errors, spec_options  # noqa: F401  (parse_sets: tests)
+from .cli_common import reports_errors, spec_options, split_sets
 
 
 # Subcommands that import torch or heavy libraries are imported only when run, so that
@@ -54,7 +54,7 @@ def check(spec, network, sets, allow_imports, as_json):
     from .cost.tables import drop_path, drop_text, human, section_rows, shape_str
     from .ir.shapes import totals
 
-    net = load_spec(Path(spec), network, allow_imports=allow_imports, **parse_sets(sets))
+    net = load_spec(Path(spec), network, allow_imports=allow_imports, **split_sets(sets))
     g = graph_of(net)
     rows = section_rows(g)
     params, macs = totals(g)
@@ -99,12 +99,11 @@ def check(spec, network, sets, allow_imports, as_json):
 def compile_cmd(spec, network, sets, allow_imports, output, batch_size, checkpoint, force, fused):
     """Compile SPEC (or a trained run with --checkpoint) and write it in the format of -o's extension."""
     from .api import load_program
-    from .cli_common import split_sets
     from .exporters import check_target, export
 
     check_target(output)                 # before the expensive part
     prog = load_program(Path(spec), allow_imports)
-    args = split_sets(sets) if checkpoint else parse_sets(sets)
+    args = split_sets(sets)
     model = export(prog, output, batch_size=batch_size, checkpoint=checkpoint, network=network, force=force,
                    fused=fused, **args)
     n = sum(p.numel() for p in model.parameters())

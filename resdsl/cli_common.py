@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from .api import parse_sets, split_sets  # noqa: F401  (re-exported for the subcommands)
+from .api import split_sets  # noqa: F401  (re-exported for the subcommands)
 from .errors import SpecError
 
 

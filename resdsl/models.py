@@ -12,23 +12,19 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .api import compile as compile_spec, load_program, parse_value
+from .api import compile as compile_spec, load_program
 from .errors import SpecError
 from .frontend.load import Program, load_bundle
 
 BUNDLE = "spec.json"
 
 
-def parse_args(args: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Network arguments: strings are read as spec expressions (`--set depth=101` keeps "101")."""
-    return {k: parse_value(v, k) if isinstance(v, str) else v for k, v in (args or {}).items()}
-
-
 def load_model(spec: str | Path | Program, network: str | None = None, args: Mapping[str, Any] | None = None,
                *, allow_imports: Iterable[str | Path] = (), force: bool = False):
-    """Compile a spec with its network arguments; returns (model, program)."""
+    """Compile a spec with its network arguments (strings are read as spec expressions, as `--set`
+    writes them and runs save them); returns (model, program)."""
     prog = load_program(spec, allow_imports)
-    return compile_spec(prog, network, force=force, **parse_args(args)), prog
+    return compile_spec(prog, network, force=force, **dict(args or {})), prog
 
 
 def program_from_bundle(doc: Mapping) -> Program:

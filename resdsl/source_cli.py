@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from .atomic import write_atomic
-from .cli_common import parse_sets, reports_errors, spec_options
+from .cli_common import reports_errors, spec_options, split_sets
 from .errors import SpecError
 
 
@@ -75,5 +75,5 @@ def show(spec, network, sets, allow_imports):
     from .api import load_spec
     from .show import show_net
 
-    net = load_spec(Path(spec), network, allow_imports=allow_imports, **parse_sets(sets))
+    net = load_spec(Path(spec), network, allow_imports=allow_imports, **split_sets(sets))
     click.echo(show_net(net, spec), nl=False)

@@ -171,3 +171,24 @@ def test_progress_lines_without_a_terminal():
     rep.start_epoch(0, 1, 100, 0)
     rep.update(50, 1.0, 0.5, 1.0)
     assert quiet.getvalue() == ""
+
+
+# torchvision's convnext_small: 50,223,688 parameters (a string-valued network argument)
+CONVNEXT_SMALL = 50_223_688
+
+
+@pytest.mark.parametrize("command", ["check", "profile", "show"])
+def test_a_string_argument_given_with_set_is_read_once(command):
+    """`--set variant="small"` is the string "small", read once (it used to be read a second time,
+    as the name `small`, and refused)."""
+    r = cli(command, str(SPECS / "convnext.res"), "--set", 'variant="small"')
+    assert r.exit_code == 0, r.output
+    if command != "show":
+        assert f"{CONVNEXT_SMALL:,}" in r.output
+
+
+def test_a_string_argument_reaches_the_compiled_model():
+    from resdsl.models import load_model
+
+    model, _ = load_model(SPECS / "convnext.res", None, {"variant": '"small"'})
+    assert sum(p.numel() for p in model.parameters()) == CONVNEXT_SMALL

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 import resdsl
 from conftest import SPECS
 from resdsl import api
-from resdsl.cli import parse_sets
+from resdsl.api import split_sets
 from resdsl.ir.net import Block
 
 RESNET, CIFAR = SPECS / "resnet.res", SPECS / "cifar_resnet.res"
@@ -94,7 +94,7 @@ def test_in_is_the_block_input_channels():
 def test_set_and_python_keywords_agree():
     assert_same(RESNET.read_text().replace("depth = 50", "depth = 18"))
     ref = structure(RESNET, depth=18, skip="zeropad")
-    assert structure(RESNET, **parse_sets(("depth=18", "skip=zeropad"))) == ref
+    assert structure(RESNET, **split_sets(("depth=18", "skip=zeropad"))) == ref
     assert structure(RESNET, depth="18", skip="zeropad") == ref
     assert structure(str(RESNET), depth=18, skip=resdsl.frontend.values.Symbol("zeropad")) == ref
 

@@ -20,9 +20,9 @@ FIGURE = click.option("-o", "--output", "figure", type=click.Path(dir_okay=False
 
 
 def _sets(sets: tuple[str, ...]) -> dict:
-    from ..api import parse_sets
+    from ..api import split_sets
 
-    return parse_sets(sets)
+    return split_sets(sets)
 
 
 def _ints(text: str, what: str) -> list[int]:

@@ -40,11 +40,10 @@ def graph_of_run(ck: dict):
     import tempfile
 
     from .. import api
-    from ..api import parse_sets
 
     cfg = ck.get("config", {})
     params = {**cfg.get("params", {}), **(ck["grow"].get("args", {}) if isinstance(ck.get("grow"), dict) else {})}
-    sets = parse_sets(tuple(f"{k}={v}" for k, v in params.items()))   # a --grow run: its level's depth
+    sets = {k: str(v) for k, v in params.items()}        # as written (a --grow run: its level's depth)
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / f"{ck.get('spec_name', 'model')}.res"
         p.write_text(ck["spec_text"])

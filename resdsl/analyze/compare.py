@@ -11,10 +11,9 @@ from .sweep import Setting
 def complexity(spec: str, network: str | None, params: dict) -> tuple[int, int]:
     """(parameters, MACs) of a setting, from the annotated graph (no compile)."""
     from ..api import graph
-    from ..api import parse_sets
     from ..ir.shapes import totals
 
-    return totals(graph(spec, network, **parse_sets(tuple(f"{k}={v}" for k, v in params.items()))))
+    return totals(graph(spec, network, **{k: str(v) for k, v in params.items()}))
 
 
 def match(spec: str, network: str | None, todo: list[Setting], what: str, adjust: str) -> list[Setting]:

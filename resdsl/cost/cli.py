@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from resdsl.cli_common import parse_sets, reports_errors, spec_options
+from resdsl.cli_common import reports_errors, spec_options, split_sets
 
 from .memory import BYTES
 from .tables import LEVELS
@@ -44,9 +44,9 @@ def profile(spec, network, sets, allow_imports, level, batch_size, precision, as
 
     from .static import SCHEMA, profile as static_profile
 
-    specs = [(spec, network, parse_sets(sets))]
+    specs = [(spec, network, split_sets(sets))]
     if vs_spec:
-        specs.append((vs_spec, vs_network, parse_sets(vs_sets)))
+        specs.append((vs_spec, vs_network, split_sets(vs_sets)))
     elif vs_sets or vs_network:
         raise click.UsageError("--vs-set and --vs-network need --vs")
     if fused and not run:

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..atomic import write_atomic
-from ..cli_common import parse_sets, reports_errors, spec_options
+from ..cli_common import reports_errors, spec_options, split_sets
 from ..errors import SpecError
 from .levels import LEVELS
 
@@ -45,11 +45,11 @@ def render(spec, network, sets, allow_imports, output, level, focus, rankdir, co
                                  param_hint="'-o'")
     if not out.parent.is_dir():
         raise SpecError(f"cannot write '{output}': folder {out.parent} does not exist")
-    g = graph(Path(spec), network, allow_imports=allow_imports, **parse_sets(sets))
+    g = graph(Path(spec), network, allow_imports=allow_imports, **split_sets(sets))
     if fused:
         from ..api import load_spec
         from ..backend.fuse_graph import inference_graph
-        g, _ = inference_graph(load_spec(Path(spec), network, allow_imports=allow_imports, **parse_sets(sets)), g)
+        g, _ = inference_graph(load_spec(Path(spec), network, allow_imports=allow_imports, **split_sets(sets)), g)
     drawn = view(g, level_for(level, focus), focus)
     boxes = len(drawn.nodes)
     if boxes > BIG:

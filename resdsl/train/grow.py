@@ -75,9 +75,8 @@ class Grower:
         self.base = value
 
     def args(self, level: int) -> dict[str, Any]:
-        from resdsl.api import parse_value
-
-        args = {k: parse_value(v, k) if isinstance(v, str) else v for k, v in self.params.items()}
+        """The network arguments of `level` (the run's as written: load_spec reads them)."""
+        args = dict(self.params)
         if level:
             args[self.param] = self.graph(0).graph["args"][self.param] * 2 ** level
         return args
