@@ -117,13 +117,18 @@ def graph(spec: str | Path | Program, network: str | None = None, *, allow_impor
 def compile(spec: str | Path | Program, network: str | None = None, force: bool = False, *,
             allow_imports: Iterable[str | Path] = (), **params: Any):
     """Compile a spec (a path, spec text or a Program) to a torch.nn.Module (module names: ir/net.py)."""
+    net = load_spec(spec, network, allow_imports=allow_imports, **params)
+    return model_of(net, graph_of(net), force)
+
+
+def model_of(net: Net, g: nx.DiGraph, force: bool = False):
+    """The torch module of a lowered net and its annotated graph (for a caller that needs both),
+    refused before allocating when over the memory budget unless `force`."""
     from .backend.compile import compile_net
 
-    net = load_spec(spec, network, allow_imports=allow_imports, **params)
-    g = graph_of(net)
     check_memory(net, g, force)
     with _bounded():
         return compile_net(net, g, force=True)
 
 
-__all__ = ["SpecError", "load_program", "load_spec", "graph", "graph_of", "compile", "parse_value"]
+__all__ = ["SpecError", "load_program", "load_spec", "graph", "graph_of", "compile", "model_of", "parse_value"]

@@ -19,6 +19,27 @@ FIGURE = click.option("-o", "--output", "figure", type=click.Path(dir_okay=False
                       help="Write the figure here (.png or .svg).")
 
 
+SHATTERING_DEPTHS = ("n", "1,2,4,8")           # examples in help and errors: the parameter, its values
+HESSIAN_DEPTHS = ("layers", "2,4,6")
+
+
+def FAMILY(depth_param: str, depths: str):   # noqa: N802  (a decorator, named like the options above)
+    """SPEC, its network and --set, more families (--vs), and the depths to build each at."""
+    opts = [click.argument("spec", type=click.Path(exists=True, dir_okay=False)),
+            click.option("--network", default=None, help="Which network of the file (default: the first)."),
+            click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a network parameter."),
+            click.option("--vs", "vs", multiple=True, metavar="'SPEC [NAME=VALUE ...]'",
+                         help="Another family to compare (repeatable)."),
+            click.option("--depth-param", default=None, help=f"The parameter that sets depth (e.g. {depth_param})."),
+            click.option("--depths", default=None, help=f"Values of --depth-param, e.g. {depths}.")]
+
+    def apply(fn):
+        for opt in reversed(opts):
+            fn = opt(fn)
+        return fn
+    return apply
+
+
 def _sets(sets: tuple[str, ...]) -> dict:
     from ..api import split_sets
 
@@ -90,7 +111,8 @@ def _paths_inputs(spec, network, sets, checkpoint, gradients, limit, data):
         return tr.graph, tr.model, tr.x, tr.y
     if spec is None:
         raise SpecError("analyze paths needs SPEC or --checkpoint RUN")
-    g = api.graph(spec, network, **_sets(sets))
+    net = api.load_spec(spec, network, **_sets(sets))
+    g = api.graph_of(net)
     if not gradients:
         return g, None, None, None
     import torch
@@ -98,7 +120,7 @@ def _paths_inputs(spec, network, sets, checkpoint, gradients, limit, data):
     torch.manual_seed(0)
     from .common import calibrate_bn
 
-    model = api.compile(spec, network, **_sets(sets))
+    model = api.model_of(net, g)
     shape = tuple(model.input_shape)
     x = torch.randn(limit, *shape)
     return g, calibrate_bn(model, x), x, torch.randint(0, model.num_classes, (limit,))
@@ -164,12 +186,7 @@ def _lesion_table(d: dict) -> None:
 
 
 @analyze.command()
-@click.argument("spec", type=click.Path(exists=True, dir_okay=False))
-@click.option("--network", default=None, help="Which network of the file (default: the first).")
-@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a network parameter.")
-@click.option("--vs", "vs", multiple=True, metavar="'SPEC [NAME=VALUE ...]'", help="Another family to compare (repeatable).")
-@click.option("--depth-param", default=None, help="The parameter that sets depth (e.g. n).")
-@click.option("--depths", default=None, help="Values of --depth-param, e.g. 1,2,4,8.")
+@FAMILY(*SHATTERING_DEPTHS)
 @CHECKPOINT
 @click.option("--points", type=click.IntRange(8, 4096), default=128, show_default=True, help="Inputs on the line.")
 @click.option("--draws", type=click.IntRange(1, 100), default=4, show_default=True, help="Random lines and read-outs.")
@@ -183,23 +200,21 @@ def shattering(spec, network, sets, vs, depth_param, depths, checkpoint, points,
     from .shattering import measure
 
     check_figure_path(figure)
-    if bool(depth_param) != bool(depths):
-        raise SpecError("--depth-param and --depths go together, e.g. --depth-param n --depths 1,2,4,8")
+    _check_depths(depth_param, depths, *SHATTERING_DEPTHS)
     if checkpoint:
         from .common import load_run
 
         tr = load_run(checkpoint, 1)
         results = [measure(tr.model, tr.source, _depth(tr.graph), points, draws).as_dict()]
     else:
-        families = [(spec, _sets(sets))] + [_family(v) for v in vs]
-        values = _ints(depths, "--depths") if depths else [None]
-        results = [_measure_family(s, network, p, depth_param, v, points, draws) for s, p in families for v in values]
+        results = [_measure_family(s, network, p, depth_param, v, points, draws)
+                   for s, p, v in _grid(spec, sets, vs, depths)]
     _emit(results, as_json, figure, lambda p: shattering_figure(results, p))
     if not as_json:
         print_table("shattered gradients at initialisation" if not checkpoint else f"shattered gradients: {checkpoint}",
-               ["network", "depth", "C(1)", "C(4)", "C(16)"],
-               [[r["label"], r["depth"], f"{r['corr_lag1']:.3f}"] +
-                [f"{r['autocorr'][k]:.3f}" if len(r["autocorr"]) > k else "" for k in (4, 16)] for r in results])
+                    ["network", "depth", "C(1)", "C(4)", "C(16)"],
+                    [[r["label"], r["depth"], f"{r['corr_lag1']:.3f}"] +
+                     [f"{r['autocorr'][k]:.3f}" if len(r["autocorr"]) > k else "" for k in (4, 16)] for r in results])
 
 
 def _family(text: str) -> tuple[str, dict]:
@@ -210,6 +225,19 @@ def _family(text: str) -> tuple[str, dict]:
     if not parts or not Path(parts[0]).is_file():
         raise SpecError(f"--vs expects 'SPEC [NAME=VALUE ...]' with an existing SPEC file; got '{text}'")
     return parts[0], _sets(tuple(parts[1:]))
+
+
+def _check_depths(depth_param, depths, example_param: str, example_depths: str) -> None:
+    if bool(depth_param) != bool(depths):
+        raise SpecError(f"--depth-param and --depths go together, e.g. --depth-param {example_param} "
+                        f"--depths {example_depths}")
+
+
+def _grid(spec, sets, vs, depths) -> list[tuple]:
+    """(spec, parameters, depth) for the family of SPEC and each --vs family, at every --depths value."""
+    families = [(spec, _sets(sets))] + [_family(v) for v in vs]
+    values = _ints(depths, "--depths") if depths else [None]
+    return [(s, p, v) for s, p in families for v in values]
 
 
 def _depth(g) -> int:
@@ -227,8 +255,9 @@ def _member(spec, network, params, depth_param, value):
     if depth_param:
         params = {**params, depth_param: value}
     torch.manual_seed(0)
-    g = api.graph(spec, network, **params)
-    model = api.compile(spec, network, **params)
+    net = api.load_spec(spec, network, **params)
+    g = api.graph_of(net)
+    model = api.model_of(net, g)
     shown = " ".join(f"{k}={getattr(v, 'name', v)}" for k, v in params.items() if k != depth_param)
     return g, model, f"{g.graph['name']} {shown}".strip()
 
@@ -267,16 +296,11 @@ def norms(checkpoint, vs, limit, data, as_json, figure):
     if not as_json:
         for d in docs:
             print_table(f"residual norms: {d['source']}", ["block", "‖F(x)‖/‖x‖", "cos(F(x), x)"],
-                   [[b["block"], f"{b['norm_ratio']:.3f}", f"{b['cosine']:+.3f}"] for b in d["blocks"]])
+                        [[b["block"], f"{b['norm_ratio']:.3f}", f"{b['cosine']:+.3f}"] for b in d["blocks"]])
 
 
 @analyze.command()
-@click.argument("spec", type=click.Path(exists=True, dir_okay=False))
-@click.option("--network", default=None, help="Which network of the file (default: the first).")
-@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a network parameter.")
-@click.option("--vs", "vs", multiple=True, metavar="'SPEC [NAME=VALUE ...]'", help="Another family to compare (repeatable).")
-@click.option("--depth-param", default=None, help="The parameter that sets depth (e.g. layers).")
-@click.option("--depths", default=None, help="Values of --depth-param, e.g. 2,4,6.")
+@FAMILY(*HESSIAN_DEPTHS)
 @click.option("--at", "start", type=click.Choice(["zero", "small", "init"]), default="zero", show_default=True,
               help="Starting point: all weights 0, N(0, 0.01²), or the spec's initialisation.")
 @click.option("--max-exact", type=click.IntRange(1, 20_000), default=3000, show_default=True,
@@ -290,17 +314,14 @@ def hessian(spec, network, sets, vs, depth_param, depths, start, max_exact, as_j
     from .plots import hessian_figure
 
     check_figure_path(figure)
-    if bool(depth_param) != bool(depths):
-        raise SpecError("--depth-param and --depths go together, e.g. --depth-param layers --depths 2,4,6")
-    families = [(spec, _sets(sets))] + [_family(v) for v in vs]
-    values = _ints(depths, "--depths") if depths else [None]
-    results = [_hessian_of(s, network, p, depth_param, v, start, max_exact) for s, p in families for v in values]
+    _check_depths(depth_param, depths, *HESSIAN_DEPTHS)
+    results = [_hessian_of(s, network, p, depth_param, v, start, max_exact) for s, p, v in _grid(spec, sets, vs, depths)]
     _emit(results, as_json, figure, lambda p: hessian_figure(results, p))
     if not as_json:
         print_table(f"loss Hessian at {start}", ["network", "depth", "params", "method", "max |λ|", "min |λ|", "κ"],
-               [[r["label"], r["depth"], r["params"], r["method"], f"{r['max_abs_eigenvalue']:.3g}",
-                 f"{r['min_abs_eigenvalue']:.3g}", "flat (H = 0)" if r["flat"] else
-                 ("inf" if r["condition_number"] is None else f"{r['condition_number']:.3g}")] for r in results])
+                    [[r["label"], r["depth"], r["params"], r["method"], f"{r['max_abs_eigenvalue']:.3g}",
+                      f"{r['min_abs_eigenvalue']:.3g}", "flat (H = 0)" if r["flat"] else
+                      ("inf" if r["condition_number"] is None else f"{r['condition_number']:.3g}")] for r in results])
 
 
 def _hessian_of(spec, network, params, depth_param, value, start, max_exact) -> dict:

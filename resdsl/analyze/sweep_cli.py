@@ -93,6 +93,6 @@ def _print(table: list[dict]) -> None:
         return "" if v is None else f"{v:.2%}"
 
     print_table("sweep", ["setting", "params", "MACs", "status", "epochs", "final acc", "best acc", "train time"],
-           [[r["setting"], f"{r['params']:,}", human(r["macs"]), r["status"], r["epochs_done"] or "",
-             pct(r["final_test_acc"]), pct(r["best_test_acc"]),
-             "" if r["train_s"] is None else f"{r['train_s']:.0f}s"] for r in table])
+                [[r["setting"], f"{r['params']:,}", human(r["macs"]), r["status"], r["epochs_done"] or "",
+                  pct(r["final_test_acc"]), pct(r["best_test_acc"]),
+                  "" if r["train_s"] is None else f"{r['train_s']:.0f}s"] for r in table])
