@@ -25,7 +25,7 @@ from .frontend.values import Evaluator
 from .ir.build import build
 from .ir.net import Net
 from .ir.shapes import infer_shapes, lint
-from .names import resolve
+from .zoo.names import resolve
 
 
 @contextlib.contextmanager

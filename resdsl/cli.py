@@ -16,7 +16,7 @@ LAZY_COMMANDS = {
     "eval": "resdsl.train.cli:evaluate",
     "profile": "resdsl.cost.cli:profile",
     "render": "resdsl.render.cli:render",
-    "list": "resdsl.zoo_cli:list_cmd",
+    "list": "resdsl.zoo.cli:list_cmd",
     "fmt": "resdsl.source_cli:fmt",
     "show": "resdsl.source_cli:show",
     "analyze": "resdsl.analyze.cli:analyze",

@@ -7,7 +7,7 @@ import resdsl
 from conftest import SPECS
 from conftest import randomise_bn as conftest_randomise_bn
 from resdsl.backend import fold
-from resdsl.zoo import zoo
+from resdsl.zoo.catalog import zoo
 
 ENTRIES = zoo(SPECS)
 BIG = 30_000_000                  # compiled and fused too, but marked slow

@@ -16,8 +16,8 @@ LAYERS = [
     ("ir", r"resdsl\.ir(\.|$)"),
     ("frontend", r"resdsl\.frontend(\.|$)"),
     ("consumers", r"resdsl\.(backend|cost|render)\.(?!cli$)|resdsl\.(backend|cost|render)$"),
-    ("api", r"resdsl\.(api|budget|names)$"),
-    ("library", r"resdsl\.(models|export|show|format|highlight|zoo)$|resdsl\.(train|analyze)(\.(?!cli$|sweep_cli$)|$)"),
+    ("api", r"resdsl\.(api|budget|zoo\.names)$|resdsl\.zoo$"),
+    ("library", r"resdsl\.(models|export|show|format|highlight|zoo\.catalog)$|resdsl\.(train|analyze)(\.(?!cli$|sweep_cli$)|$)"),
     ("commands", r"resdsl(\.|$)"),        # the cli modules, cli_common, completion, the package, __main__
 ]
 def module_name(path) -> str:

@@ -12,7 +12,7 @@ from conftest import ROOT, SPECS
 from resdsl.cli import main
 from resdsl.errors import SpecError
 from resdsl.ir.shapes import totals
-from resdsl.names import table
+from resdsl.zoo.names import table
 
 
 def value(text: str):

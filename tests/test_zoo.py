@@ -5,7 +5,7 @@ from click.testing import CliRunner
 
 import resdsl
 from conftest import ROOT, SPECS
-from resdsl.zoo import zoo
+from resdsl.zoo.catalog import zoo
 
 GOLDEN = ROOT / "tests" / "golden" / "zoo.tsv"
 ENTRIES = zoo(SPECS)

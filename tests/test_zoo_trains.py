@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 import resdsl
-from resdsl.zoo import SPECS, zoo
+from resdsl.zoo import SPECS
+from resdsl.zoo.catalog import zoo
 
 ENTRIES = zoo(SPECS)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import functools
 from contextvars import ContextVar
 from importlib import resources
-from pathlib import Path
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedInput
@@ -15,11 +14,8 @@ from .syntax_errors import syntax_error, token_span
 
 
 def grammar_text() -> str:
-    """The grammar: shipped inside the package, or read from the repository's grammars/."""
-    packaged = resources.files("resdsl").joinpath("grammars/resdsl.lark")
-    if packaged.is_file():
-        return packaged.read_text()
-    return (Path(__file__).resolve().parents[2] / "grammars" / "resdsl.lark").read_text()
+    """The grammar, shipped inside the package (`resdsl/grammars/`, linked from the repository's `grammars/`)."""
+    return resources.files("resdsl").joinpath("grammars/resdsl.lark").read_text()
 
 
 _OPERAND_END = ("NAME", "INT", "FLOAT", "STRING", "SHAPE", "RPAR", "RSQB")

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from .zoo import SPECS, NamedEntry, named, zoo
+from . import SPECS
+from .catalog import NamedEntry, named, zoo
 
 
 @click.command("list")
@@ -19,8 +20,8 @@ from .zoo import SPECS, NamedEntry, named, zoo
               help="One row per zoo name (resnet50, regnet_y_400mf, ...: usable wherever a spec path is).")
 def list_cmd(folder, as_json, by_name):
     """List the zoo: every network in the specs folder with parameters, MACs, input and reference."""
-    from .cli_common import reports_errors
-    from .cost.tables import human
+    from ..cli_common import reports_errors
+    from ..cost.tables import human
 
     if by_name:
         return _list_names(reports_errors(named)(Path(folder)), as_json)
@@ -47,7 +48,7 @@ def _names(names: tuple[str, ...]) -> str:
 
 
 def _list_names(rows: list[NamedEntry], as_json: bool) -> None:
-    from .cost.tables import human
+    from ..cost.tables import human
 
     if as_json:
         click.echo(json.dumps([asdict(e) for e in rows], indent=2))

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import SpecError, did_you_mean
+from ..errors import SpecError, did_you_mean
 
-SPECS = Path(__file__).resolve().parents[1] / "specs"
+from . import SPECS
 NAME_LINE = re.compile(r"^#\s*name:\s*([A-Za-z_][A-Za-z_0-9]*)\s*=\s*(.+?)\s*$")
 WORD = re.compile(r"^[A-Za-z_][A-Za-z_0-9]*$")
 
@@ -33,9 +33,9 @@ class ZooName:
 
 def declared(path: Path) -> list[ZooName]:
     """The `# name: NAME = network(arg = value, ...)` lines of one spec file."""
-    from .frontend import ast
-    from .frontend.parse import parse_expr
-    from .frontend.values import Evaluator
+    from ..frontend import ast
+    from ..frontend.parse import parse_expr
+    from ..frontend.values import Evaluator
 
     out = []
     text = path.read_text()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-SPECS = Path(__file__).resolve().parents[1] / "specs"
+from . import SPECS
 
 
 @dataclass(frozen=True)
@@ -53,10 +53,10 @@ def comment_above(text: str, network: str) -> list[str]:
 
 def entries(path: Path) -> list[ZooEntry]:
     """One entry per network defined in the spec file itself (not its imports)."""
-    from .api import graph_of
-    from .frontend.load import load
-    from .frontend.lower import lower
-    from .ir.shapes import totals
+    from ..api import graph_of
+    from ..frontend.load import load
+    from ..frontend.lower import lower
+    from ..ir.shapes import totals
 
     from .names import declared
 
@@ -91,11 +91,11 @@ class NamedEntry:
 
 def named(folder: Path = SPECS) -> list[NamedEntry]:
     """One row per zoo name (`# name:` lines of the specs), built with its arguments."""
-    from .api import graph_of
-    from .frontend.load import load
-    from .frontend.lower import lower
-    from .frontend.values import show
-    from .ir.shapes import totals
+    from ..api import graph_of
+    from ..frontend.load import load
+    from ..frontend.lower import lower
+    from ..frontend.values import show
+    from ..ir.shapes import totals
     from .names import table
 
     out = []
