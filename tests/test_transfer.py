@@ -37,6 +37,83 @@ def test_execution_order_fallback():
 
     s, d = Src(), Dst()
     rep = resdsl.transfer_weights(s, d)
-    assert rep.order == "execution"
+    assert rep.order == "structure"
     x = torch.randn(2, 4)
     torch.testing.assert_close(d(x), s(x))
+
+
+# --- issue 24, items 7-9: matching by structure, norm subclasses, a reference that cannot run
+
+MBCONV = """
+block mbconv(out, stride = 1) {
+  residual {
+    bn; conv 4 * out k1; bn; gelu
+    conv 4 * out k3 s stride groups 4 * out; bn; gelu
+    se channels out // 4 act silu
+    conv out k1 bias
+  }
+  shortcut { avgpool k2 s2; conv out k1 bias }
+}
+network t() { input 16x8x8; stage x 1 mbconv(32, stride = 2) }
+"""
+
+
+def test_shortcut_registered_first_matches_by_structure(tmp_path):
+    """timm's CoAtNet/MaxViT MbConvBlock registers (and runs) its shortcut before the residual
+    layers; registration and forward order both disagree with resdsl's, the dataflow does not."""
+    from timm.models.maxxvit import MaxxVitConvCfg, MbConvBlock
+
+    from conftest import assert_equal_after_transfer, randomise_bn
+
+    ref = randomise_bn(MbConvBlock(16, 32, stride=2, cfg=MaxxVitConvCfg()))
+    (tmp_path / "m.res").write_text(MBCONV)
+    ours = resdsl.compile(tmp_path / "m.res")
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in ref.parameters())
+    report = assert_equal_after_transfer(ref, ours, torch.randn(2, 16, 8, 8), atol=1e-5)
+    assert report.order == "structure"
+    assert ("shortcut.expand", "stages.0.blocks.0.shortcut.conv1") in report.pairs
+    assert "matched by structure" in str(report)
+
+
+def test_ties_are_reported():
+    """Two parallel branches equal in kind and shapes cannot be told apart by structure."""
+    class Two(nn.Module):
+        input_shape = (3, 4, 4)
+
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(3, 4, 3, padding=1)
+
+        def forward(self, x):
+            return self.a(x) + self.b(x)
+
+    rep = resdsl.transfer_weights(Two(), Two())
+    assert rep.ties == [("a", "b")] and "matched in forward order: a = b" in str(rep)
+
+
+def test_groupnorm_subclass_is_a_groupnorm(tmp_path):
+    """timm's GroupNorm1 is an nn.GroupNorm with one group: its weights mean the same."""
+    from timm.layers import GroupNorm1
+
+    ref = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), GroupNorm1(8), nn.ReLU())
+    with torch.no_grad():
+        ref[1].weight.uniform_(0.5, 1.5), ref[1].bias.normal_()
+    (tmp_path / "g.res").write_text("network g() { input 3x8x8; stem { conv 8 k3; groupnorm 1; relu } }\n")
+    ours = resdsl.compile(tmp_path / "g.res")
+    resdsl.transfer_weights(ref, ours)
+    x = torch.randn(2, 3, 8, 8)
+    torch.testing.assert_close(ours.eval()(x), ref.eval()(x))
+
+
+def test_reference_that_cannot_run_at_the_size():
+    small = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Conv2d(8, 8, 5))       # needs at least 7×7
+    with pytest.raises(TransferError, match=r"source model cannot run on an input of 3×4×4 .*input_shape="):
+        resdsl.transfer_weights(small, nn.Sequential(nn.Conv2d(3, 8, 3), nn.Conv2d(8, 8, 5)), input_shape=(3, 4, 4))
+
+
+def test_strict_false_copies_what_fits():
+    a = nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 5))
+    b = nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 6))
+    rep = resdsl.transfer_weights(a, b, strict=False)
+    assert rep.pairs == [("0", "0")] and rep.skipped == [("1", "1", "kind or shapes differ")]
+    torch.testing.assert_close(b[0].weight, a[0].weight)

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from resdsl.backend.transfer import weighted_leaves
+from resdsl.backend.transfer import leaves_of_module, leaves_of_state, match_in_order, tensor_pairs
 from resdsl.train.checkpoint import safe_load, unwrap
 from resdsl.train.errors import TrainError
 
@@ -96,18 +96,14 @@ def _strip_prefix(state: dict[str, torch.Tensor], own) -> dict[str, torch.Tensor
 
 def _by_order(model: nn.Module, state: dict[str, torch.Tensor]) -> list[tuple[str, str]]:
     """(model key, file key) pairs: the file's modules (key prefixes, in file order) against the
-    model's weighted modules in registration order, tensors paired by their short name. Only a
-    pickled state dict keeps its order; safetensors files sort their names, so there only
-    name matches (after a common prefix) are trusted."""
-    groups: dict[str, list[str]] = {}
-    for k in state:
-        groups.setdefault(k.rpartition(".")[0], []).append(k)
+    model's weighted modules in registration order, by transfer_weights' one order matcher
+    (`match_in_order`, `tensor_pairs`: a file's tensors pair by their short names). Only a pickled
+    state dict keeps its order; safetensors files sort their names, so there only name matches
+    (after a common prefix) are trusted."""
     pairs = []
-    for (name, m), (_, keys) in zip(weighted_leaves(model), groups.items()):
-        short = {k.rpartition(".")[2]: k for k in keys}
-        for t, _ in [*m.named_parameters(recurse=False), *m.named_buffers(recurse=False)]:
-            if t in short:
-                pairs.append((f"{name}.{t}" if name else t, short[t]))
+    for f, m in match_in_order(leaves_of_state(state), leaves_of_module(model)):
+        for fn, _, mn, _ in tensor_pairs(f, m):
+            pairs.append((f"{m.name}.{mn}" if m.name else mn, f"{f.name}.{fn}" if f.name else fn))
     return pairs
 
 
