@@ -76,11 +76,13 @@ def _category(m: nn.Module | None) -> str:
     for base, name in _KINDS:
         if isinstance(m, base):
             return name or f"conv{len(m.kernel_size)}d"
-    return type(m).__name__
+    return "module"        # any other module: its tensors' names and shapes decide (LearnableAffineBlock = affine)
 
 
 def _tensors(m: nn.Module) -> list[tuple[str, torch.Tensor]]:
-    return [*m.named_parameters(recurse=False), *((n, b) for n, b in m.named_buffers(recurse=False) if b is not None)]
+    """A module's own parameters and state-dict buffers (not a non-persistent one: BlurPool's fixed filter)."""
+    return [*m.named_parameters(recurse=False), *((n, b) for n, b in m.named_buffers(recurse=False)
+                                                  if b is not None and n not in m._non_persistent_buffers_set)]
 
 
 def weighted_leaves(model: nn.Module) -> list[tuple[str, nn.Module]]:

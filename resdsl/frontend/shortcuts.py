@@ -17,6 +17,8 @@ def shortcut(ctx: Context, st: ast.shortcut | None, env, x_shape, a_shape, r_sha
     span = st.span if st is not None else call_span
     if st is not None and st.body is not None:
         items, out = seq(ctx, st.body, env, a_shape if has_pre else x_shape, f"{name}.shortcut.")
+        if not items:       # `shortcut { }`, or every `if` false: identity, reading x (also after a `pre`)
+            return identity(x_shape, r_shape, span)
         infer("add", {"scale": 1.0}, [r_shape, out], span)
         return Shortcut(kind="custom", layers=items, source="pre" if has_pre else "input", span=span)
     kind = shortcut_kind(ctx, st, env) if st is not None else "identity"

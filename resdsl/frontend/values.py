@@ -19,9 +19,9 @@ from ..ir.kinds import MERGE_MODES, PARALLEL_MODES, USER_SHORTCUTS
 from . import ast
 
 # Bare words with a meaning to the compiler: shortcut kinds, merge and parallel modes, drop_path
-# options, and activations (values of `se act ... gate ...`).
+# options, activations (values of `se act ... gate ...`), and `same` (`pad same k3 s2`).
 SYMBOLS = frozenset({*USER_SHORTCUTS, *MERGE_MODES, *PARALLEL_MODES, "linear", "constant", "batch", "sample",
-                     *ops.activations()})
+                     "same", *ops.activations()})
 MAX_INT = 2 ** 62
 
 
