@@ -20,12 +20,16 @@ def concat_shape(a: dict, ins: list[Shape]) -> Shape:
 
 
 def mul_shape(a: dict, ins: list[Shape]) -> Shape:
-    """Elementwise product; a C×1×1 gate broadcasts over a C×H×W map (C×1 over C×L)."""
-    big = max(ins, key=lambda s: (len(s), s[1:]))
-    for s in ins:
-        if s != big and not (len(s) == len(big) > 1 and s[0] == big[0] and all(d == 1 for d in s[1:])):
-            raise OpError("cannot multiply tensors of shapes " + " and ".join(fmt(x) for x in ins))
-    return big
+    """Elementwise product, broadcast axis by axis where one side is 1: a C×1×1 gate over a C×H×W map
+    (SE), a 1×H×W gate over the channels (a spatial gate: FocalNet, CBAM), C×1 over C×L."""
+    rank = len(ins[0])
+    if any(len(s) != rank for s in ins) or rank < 2 and len(set(ins)) > 1:
+        raise OpError("cannot multiply tensors of shapes " + " and ".join(fmt(x) for x in ins))
+    out = tuple(max(dims) for dims in zip(*ins))
+    if any(d not in (1, o) for s in ins for d, o in zip(s, out)):
+        raise OpError("cannot multiply tensors of shapes " + " and ".join(fmt(x) for x in ins)).note(
+            "each axis must agree or be 1 on one side (a C×1×1 or 1×H×W gate)")
+    return out
 
 
 def zeropad_shape(a: dict, ins: list[Shape]) -> Shape:
@@ -49,7 +53,7 @@ OPS = (
        label=lambda a, brief: "+" if a["scale"] == 1.0 else f"+ (×{a['scale']:g})"),
     Op("highway", "gated merge: h·t + x·(1 − t) of (h, x, t)", (), (), add_shape, None, n_inputs=3, user=False),
     Op("concat", "channel concatenation", (), (), concat_shape, None, n_inputs=-1, user=False, merge="‖"),
-    Op("mul", "elementwise product of named tensors (gating); a C×1×1 gate broadcasts", (), (), mul_shape, None,
+    Op("mul", "elementwise product of named tensors (gating); an axis of size 1 broadcasts (C×1×1, 1×H×W)", (), (), mul_shape, None,
        n_inputs=-1, user=False, merge="×"),
     Op("zeropad", "option-A shortcut: subsample by stride, pad channels with zeros", (),
        (Attr("out", int), Attr("stride", int, 1)), zeropad_shape, zeropad_build, user=False,
