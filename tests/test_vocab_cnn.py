@@ -119,3 +119,21 @@ def test_rescale_is_constant(tmp_path):
     x = torch.randn(1, 3, 4, 4)
     assert count(ours) == 0
     torch.testing.assert_close(ours(x), x * 0.25)
+
+
+# --- the two zoo specs written with the new vocabulary (reference counts from timm)
+
+@pytest.mark.parametrize("name,params", [("ecaresnet50d", 25_576_350), ("nf_resnet50", 25_557_032)])
+def test_zoo_spec_equals_timm(name, params):
+    import timm
+
+    torch.manual_seed(0)
+    ref = timm.create_model(name, pretrained=False)
+    with torch.no_grad():                      # nf_resnet50 starts each unit's last gain at 0: randomise all
+        for n, p in ref.named_parameters():
+            if n.endswith("gain"):
+                p.uniform_(0.5, 1.5)
+    ours = resdsl.compile(name)
+    assert count(ref) == count(ours) == params
+    report = same(ref, ours, (3, 64, 64), atol=1e-4)
+    assert report.order == "structure"
