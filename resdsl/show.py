@@ -192,7 +192,10 @@ def _stage(st: Stage, calls: dict) -> tuple[str, str]:
     first, n = st.blocks[0], len(st.blocks)
     skeletons = {_block_body(b, calls, mask=True) for b in st.blocks}
     if len(skeletons) > 1:
-        return _stage_first_differs(st, calls)
+        try:
+            return _stage_first_differs(st, calls)
+        except SpecError:
+            return _stage_per_block(st, calls)
     raw = _varying(st.blocks)
     first_only = raw and all(k[1] == "stride" and len(set(map(str, v[1:]))) == 1 for k, v in raw.items()) \
         and len({str(v[0]) for v in raw.values()}) == 1
@@ -243,6 +246,64 @@ def _stage_first_differs(st: Stage, calls: dict) -> tuple[str, str]:
     if n > 2 and st.blocks[2].shares is not None:
         stmt += " share" + ("" if st.blocks[2].share_bn else " per_step_bn")
     return defn, stmt
+
+
+def _stage_per_block(st: Stage, calls: dict) -> tuple[str, str]:
+    """The general case (MobileNetV3's table-driven stage, NF-ResNet's projecting first unit): each
+    part whose text differs between blocks is one `if i == ... { ... } else { ... }` chain over the
+    block index i; shortcut kinds become their layers where some block's shortcut is custom
+    (identity: `shortcut { }`, which is the identity)."""
+    blocks, n = st.blocks, len(st.blocks)
+    fields = {}
+    for f in ("scale", "gate_bias", "drop_prob"):
+        vals = [getattr(b, f) for b in blocks]
+        if any(v != vals[0] for v in vals):
+            fields[(None, f)] = _indexed(vals)
+    custom = any(b.shortcut.kind == "custom" for b in blocks)
+    per_block = []
+    for b in blocks:
+        parts: dict[str, str] = {}
+        for line in _block_parts(b, {**calls, **fields}):
+            word = line.split(" ", 1)[0]
+            key = f"{word}{sum(k.startswith(word) for k in parts)}" if word == "residual" else word
+            text = line[len(word) + 1:]
+            if word == "shortcut" and custom and not text.startswith("{"):
+                if b.shortcut.kind not in ("identity", "projection", "projection_all", "avgdown"):
+                    raise SpecError(f"show: the blocks of {st.name} mix a '{text}' shortcut with custom ones, "
+                                    "which one block definition cannot express", b.span)
+                text = items(b.shortcut.layers) if b.shortcut.layers else "{ }"
+            parts[key] = text
+        per_block.append(parts)
+    if len({b.merge for b in blocks}) > 1:
+        raise SpecError(f"show: the blocks of {st.name} differ in their merge, which one block definition "
+                        "cannot express", blocks[0].span)
+    kinds = [b.shortcut.kind for b in blocks]
+    if not custom and len(set(kinds)) > 1:
+        for parts in per_block:
+            parts["shortcut"] = "[" + ", ".join(kinds) + "][i]"
+    keys = list(dict.fromkeys(k for parts in per_block for k in parts))
+    lines = []
+    for key in keys:
+        texts = [parts.get(key) for parts in per_block]
+        word = key.rstrip("0123456789")
+        if all(t == texts[0] for t in texts):
+            lines.append(f"{word} {texts[0]}")
+            continue
+        if not all(t is None or t.startswith("{") for t in texts) or (word == "residual" and None in texts):
+            raise SpecError(f"show: the blocks of {st.name} differ in '{word}', which one block definition "
+                            "cannot express", blocks[0].span)
+        groups: dict[str, list[int]] = {}
+        for i, t in enumerate(texts):
+            groups.setdefault(t[1:-1].strip() if t else "", []).append(i)
+        chain = ""
+        for body, idx in reversed(list(groups.items())):
+            cond = " or ".join(f"i == {i}" for i in idx)
+            chain = (f"if {cond} {{ {body} }}" + (f" else {{ {chain} }}" if chain else "")) if body or chain else chain
+        lines.append(f"{word} {{ {chain} }}")
+    name = f"{st.block}_{st.name.replace('.', '')}"
+    call = ", ".join(f"{k} = {value(v)}" for k, v in blocks[0].args.items() if value(v) is not None)
+    defn = f"# {st.name}: {n} × {st.block}({call}), block by block\nblock {name}(i) {{\n" + "\n".join(lines) + "\n}"
+    return defn, f"stage x {n} {name}(block_index)"
 
 
 def _varying(blocks, first_apart: bool = False) -> dict:
