@@ -83,7 +83,7 @@ CASES = {
     "block b(){\n let x = ((1 + 2)) * (3 - (4 - 5)) ** -(2)\n merge gate bias -2\n let y = -(a - b)\n}\n":
         "block b() {\n  let x = (1 + 2) * (3 - (4 - 5)) ** -2\n  merge gate bias -2\n  let y = -(a - b)\n}\n",
     "network n() { stem { conv a -1 (2) [3] b[0] f(x = 1) not a and b or c ? 1 : 2 } }\n":
-        "network n() { stem { conv a -1(2) [3] b[0] f(x = 1) not a and b or c ? 1 : 2 } }\n",   # `1 (2)` is a call
+        "network n() { stem { conv a -1 2 [3] b[0] f(x = 1) not a and b or c ? 1 : 2 } }\n",   # `-1 (2)`: two arguments, (2) needs no brackets
     # blank lines: at most one, none after `{` or before `}`; own-line and trailing comments kept
     "# top\n\n\n\nnetwork n() {\n\n  # lead\n  input 3x8x8   # shape\n  stem { conv 8 k3 }  # stem\n\n  # tail\n\n}\n\n\n":
         "# top\n\nnetwork n() {\n  # lead\n  input 3x8x8         # shape\n  stem { conv 8 k3 }  # stem\n\n  # tail\n}\n",

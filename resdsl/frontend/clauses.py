@@ -27,6 +27,7 @@ class Clause:
     positional: tuple[str, ...]
     env: Mapping
     pos: list[str]
+    block: bool = False          # a block used as a layer: every parameter may be given in order
 
     def __post_init__(self) -> None:
         self.by_name, self.by_short = _tables(self.ctx, self.attrs)
@@ -42,9 +43,9 @@ def _tables(ctx: Context, attrs: tuple[ops.Attr, ...]) -> tuple[dict, dict]:
 
 
 def bind(ctx: Context, what: str, attrs: tuple[ops.Attr, ...], positional: tuple[str, ...],
-         clause: ast.clause | ast.stage, env: Mapping) -> tuple[dict, dict]:
+         clause: ast.clause | ast.stage, env: Mapping, block: bool = False) -> tuple[dict, dict]:
     """Match a clause's arguments to attributes; returns (values, spans), defaults filled in."""
-    c = Clause(ctx, what, attrs, positional, env, list(positional))
+    c = Clause(ctx, what, attrs, positional, env, list(positional), block)
     values: dict[str, Any] = {}
     spans: dict[str, Span] = {}
     args, i = clause.args, 0
@@ -108,6 +109,17 @@ def _names(ctx: Context, clause: ast.clause) -> tuple[str, ...]:
 def argument(c: Clause, args: list, i: int) -> tuple[str, Any, Span, int]:
     """The attribute args[i] sets, its value and where the value is written; the next index."""
     a = args[i]
+    if c.block and isinstance(a, ast.name) and a.id in c.by_name:
+        # A block's parameters are all positional, in order, and all names: a word naming one is
+        # that parameter (`basic 64 stride 2`, `basic 64 stride stride`), unless it is a variable
+        # in scope naming the next open parameter (`unit dim grid` passes dim, then grid).
+        nxt = args[i + 1] if i + 1 < len(args) else None
+        if not (a.id in c.env and c.pos and c.pos[0] == a.id and not (isinstance(nxt, ast.name) and nxt.id == a.id)):
+            if a.id in c.pos:
+                c.pos.remove(a.id)
+            return named(c, args, i)
+        c.pos.remove(a.id)
+        return a.id, c.ctx.eval(a, c.env), a.span, i + 1
     # A word that names an attribute is that attribute, unless it is also a variable in
     # scope and a positional argument is still open (`conv g k3` with a parameter `g`).
     is_key = isinstance(a, ast.name) and (a.id in c.by_name and a.id not in c.positional or a.id in c.by_short)

@@ -33,7 +33,9 @@ class Separators:
     start a new argument. The rule, as in shells: a '-' after an operand is unary only outside
     brackets, with a space before it and none after (`bias -2`); otherwise it is binary
     (`depth - 2`, `depth-2`, `(a -2)`). Likewise a '[' spaced after an operand outside brackets
-    opens a list (`kernel [1, 7]`), while `layers[0]` indexes.
+    opens a list (`kernel [1, 7]`), while `layers[0]` indexes; and a '(' spaced after an operand
+    outside brackets opens a bracketed argument (`unit dim (grid)`, `stride (s * 2)`), while
+    `max(1, c)` and `rvb()` call.
     """
 
     always_accept = ("_SEP",)
@@ -53,6 +55,9 @@ class Separators:
                 tok = Token.new_borrow_pos("MINUS" if unary else "ADD_OP", tok.value, tok)
             elif tok.type == "LSQB" and depth == 0 and previous in _OPERAND_END and tok.start_pos > previous_end:
                 tok = Token.new_borrow_pos("_LIST_OPEN", tok.value, tok)
+                depth += 1
+            elif tok.type == "LPAR" and depth == 0 and previous in _OPERAND_END and tok.start_pos > previous_end:
+                tok = Token.new_borrow_pos("_PAREN_OPEN", tok.value, tok)     # `unit dim (grid)`: an argument
                 depth += 1
             elif tok.type in ("LPAR", "LSQB"):
                 depth += 1

@@ -158,12 +158,16 @@ def check_path(st: ast.aggregate, path: tuple) -> list[int]:
     return convs
 
 
+_DEFAULTED = object()     # a block parameter with a default: not required when used as a layer
+
+
 def nested_block(ctx: Context, c: ast.clause, ref: BlockRef, env, shape, name):
-    """`basic 64 stride 2` inside a sequence: the block's first free parameter is positional."""
+    """`basic 64 stride 2` inside a sequence: the block's free parameters in order, or by name; a
+    parameter with a default may be left out (`rvb` or `rvb()` when all have one)."""
     params = tuple(p.name for p in ref.defn.params)
-    attrs = tuple(ops.Attr(p, object) for p in params)
+    attrs = tuple(ops.Attr(p.name, object, None if p.default is None else _DEFAULTED) for p in ref.defn.params)
     bound = {p for p, _ in ref.named} | set(params[:len(ref.positional)])
     free = tuple(p for p in params if p not in bound)
-    values, spans = bind(ctx, ref.name, attrs, free[:1], c, env)
+    values, spans = bind(ctx, ref.name, attrs, free, c, env, block=True)
     args = [(k, v, spans[k]) for k, v in values.items() if k in spans]
     return ctx.expand(ctx, bind_call(ref, args, c.span), shape, name, c.span)

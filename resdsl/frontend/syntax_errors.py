@@ -23,7 +23,7 @@ _TOKEN_WORDS = {
 
 
 # Tokens that can start an expression: reported together as "an expression".
-_EXPR_START = {"INT", "FLOAT", "STRING", "NAME", "SHAPE", "LPAR", "LSQB", "_LIST_OPEN", "LBRACE", "MINUS",
+_EXPR_START = {"INT", "FLOAT", "STRING", "NAME", "SHAPE", "LPAR", "_PAREN_OPEN", "LSQB", "_LIST_OPEN", "LBRACE", "MINUS",
                "TRUE", "FALSE", "NOT"}
 # Statements of a network or block body: one found nested deeper means a '}' is missing before it.
 _STATEMENT_WORDS = {"network": 0, "block": 0, "import": 0, "input": 1, "stem": 1, "stage": 1,

@@ -63,6 +63,11 @@ def show(v: Any) -> str:
     return str(v)
 
 
+def article(noun: str) -> str:
+    """'an integer', 'a list': the noun with its indefinite article."""
+    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
+
+
 def type_name(v: Any) -> str:
     return {bool: "bool", int: "integer", float: "number", str: "string", list: "list",
             dict: "map", Symbol: "word", BlockRef: "block"}.get(type(v), type(v).__name__)
@@ -278,7 +283,7 @@ class Evaluator:
             raise unknown("block", e.func.id, [*self.blocks, *BUILTINS], e.func.span)
         f = self(e.func, env)
         if not isinstance(f, BlockRef):
-            raise SpecError(f"a {type_name(f)} cannot be called", e.func.span)
+            raise SpecError(f"{article(type_name(f))} cannot be called", e.func.span)
         return bind_call(f, [(a.name, self(a.value, env), a.span) for a in e.args], e.span)
 
 
