@@ -117,3 +117,12 @@ def test_docs_macs_list_matches_the_registry():
     assert m, "docs/language.md: the 'Kinds that count MACs: ...' line"
     documented = set(re.findall(r"`(\w+)`", m.group(1)))
     assert documented == _macs_kinds()
+
+
+def test_docs_tree_example_checks():
+    """Item 4: the documented way to write a jump over units (DLA's tree) is one block; it checks."""
+    text = (ROOT / "docs" / "language.md").read_text()
+    block = re.search(r"```\n(block tree\(out\) \{.*?\n\})\n```", text, re.S).group(1)
+    g = graph(block + "\nnetwork t() {\n  input 16x8x8\n  stage x 2 tree(16)\n}\n")
+    convs = [n for n, d in g.nodes(data=True) if d["kind"] == "conv"]
+    assert len(convs) == 10 and g.nodes[g.graph["output"]]["out_shape"] == (16, 8, 8)
