@@ -134,6 +134,7 @@ class Emitter:
         self.classes: dict[str, str] = {}     # class source -> class name (one per block shape)
         self.block_names = block_names or {}  # module path -> block definition name (from the Net)
         self.helpers: set[type] = set()
+        self.own: dict[type, None] = {}       # layers with a `source_ctor`, copied in first-use order
         self.seen: dict[int, str] = {}        # id(module) -> first path (shared weights)
         self.ties: list[tuple[str, str]] = []
 
@@ -162,6 +163,9 @@ class Emitter:
             return "nn.Sequential(OrderedDict([" + self.children(kids, path, indent, named=True) + "]))"
         if isinstance(m, nn.ModuleList):
             return "nn.ModuleList([" + self.children(list(m.named_children()), path, indent) + "])"
+        if hasattr(m, "source_ctor"):        # a layer that writes its own constructor (backend/layers_cnn.py)
+            self.own.setdefault(type(m), None)
+            return m.source_ctor(lambda child, name: self.ctor(child, f"{path}.{name}", indent))
         raise TypeError(f"emit_source: no source form for {type(m).__name__} at '{path}'")
 
     def children(self, kids, path: str, indent: int, named: bool = False) -> str:
@@ -301,7 +305,7 @@ def emit_source(model: M.Network, net=None) -> str:
         fwd.append(f"        x = self.{kind}[{i}](x)")
     fwd.append("        return self.head(x)")
     out = [_HEADER.format(name=model.spec_name, shape=tuple(model.input_shape), torch=torch.__version__)]
-    out += [inspect.getsource(h) for h in HELPERS if h in e.helpers]
+    out += [inspect.getsource(h) for h in HELPERS if h in e.helpers] + [inspect.getsource(h) for h in e.own]
     for body, name in e.classes.items():
         out.append(f"class {name}(nn.Module):\n    def __init__(self):\n        super().__init__()\n{body}\n")
     out.append(f"class Network(nn.Module):\n    \"\"\"{model.spec_name}, input {tuple(model.input_shape)}.\"\"\"\n\n"

@@ -1,9 +1,9 @@
 """Runtime modules of the CNN vocabulary of issue 24 (each the module of one registry entry, exact
 against the timm module named in its docstring): ECA, weight-standardised conv, constant and
-learnable scalar scaling, blur pooling, space-to-depth and explicit padding."""
+learnable scalar scaling, blur pooling, space-to-depth and explicit padding. Each writes its own
+constructor for `compile -o model.py` (`source_ctor`; emit.py copies the class by its source), so
+these classes import nothing beyond torch, nn and F."""
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
@@ -19,26 +19,37 @@ class ECA(nn.Module):
         self.conv = nn.Conv1d(1, 1, kernel, padding=(kernel - 1) // 2, bias=False)
         self.gate = gate
 
+    def source_ctor(self, sub) -> str:
+        return f"ECA({self.conv.kernel_size[0]}, {sub(self.gate, 'gate')})"
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, spatial = x.shape[0], x.dim() - 2
         y = x.mean(tuple(range(2, x.dim()))).view(n, 1, -1)
         return x * self.gate(self.conv(y)).view(n, -1, *(1,) * spatial)
 
 
-class StdConv2d(nn.Conv2d):
+class StdConv2d(nn.modules.conv._ConvNd):
     """A conv whose weight is standardised per output channel before use (Qiao et al. 2019; timm's
     StdConv2d); with `gain`, scaled by gamma/√fan-in and a learnable per-channel gain (Brock et al.
-    2021; timm's ScaledStdConv2d)."""
+    2021; timm's ScaledStdConv2d). A conv by its weights (transfer_weights pairs it with timm's), but
+    not an nn.Conv2d: `fuse` must not fold a BN or a scale into weights that are standardised again."""
 
     def __init__(self, cin: int, cout: int, kernel, stride, padding, dilation, groups, bias: bool,
                  gain: bool, gamma: float, eps: float):
-        super().__init__(cin, cout, kernel, stride, padding, dilation, groups, bias)
-        self.eps = eps
+        two = nn.modules.utils._pair
+        super().__init__(cin, cout, two(kernel), two(stride), two(padding), two(dilation), False, two(0), groups,
+                         bias, "zeros")
+        self.eps, self.gamma = eps, gamma
         if gain:
             self.gain = nn.Parameter(torch.ones(cout, 1, 1, 1))
             self.scale = gamma * self.weight[0].numel() ** -0.5
         else:
             self.register_parameter("gain", None)
+
+    def source_ctor(self, sub) -> str:
+        return (f"StdConv2d({self.in_channels}, {self.out_channels}, {self.kernel_size}, {self.stride}, {self.padding}, "
+                f"{self.dilation}, {self.groups}, {self.bias is not None}, {self.gain is not None}, {self.gamma!r}, "
+                f"{self.eps!r})")
 
     def standardised(self) -> torch.Tensor:
         scale = None if self.gain is None else (self.gain * self.scale).view(-1)
@@ -46,7 +57,7 @@ class StdConv2d(nn.Conv2d):
                             training=True, momentum=0.0, eps=self.eps).reshape_as(self.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, self.standardised(), self.bias)
+        return F.conv2d(x, self.standardised(), self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
 class Rescale(nn.Module):
@@ -62,6 +73,9 @@ class Rescale(nn.Module):
     def extra_repr(self) -> str:
         return f"factor={self.factor}"
 
+    def source_ctor(self, sub) -> str:
+        return f"Rescale({self.factor!r})"
+
 
 class Affine(nn.Module):
     """y = a·x + b with two learnable scalars (HGNetV2's LearnableAffineBlock)."""
@@ -70,6 +84,9 @@ class Affine(nn.Module):
         super().__init__()
         self.scale = nn.Parameter(torch.tensor([float(scale)]))
         self.bias = nn.Parameter(torch.tensor([float(bias)]))
+
+    def source_ctor(self, sub) -> str:
+        return "Affine(1.0, 0.0)"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.scale * x + self.bias
@@ -80,11 +97,16 @@ class BlurPool2d(nn.Module):
     k×k filter per channel with stride s."""
 
     def __init__(self, channels: int, kernel: int, stride: int, padding: int):
+        from math import comb
+
         super().__init__()
-        self.stride, self.padding = stride, padding
-        coeffs = torch.tensor([math.comb(kernel - 1, i) for i in range(kernel)], dtype=torch.float32) / 2 ** (kernel - 1)
+        self.channels, self.kernel, self.stride, self.padding = channels, kernel, stride, padding
+        coeffs = torch.tensor([comb(kernel - 1, i) for i in range(kernel)], dtype=torch.float32) / 2 ** (kernel - 1)
         filt = (coeffs[:, None] * coeffs[None, :])[None, None].repeat(channels, 1, 1, 1)
         self.register_buffer("filt", filt, persistent=False)
+
+    def source_ctor(self, sub) -> str:
+        return f"BlurPool2d({self.channels}, {self.kernel}, {self.stride}, {self.padding})"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.pad(x, [self.padding] * 4, mode="reflect")
@@ -97,6 +119,9 @@ class SpaceToDepth(nn.Module):
     def __init__(self, block: int):
         super().__init__()
         self.block = block
+
+    def source_ctor(self, sub) -> str:
+        return f"SpaceToDepth({self.block})"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
@@ -117,3 +142,6 @@ class Pad(nn.Module):
 
     def extra_repr(self) -> str:
         return f"sides={self.sides}"
+
+    def source_ctor(self, sub) -> str:
+        return f"Pad({self.sides})"

@@ -135,7 +135,7 @@ def _is_dense(m: nn.Module) -> bool:
     """Linear, or an ungrouped, unstrided, unpadded 1×1 conv2d with bias: the same map on a C×1×1 input."""
     if isinstance(m, nn.Linear):
         return True
-    return (isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1) and m.groups == 1 and m.bias is not None
+    return (_category(m) == "conv2d" and m.kernel_size == (1, 1) and m.groups == 1 and m.bias is not None
             and m.stride == (1, 1) and m.padding == (0, 0))
 
 

@@ -127,9 +127,11 @@ def argument(c: Clause, args: list, i: int) -> tuple[str, Any, Span, int]:
         return named(c, args, i)
     if (isinstance(a, ast.call) and isinstance(a.func, ast.name) and len(a.args) == 1
             and a.args[0].name is None and (a.func.id in c.by_name or a.func.id in c.by_short)
-            and a.func.id not in (*c.positional, *c.env, *c.ctx.program.blocks)):
-        # `x (n - 1)` and `stride (s * 2)` parse as calls: an attribute with a bracketed value.
+            and a.func.id not in ((() if c.block else c.positional) + (*c.env, *c.ctx.program.blocks))):
+        # `dilation(2 ** i)` parses as a call: an attribute with a bracketed value.
         attr = c.by_name.get(a.func.id) or c.by_short[a.func.id]
+        if attr.name in c.pos:
+            c.pos.remove(attr.name)
         return attr.name, c.ctx.eval(a.args[0].value, c.env), a.args[0].span, i + 1
     if isinstance(a, ast.name) and (m := _SHORT.match(a.id)) and m.group(1) in c.by_short and a.id not in c.env:
         value = [int(p) for p in m.group(2).split("x")]
