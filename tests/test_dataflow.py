@@ -269,7 +269,11 @@ def test_a_gate_broadcasts_over_the_map_only_with_its_channels():
 
     assert ops.infer("mul", {}, [(8, 1, 1), (8, 5, 5)]) == (8, 5, 5)
     assert ops.infer("mul", {}, [(8, 32), (8, 1)]) == (8, 32)          # C×L sequences (1-D nets)
-    for bad in ([(4, 1, 1), (8, 5, 5)], [(8, 5, 1), (8, 5, 5)], [(8,), (8, 5, 5)]):
+    # issue 24: every axis broadcasts where one side is 1 — a 1×H×W spatial gate (FocalNet, CBAM),
+    # a C×H×1 gate (coordinate attention)
+    assert ops.infer("mul", {}, [(8, 5, 5), (1, 5, 5)]) == (8, 5, 5)
+    assert ops.infer("mul", {}, [(8, 5, 1), (8, 5, 5)]) == (8, 5, 5)
+    for bad in ([(4, 1, 1), (8, 5, 5)], [(8, 5, 3), (8, 5, 5)], [(8,), (8, 5, 5)]):
         with pytest.raises(ops.OpError, match="cannot multiply"):
             ops.infer("mul", {}, bad)
 

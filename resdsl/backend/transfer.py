@@ -266,7 +266,7 @@ def dataflow(model: nn.Module, leaves: list[Leaf], input_shape, side: str) -> tu
         with torch.no_grad(), flow:
             flow.mark(x, ("data", frozenset({_Flow.INPUT})))
             model(x)
-    except (RuntimeError, ValueError, IndexError, TypeError) as e:
+    except (RuntimeError, ValueError, IndexError, TypeError, AssertionError) as e:    # timm asserts input sizes
         size = "×".join(str(d) for d in input_shape)
         raise TransferError(f"the {side} model cannot run on an input of {size} (batch 1), the size transfer_weights "
                             f"used to match modules by structure; pass input_shape= with a size it accepts "
