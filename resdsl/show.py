@@ -3,7 +3,7 @@
 One block definition per stage, its layers with every attribute written out (defaults filled in;
 a conv's padding stays implicit when it is the computed 'same' padding); where the first block
 of a stage differs (its stride or dilation), that attribute is a parameter the stage sets, as in
-a hand-written spec. The text parses back to the same network (tests/test_show.py).
+a hand-written spec. The text parses back to the same network (tests/source/test_show.py).
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@
 For every zoo network at its default arguments it writes, under OUT_DIR/NAME/: `check --json`,
 `profile --json` (stage and block levels), `show`, the render .dot at block and layer level
 (and with --fuse), the emitted PyTorch source (`compile -o model.py`), and, for networks of at
-most 30M parameters (as tests/test_zoo.py), the outputs of the compiled and the fused model on a
+most 30M parameters (as tests/zoo/test_zoo.py), the outputs of the compiled and the fused model on a
 seeded input with seeded BN statistics, plus the fuse report. Compare two snapshots with
 `python scripts/house_snapshot.py --diff A B`.
 """
