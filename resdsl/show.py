@@ -12,6 +12,7 @@ from typing import Any
 
 from .errors import SpecError
 from .ir import ops
+from .ir.kinds import MERGE_MODES
 from .ir.net import Block, Dataflow, Layer, Net, Parallel, Section, Stage
 
 def show_net(net: Net, spec: str = "") -> str:
@@ -356,7 +357,7 @@ def _block_parts(b: Block, varying: dict, mask: bool = False) -> list[str]:
     lines += [f"residual {items(r, local)}" for r in b.residuals]
     if b.shortcut.kind == "custom":
         lines.append(f"shortcut {items(b.shortcut.layers, local)}")
-    elif b.merge != "concat":
+    elif MERGE_MODES[b.merge].takes_shortcut:
         lines.append(f"shortcut {field('shortcut', b.shortcut.kind)}")
     if b.scale != 1.0 or (None, "scale") in varying or mask:
         lines.append(f"scale {field('scale', b.scale)}")

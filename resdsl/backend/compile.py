@@ -17,9 +17,11 @@ from torch import nn
 
 from ..errors import SpecError
 from ..ir import ops
+from ..ir.kinds import MERGE_MODES
 from ..ir.shapes import totals
 from .init import apply_init
 from .modules import Branches, Dataflow, Network, ResidualBlock, Stage
+from .unit import Unit
 
 
 @dataclass
@@ -97,11 +99,9 @@ def block(ctx: Context, path: str) -> ResidualBlock:
             residuals.append((child, sequence(ctx, child)))
         else:
             parts[role] = sequence(ctx, child)
-    return ResidualBlock(
-        pre=parts["pre"], residuals=[m for _, m in residuals], shortcut=parts["shortcut"],
-        shortcut_kind=info["shortcut"], shortcut_from_pre=info["source"] == "pre", scale=info["scale"],
-        post=parts["post"], add_inplace=fresh(ctx, residuals[0][0]) or info["scale"] != 1.0 or len(residuals) > 1,
-        merge=info["merge"], gate=parts["gate"], drop_prob=info["drop_prob"], drop_mode=info["drop_mode"])
+    add_inplace = fresh(ctx, residuals[0][0]) or info["scale"] != 1.0 or len(residuals) > 1
+    return ResidualBlock(Unit.of(info, add_inplace), [m for _, m in residuals], pre=parts["pre"],
+                         shortcut=parts["shortcut"], gate=parts["gate"], post=parts["post"])
 
 
 def fresh(ctx: Context, path: str) -> bool:
@@ -166,7 +166,7 @@ def init_weights(model: nn.Module) -> None:
 def gate_biases(model: nn.Module, g: nx.DiGraph) -> None:
     """Highway gate biases come from the spec (`merge gate bias -2`), set after init_weights."""
     for name, info in g.graph["blocks"].items():
-        if info["merge"] == "gate":
+        if MERGE_MODES[info["merge"]].needs_gate:
             nn.init.constant_(model.get_submodule(f"{name}.gate")[0].bias, info["gate_bias"])
 
 

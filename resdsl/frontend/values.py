@@ -15,12 +15,12 @@ from typing import Any, Mapping
 from .. import limits
 from ..errors import SpecError, unknown
 from ..ir import ops
-from ..ir.kinds import MERGE_MODES, PARALLEL_MODES, USER_SHORTCUTS
+from ..ir.kinds import DROP_MODES, DROP_SCHEDULES, MERGE_MODES, PARALLEL_MODES, USER_SHORTCUTS
 from . import ast
 
 # Bare words with a meaning to the compiler: shortcut kinds, merge and parallel modes, drop_path
 # options, and activations (values of `se act ... gate ...`).
-SYMBOLS = frozenset({*USER_SHORTCUTS, *MERGE_MODES, *PARALLEL_MODES, "linear", "constant", "batch", "sample",
+SYMBOLS = frozenset({*USER_SHORTCUTS, *MERGE_MODES, *PARALLEL_MODES, *DROP_SCHEDULES, *DROP_MODES,
                      *ops.activations()})
 MAX_INT = 2 ** 62
 

@@ -158,7 +158,7 @@ def test_scale_and_eval_drop_path_fold_into_the_last_conv(tmp_path):
     model = randomise_bn(resdsl.compile(path))
     fused, report = resdsl.fuse(model, report=True)
     blocks = list(fused.stages[0].blocks)
-    assert all(b.scale == 1.0 and b.drop_prob == 0.0 for b in blocks)
+    assert all(b.unit.scale == 1.0 and b.unit.drop_prob == 0.0 for b in blocks)
     assert any("scale" in what for _, what in report.folded)
     x = torch.randn(2, 8, 8, 8)
     with torch.no_grad():
