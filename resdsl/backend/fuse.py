@@ -58,6 +58,8 @@ def fuse(model: nn.Module, report: bool = False, memory_format: torch.memory_for
         out = out.to(memory_format=memory_format)
     out.eval()
     rep.params_after = _params(out)
+    gone = [p for _, prefixes, _ in rep.units for p in prefixes]
+    rep.left = [(n, why) for n, why in rep.left if not _under(n, gone)]     # folded later on: not left
     return (out, rep) if report else out
 
 
@@ -291,6 +293,10 @@ def geometry(conv: nn.Conv2d) -> dict:
     return {"out": conv.out_channels, "kernel": k[0] if k[0] == k[1] else list(k), "stride": conv.stride[0],
             "padding": list(conv.padding), "dilation": conv.dilation[0], "groups": conv.groups, "bias": True,
             "causal": False}
+
+
+def _under(name: str, prefixes: list[str]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
 def _join(a: str, b: str) -> str:

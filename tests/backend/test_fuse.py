@@ -222,7 +222,7 @@ def test_fused_graph_counts_the_fused_parameters():
     for spec, name in ((SPECS / "repvgg.res", "repvgg_a0"), (SPECS / "resnet.res", "resnet"),
                        (SPECS / "recurrent_resnet.res", None)):
         net = resdsl.load_spec(spec, name)
-        g, report = inference_graph(net, resdsl.graph_of(net))
+        g, report = inference_graph(resdsl.graph_of(net))
         assert sum(g.nodes[n]["params"] for n in g) == report.params_after
     assert report.params_after < report.params_before
 
@@ -243,3 +243,13 @@ def test_timm_names_reach_the_repvgg_spec():
 
     for name, (train_params, _) in TIMM.items():
         assert totals(resdsl.graph(name))[0] == train_params
+
+
+def test_report_lists_no_folded_module_as_left():
+    """A BN folded into its conv (and a block merged into one conv) is reported as folded, not as left."""
+    model = randomise_bn(resdsl.compile(SPECS / "digits_resnet.res"))
+    _, report = resdsl.fuse(model, report=True)
+    bns = [n for n, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(report.folded) == len(bns) == 10          # every BN here follows a conv
+    assert not any(".bn" in n or n.rsplit(".", 1)[-1].startswith("bn") for n, _ in report.left), report.left
+    assert {n for n, _ in report.left} == {f"stages.{i}.blocks.{j}" for i in (0, 1) for j in (0, 1)}
