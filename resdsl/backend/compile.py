@@ -17,7 +17,7 @@ from torch import nn
 
 from ..errors import SpecError
 from ..ir import ops
-from ..ir.kinds import MERGE_MODES
+from ..ir.kinds import MERGE_MODES, SHORTCUTS
 from ..ir.shapes import totals
 from .init import apply_init
 from .modules import Branches, Dataflow, Network, ResidualBlock, Stage
@@ -100,7 +100,10 @@ def block(ctx: Context, path: str) -> ResidualBlock:
         else:
             parts[role] = sequence(ctx, child)
     add_inplace = fresh(ctx, residuals[0][0]) or info["scale"] != 1.0 or len(residuals) > 1
-    return ResidualBlock(Unit.of(info, add_inplace), [m for _, m in residuals], pre=parts["pre"],
+    unit = Unit(shortcut=info["shortcut"], has_shortcut=SHORTCUTS[info["shortcut"]].carries, merge=info["merge"],
+                additive=info["additive"], from_pre=info["source"] == "pre", scale=float(info["scale"]),
+                drop_prob=float(info["drop_prob"]), drop_mode=info["drop_mode"], add_inplace=add_inplace)
+    return ResidualBlock(unit, [m for _, m in residuals], pre=parts["pre"],
                          shortcut=parts["shortcut"], gate=parts["gate"], post=parts["post"])
 
 

@@ -1,4 +1,4 @@
-"""One forward for a residual unit, run by the compiled module and printed by `emit`.
+"""One forward for a residual unit, run by the compiled module and printed by `emit` (plain torch).
 
 A unit's forward is straight-line code fixed by its record (`Unit`, read from the graph's block
 record) and by which of its parts exist: `forward_lines` writes it once; `ResidualBlock`
@@ -14,8 +14,6 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from ..ir.kinds import MERGE_MODES, SHORTCUTS
-
 
 @dataclass(frozen=True)
 class Unit:
@@ -26,6 +24,7 @@ class Unit:
     probability at test time; mode "sample" (timm): per sample, inverted scaling in training.
     """
     shortcut: str = "identity"       # its kind (ir/kinds.py SHORTCUTS)
+    has_shortcut: bool = True        # False: kind `none` (ir/kinds.py ShortcutKind.carries)
     merge: str = "add"               # ir/kinds.py MERGE_MODES
     additive: bool = True            # y = s + scale·F(x) (ir/kinds.py `additive`)
     from_pre: bool = False           # the shortcut reads pre(x), not x
@@ -33,17 +32,6 @@ class Unit:
     drop_prob: float = 0.0
     drop_mode: str = "batch"
     add_inplace: bool = False        # the merge may add into the residual's output (a fresh tensor)
-
-    @property
-    def has_shortcut(self) -> bool:
-        return SHORTCUTS[self.shortcut].carries
-
-    @classmethod
-    def of(cls, info: dict, add_inplace: bool) -> "Unit":
-        """From the graph's block record (ir/build.py)."""
-        return cls(shortcut=info["shortcut"], merge=info["merge"], additive=info["additive"],
-                   from_pre=info["source"] == "pre", scale=float(info["scale"]), drop_prob=float(info["drop_prob"]),
-                   drop_mode=info["drop_mode"], add_inplace=add_inplace)
 
     def describe(self) -> str:
         parts = [f"shortcut={self.shortcut}"]
@@ -64,13 +52,13 @@ class Parts(NamedTuple):
     post: bool
 
 
-# y from the scaled residual `out`, the shortcut `s` and the input `x`: one entry per merge mode
+# y from the scaled residual `out`, the shortcut `s` and the input `x`: one entry per merge mode of
+# ir/kinds.py (tests/backend/test_emit.py checks that every mode has one)
 MERGE_CODE: dict[str, Callable[[Unit], list[str]]] = {
     "add": lambda u: ["out = out.add_(s)" if u.add_inplace else "out = out + s"],
     "concat": lambda u: ["out = torch.cat((s, out), 1)"],
     "gate": lambda u: ["t = self.gate(x)", "out = out * t + s * (1.0 - t)"],
 }
-assert set(MERGE_CODE) == set(MERGE_MODES), "every merge mode of ir/kinds.py needs its MERGE_CODE"
 
 
 def _times(v: float) -> list[str]:

@@ -17,6 +17,7 @@ from ..errors import SpecError, unknown
 from ..ir import ops
 from ..ir.kinds import DROP_MODES, DROP_SCHEDULES, MERGE_MODES, PARALLEL_MODES, USER_SHORTCUTS
 from . import ast
+from .unparse import literal_text
 
 # Bare words with a meaning to the compiler: shortcut kinds, merge and parallel modes, drop_path
 # options, and activations (values of `se act ... gate ...`).
@@ -51,16 +52,16 @@ class BlockRef:
 
 
 def show(v: Any) -> str:
-    """A value as it would be written in a spec."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
+    """A value as it would be written in a spec, for messages: its literal (unparse.literal), else
+    as near as the language comes (a map, a string with quotes, a tuple, inf)."""
     if isinstance(v, list):
         return "[" + ", ".join(show(x) for x in v) + "]"
     if isinstance(v, dict):
         return "{" + ", ".join(f"{show(k)}: {show(x)}" for k, x in v.items()) + "}"
     if isinstance(v, str):
         return f'"{v}"'
-    return str(v)
+    text = literal_text(v) if not isinstance(v, (tuple, BlockRef)) else None
+    return text if text is not None else str(v)
 
 
 def type_name(v: Any) -> str:
