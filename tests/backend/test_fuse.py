@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 import resdsl
-from conftest import SPECS
+from conftest import SPECS, run_cli
 from conftest import randomise_bn as conftest_randomise_bn
 from resdsl.backend import fold
 from resdsl.zoo.catalog import zoo
@@ -180,15 +180,7 @@ def test_fused_model_exports(tmp_path):
         assert_close_rel(torch.from_numpy(out), fused(x), rel=1e-4)
 
 
-def _cli(*args):
-    from click.testing import CliRunner
-
-    from resdsl.cli import main
-
-    result = CliRunner().invoke(main, [*map(str, args)])
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
+_cli = run_cli
 
 
 def test_compile_fuse_exports_the_inference_form(tmp_path):
