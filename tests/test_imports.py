@@ -15,8 +15,8 @@ LAYERS = [
     ("registry", r"resdsl\.ir\.(kinds|ops)(\.|$)"),
     ("ir", r"resdsl\.ir(\.|$)"),
     ("frontend", r"resdsl\.frontend(\.|$)"),
-    ("consumers", r"resdsl\.(backend|cost|render)\.(?!cli$)|resdsl\.(backend|cost|render)$"),
-    ("api", r"resdsl\.(api|budget|zoo\.names)$|resdsl\.zoo$"),
+    ("consumers", r"resdsl\.(backend|cost|render)\.(?!cli$)|resdsl\.(backend|cost|render|budget)$"),
+    ("api", r"resdsl\.(api|zoo\.names)$|resdsl\.zoo$"),
     ("library", r"resdsl\.(models|export|show|format|highlight|zoo\.catalog)$|resdsl\.(train|analyze)(\.(?!cli$|sweep_cli$)|$)"),
     ("commands", r"resdsl(\.|$)"),        # the cli modules, cli_common, completion, the package, __main__
 ]
