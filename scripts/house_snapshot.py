@@ -68,6 +68,13 @@ def snapshot(entry, out: Path) -> None:
     (out / "fuse_report.txt").write_text(str(rep) + f"\n{fused}\n")
 
 
+def _text(p: Path) -> str:
+    """The file's text with the spec folder's location (which differs between trees) left out."""
+    import re
+
+    return re.sub(r"[^\s\"']*/resdsl/zoo/specs/", "SPECS/", p.read_text())
+
+
 def diff(a: Path, b: Path) -> int:
     import difflib
 
@@ -85,9 +92,9 @@ def diff(a: Path, b: Path) -> int:
                 if not torch.equal(ta[k], tb[k]):
                     print(f"{rel}[{k}]: max |diff| {(ta[k] - tb[k]).abs().max().item():.3g}")
                     bad += 1
-        elif pa.read_bytes() != pb.read_bytes():
+        elif _text(pa) != _text(pb):
             bad += 1
-            lines = difflib.unified_diff(pa.read_text().splitlines(), pb.read_text().splitlines(), str(pa), str(pb),
+            lines = difflib.unified_diff(_text(pa).splitlines(), _text(pb).splitlines(), str(pa), str(pb),
                                          lineterm="", n=1)
             print("\n".join(list(lines)[:30]))
     print(f"{len(names)} files compared, {bad} differ")
