@@ -101,7 +101,17 @@ def test_even_pool_kernel_padding(k, expected):
 
 
 def _macs_kinds():
-    from test_registry import graph_of
+    def graph_of(kind):             # one op in a unit, on a map (or a C×1×1 input where it needs one: fc)
+        op = ops.OPS[kind]
+        args = {"slice": "0 2", "space_to_depth": "2", "pad": "[1, 0, 2, 0]"}.get(kind) or " ".join(
+            "4" if op.attr(p).type is int else "0.25" for p in op.positional if op.attr(p).default is None)
+        for inp in ("4x8x8", "4x1x1"):
+            try:
+                return graph(f"block u() {{\n  residual {{ {kind} {args} }}\n  shortcut none\n}}\n"
+                             f"network t() {{\n  input {inp}\n  stage x 1 u()\n}}\n")
+            except resdsl.SpecError:
+                pass
+        raise AssertionError(kind)
 
     out = set()
     for kind in ops.user_kinds():
