@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from .transfer_tokens import free_pairs, free_tensors, pair_free, unpack_attention
+
 
 class TransferError(ValueError):
     """The two models differ in structure; the message says where."""
@@ -145,7 +147,9 @@ def _at(i, src, dst) -> str:
 def transfer_weights(src: nn.Module, dst: nn.Module, input_shape=None) -> TransferReport:
     """Copy every parameter and buffer of `src` into `dst`; raise TransferError where they differ."""
     s_leaves, d_leaves = weighted_leaves(src), weighted_leaves(dst)
-    order, problem = "registration", _mismatch(s_leaves, d_leaves)
+    # transformers: packed attention shown as two Linears; free learned tensors paired by shape
+    (s_leaves, s_free), (d_leaves, d_free) = (free_tensors(unpack_attention(x), _tensors) for x in (s_leaves, d_leaves))
+    order, problem = "registration", pair_free(s_free, d_free) or _mismatch(s_leaves, d_leaves)
     if problem is not None:
         shape = input_shape or getattr(dst, "input_shape", None) or getattr(src, "input_shape", None)
         if shape is None:
@@ -162,6 +166,11 @@ def transfer_weights(src: nn.Module, dst: nn.Module, input_shape=None) -> Transf
         raise TransferError(f"models differ in structure: {problem}")
     report = TransferReport(order=order)
     with torch.no_grad():
+        for (sn, st), (dn, dt) in free_pairs(s_free, d_free):
+            dt.copy_(st)
+            report.tensors += 1
+            report.elements += st.numel()
+            report.pairs.append((sn, dn))
         for (sn, sm), (dn, dm) in zip(s_leaves, d_leaves):
             for (_, st), (_, dt) in zip(_tensors(sm), _tensors(dm)):
                 dt.copy_(st.reshape(dt.shape))

@@ -14,11 +14,11 @@ FAMILIES) plus one line in docs/language.md.
 """
 from __future__ import annotations
 
-from . import activation, channels, conv, merge, norm, pool, se
+from . import activation, attention, channels, conv, merge, norm, pool, se, tokens
 from .activation import ACT, GATE
-from .base import NUM, SIZE, WORDS, Attr, AttrError, Op, OpError, Shape, fmt, pair
+from .base import NUM, SIZE, WORDS, Attr, AttrError, Op, OpError, Shape, Tokens, fmt, is_tokens, pair
 
-FAMILIES = (conv, norm, activation, channels, pool, se, merge)
+FAMILIES = (conv, norm, activation, channels, pool, se, tokens, attention, merge)
 OPS: dict[str, Op] = {op.kind: op for family in FAMILIES for op in family.OPS}
 
 
@@ -52,4 +52,4 @@ def cost(kind: str, attrs: dict, ins: list[Shape], out: Shape) -> tuple[int, int
 
 
 __all__ = ["OPS", "Op", "Attr", "OpError", "AttrError", "Shape", "NUM", "SIZE", "WORDS", "fmt", "pair",
-           "make", "infer", "cost", "user_kinds", "activations", "ACT", "GATE"]
+           "Tokens", "is_tokens", "make", "infer", "cost", "user_kinds", "activations", "ACT", "GATE"]

@@ -1,0 +1,82 @@
+"""Hooks of transfer_weights for transformers: packed attention weights and free learned tensors.
+
+Two layouts of the same attention weights must line up with resdsl's `Attention` (a `qkv` Linear
+of D → 3D and a `proj` Linear):
+
+- torchvision's `nn.MultiheadAttention` owns `in_proj_weight`/`in_proj_bias` (the same [q; k; v]
+  rows) and registers its `out_proj` child first: `unpack_attention` shows it as two Linears,
+  `in_proj` then `out_proj`, sharing the very tensors (a copy into them writes the model);
+- timm's `Attention` already has `qkv` and `proj` Linears: nothing to do.
+
+Free learned tensors (class, distillation and register tokens, position embeddings) sit where a
+model happens to register them (torchvision: the class token on the model, the position embedding
+on its encoder; timm: all three on the model), not where they are used: `free_tensors` takes every
+(1, N, D) parameter out of the leaf sequence, to be paired by shape in registration order.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+STANDARD = (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm, nn.Linear, nn.LayerNorm, nn.GroupNorm)
+
+
+def _view(tensors: list[tuple[str, torch.Tensor]], cls=nn.Module) -> nn.Module:
+    """A module holding these very tensors (parameters stay parameters), owning nothing else."""
+    m = cls.__new__(cls)
+    nn.Module.__init__(m)
+    for name, t in tensors:
+        if isinstance(t, nn.Parameter):
+            m.register_parameter(name, t)
+        else:
+            m.register_buffer(name, t)
+    return m
+
+
+def unpack_attention(leaves: list[tuple[str, nn.Module]]) -> list[tuple[str, nn.Module]]:
+    """torchvision's packed MultiheadAttention as `in_proj` (a Linear D → 3D) before `out_proj`."""
+    out: list[tuple[str, nn.Module]] = []
+    for name, m in leaves:
+        if isinstance(m, nn.MultiheadAttention) and m.in_proj_weight is not None:
+            tensors = [("weight", m.in_proj_weight)] + ([("bias", m.in_proj_bias)] if m.in_proj_bias is not None else [])
+            at = next((i for i, (n, _) in enumerate(out) if n == f"{name}.out_proj"), len(out))
+            out.insert(at, (f"{name}.in_proj", _view(tensors, nn.Linear)))
+        else:
+            out.append((name, m))
+    return out
+
+
+def _is_free(m: nn.Module, name: str, t: torch.Tensor) -> bool:
+    return (isinstance(t, nn.Parameter) and not isinstance(m, STANDARD) and t.dim() == 3 and t.shape[0] == 1)
+
+
+def free_tensors(leaves: list[tuple[str, nn.Module]], tensors) -> tuple[list, list[tuple[str, torch.Tensor]]]:
+    """(the leaves without their free learned tensors, those tensors in registration order)."""
+    kept, free = [], []
+    for name, m in leaves:
+        own = tensors(m)
+        mine = [(n, t) for n, t in own if _is_free(m, n, t)]
+        if not mine:
+            kept.append((name, m))
+            continue
+        free += [(f"{name}.{n}" if name else n, t) for n, t in mine]
+        rest = [(n, t) for n, t in own if not _is_free(m, n, t)]
+        if rest:
+            kept.append((name, _view(rest)))
+    return kept, free
+
+
+def pair_free(src: list[tuple[str, torch.Tensor]], dst: list[tuple[str, torch.Tensor]]) -> str | None:
+    """Why the free tensors do not pair up by shape (in registration order among equal shapes), or None."""
+    if sorted(tuple(t.shape) for _, t in src) != sorted(tuple(t.shape) for _, t in dst):
+        return ("learned tensors differ: source " + ", ".join(f"{n} {tuple(t.shape)}" for n, t in src)
+                + "; destination " + ", ".join(f"{n} {tuple(t.shape)}" for n, t in dst))
+    return None
+
+
+def free_pairs(src, dst) -> list[tuple[tuple[str, torch.Tensor], tuple[str, torch.Tensor]]]:
+    pairs, left = [], list(dst)
+    for s in src:
+        j = next(i for i, d in enumerate(left) if tuple(d[1].shape) == tuple(s[1].shape))
+        pairs.append((s, left.pop(j)))
+    return pairs
