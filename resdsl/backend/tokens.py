@@ -218,10 +218,10 @@ class Attention(nn.Module):
     def attend(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """Attention over the second-to-last axis of x (..., N, D); mask broadcasts to (..., heads, N, N)."""
         *lead, n, d = x.shape
-        bias = self.qkv.bias
-        if self.cosine and bias is not None:
-            bias = torch.cat([bias[:d], torch.zeros_like(bias[d:2 * d]), bias[2 * d:]])
-        qkv = F.linear(x, self.qkv.weight, bias).reshape(*lead, n, 3, self.heads, d // self.heads)
+        qkv = self.qkv(x)
+        if self.cosine and self.qkv.bias is not None:    # Swin V2 holds the key bias at zero
+            qkv = torch.cat([qkv[..., :d], qkv[..., d:2 * d] - self.qkv.bias[d:2 * d], qkv[..., 2 * d:]], -1)
+        qkv = qkv.reshape(*lead, n, 3, self.heads, d // self.heads)
         q, k, v = qkv.movedim(-3, 0).transpose(-3, -2).unbind(0)      # each (..., heads, N, d/heads)
         scale = None
         if self.cosine:

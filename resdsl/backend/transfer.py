@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .transfer_tokens import free_pairs, free_tensors, pair_free, unpack_attention
+from .transfer_tokens import DERIVED, attention_category, free_pairs, free_tensors, pair_free, unpack_attention
 
 
 class TransferError(ValueError):
@@ -32,6 +32,8 @@ class TransferReport:
 
 
 def _category(m: nn.Module) -> str:
+    if attention_category(m):
+        return "attention"
     if isinstance(m, nn.modules.conv._ConvNd):
         return f"conv{len(m.kernel_size)}d"
     if isinstance(m, nn.modules.batchnorm._BatchNorm):
@@ -44,7 +46,8 @@ def _category(m: nn.Module) -> str:
 
 
 def _tensors(m: nn.Module) -> list[tuple[str, torch.Tensor]]:
-    return [*m.named_parameters(recurse=False), *((n, b) for n, b in m.named_buffers(recurse=False) if b is not None)]
+    return [*m.named_parameters(recurse=False), *((n, b) for n, b in m.named_buffers(recurse=False)
+                                                   if b is not None and n not in m._non_persistent_buffers_set and n not in DERIVED)]
 
 
 def weighted_leaves(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -71,16 +74,26 @@ def weighted_leaves(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def execution_order(model: nn.Module, leaves: list[tuple[str, nn.Module]], input_shape) -> list[tuple[str, nn.Module]]:
-    """The same leaves, in the order one forward pass first calls them."""
-    seen: dict[int, int] = {}
-    def hook(i):
-        def record(module, args):
-            seen.setdefault(i, len(seen))      # returns None: the inputs stay as they are
+    """The same leaves, in the order one forward pass first calls them. A leaf whose weights are
+    used without calling it (torchvision's window attention applies `qkv.weight` with F.linear)
+    takes the place where its nearest called ancestor was entered."""
+    clock: dict[int, float] = {}        # id(module) -> when it was first entered / finished
+    entered: dict[int, float] = {}
+
+    def tick(table, key):
+        def record(*_):
+            table.setdefault(key, len(clock) + len(entered))     # returns None: inputs stay as they are
         return record
 
-    # A module with children (CNBlock owning its layer scale) counts when it finishes, after them.
-    hooks = [m.register_forward_hook(lambda mod, a, out, r=hook(i): r(mod, a)) if any(True for _ in m.children())
-             else m.register_forward_pre_hook(hook(i)) for i, (_, m) in enumerate(leaves)]
+    leaf_ids = {id(m) for _, m in leaves}
+    hooks = []
+    for _, m in model.named_modules():
+        if id(m) in leaf_ids and any(True for _ in m.children()):
+            # a module with children (CNBlock owning its layer scale) counts when it finishes, after them
+            hooks.append(m.register_forward_hook(lambda mod, a, out, r=tick(clock, id(m)): r()))
+        elif id(m) in leaf_ids:
+            hooks.append(m.register_forward_pre_hook(tick(clock, id(m))))
+        hooks.append(m.register_forward_pre_hook(tick(entered, id(m))))
     was_training = model.training
     try:
         model.eval()
@@ -91,8 +104,18 @@ def execution_order(model: nn.Module, leaves: list[tuple[str, nn.Module]], input
         model.train(was_training)
         for h in hooks:
             h.remove()
-    called = sorted((k for k in seen), key=seen.get)
-    return [leaves[i] for i in called] + [leaves[i] for i in range(len(leaves)) if i not in seen]
+    parents = {id(c): m for m in model.modules() for c in m.children()}
+
+    def when(i: int) -> tuple[float, int]:
+        m = leaves[i][1]
+        if id(m) in clock:
+            return (clock[id(m)], i)
+        up = parents.get(id(m))
+        while up is not None and id(up) not in entered:
+            up = parents.get(id(up))
+        return ((entered[id(up)] + 0.5) if up is not None else float("inf"), i)
+
+    return [leaves[i] for i in sorted(range(len(leaves)), key=when)]
 
 
 def _mismatch(src, dst) -> str | None:

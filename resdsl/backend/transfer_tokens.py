@@ -80,3 +80,15 @@ def free_pairs(src, dst) -> list[tuple[tuple[str, torch.Tensor], tuple[str, torc
         j = next(i for i, d in enumerate(left) if tuple(d[1].shape) == tuple(s[1].shape))
         pairs.append((s, left.pop(j)))
     return pairs
+
+
+# Buffers an attention computes from its window at construction, never learned: not transferred
+# (torchvision keeps them in the state_dict, timm does not).
+DERIVED = frozenset({"relative_position_index", "relative_coords_table"})
+
+
+def attention_category(m: nn.Module) -> str | None:
+    """"attention" for any window or relative-position attention module (torchvision's
+    ShiftedWindowAttention[V2], timm's WindowAttention, resdsl's Attention), whose own tensors are
+    its position bias; None for others."""
+    return "attention" if type(m).__name__.endswith("Attention") or type(m).__name__.endswith("AttentionV2") else None
