@@ -216,13 +216,19 @@ class Attention(nn.Module):
         return 16 * torch.sigmoid(bias) if self.position == "cpb" else bias
 
     def attend(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """Attention over the second-to-last axis of x (..., N, D); mask broadcasts to (..., heads, N, N)."""
+        """Attention over the second-to-last axis of x (..., N, D), plus the relative position bias and
+        `mask` (the shift mask), which broadcast to (..., heads, N, N)."""
         *lead, n, d = x.shape
-        qkv = self.qkv(x)
-        if self.cosine and self.qkv.bias is not None:    # Swin V2 holds the key bias at zero
-            qkv = torch.cat([qkv[..., :d], qkv[..., d:2 * d] - self.qkv.bias[d:2 * d], qkv[..., 2 * d:]], -1)
-        qkv = qkv.reshape(*lead, n, 3, self.heads, d // self.heads)
+        # qkv and proj are applied functionally, as torchvision's window attention does, so that a
+        # forward pass visits the weights in the same order (transfer_weights matches by it)
+        bias = self.qkv.bias
+        if self.cosine and bias is not None:          # Swin V2 holds the key bias at zero
+            bias = torch.cat([bias[:d], torch.zeros_like(bias[d:2 * d]), bias[2 * d:]])
+        qkv = F.linear(x, self.qkv.weight, bias).reshape(*lead, n, 3, self.heads, d // self.heads)
         q, k, v = qkv.movedim(-3, 0).transpose(-3, -2).unbind(0)      # each (..., heads, N, d/heads)
+        bias = self.position_bias()                                   # (heads, N, N), after q, k, v as torchvision
+        if bias is not None:
+            mask = bias.to(x.dtype) if mask is None else bias.to(x.dtype) + mask   # mask: (nW, 1, N, N)
         scale = None
         if self.cosine:
             tau = torch.clamp(self.logit_scale, max=math.log(100.0)).exp()
@@ -230,7 +236,7 @@ class Attention(nn.Module):
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale,
                                            dropout_p=self.attn_drop if self.training else 0.0)
         y = y.transpose(-3, -2).reshape(*lead, n, d)
-        return F.dropout(self.proj(y), self.proj_drop, self.training)
+        return F.dropout(F.linear(y, self.proj.weight, self.proj.bias), self.proj_drop, self.training)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.window is None:
@@ -247,12 +253,7 @@ class Attention(nn.Module):
             x = torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(1, 2))
         nh, nw = ph // wh, pw // ww
         x = x.view(b, nh, wh, nw, ww, c).permute(0, 1, 3, 2, 4, 5).reshape(b, nh * nw, wh * ww, c)
-        mask = self.position_bias()                                  # (heads, N, N)
-        if any(shift):
-            m = shift_mask(ph, pw, self.window, shift).to(x.dtype).to(x.device).unsqueeze(1)  # (nW, 1, N, N)
-            mask = m if mask is None else mask.unsqueeze(0) + m
-        if mask is not None:
-            mask = mask.to(x.dtype)
+        mask = shift_mask(ph, pw, self.window, shift).to(x.dtype).to(x.device).unsqueeze(1) if any(shift) else None
         x = self.attend(x, mask)                                     # (B, nW, N, C)
         x = x.view(b, nh, nw, wh, ww, c).permute(0, 1, 3, 2, 4, 5).reshape(b, ph, pw, c)
         if any(shift):

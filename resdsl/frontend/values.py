@@ -21,6 +21,7 @@ from . import ast
 # Bare words with a meaning to the compiler: shortcut kinds, merge and parallel modes, drop_path
 # options, and activations (values of `se act ... gate ...`).
 SYMBOLS = frozenset({*USER_SHORTCUTS, *MERGE_MODES, *PARALLEL_MODES, "linear", "constant", "batch", "sample",
+                     *ops.attention.POSITIONS,
                      *ops.activations()})
 MAX_INT = 2 ** 62
 

@@ -16,7 +16,7 @@ def attention_resolve(a: dict, ins: list[Shape] | None) -> dict:
     globally."""
     w = None if a["window"] is None else sizes(a["window"], 2)
     shift = sizes(a["shift"], 2)
-    position = a["position"] if a["position"] is not None else ("table" if w is not None else "none")
+    position = str(a["position"]) if a["position"] is not None else ("table" if w is not None else "none")
     if position not in POSITIONS:
         raise AttrError("position", f"attention: position is one of {', '.join(POSITIONS)}, got {position}")
     if position != "none" and w is None:
@@ -117,7 +117,7 @@ OPS = (
        (Attr("heads", int, check=positive), Attr("qkv_bias", bool, True, flag=True),
         Attr("proj_bias", bool, True, flag=True), Attr("attn_drop", NUM, 0.0, check=probability),
         Attr("proj_drop", NUM, 0.0, check=probability), Attr("window", SIZE, None),
-        Attr("shift", SIZE, 0), Attr("pad", bool, False, flag=True), Attr("position", str, None),
+        Attr("shift", SIZE, 0), Attr("pad", bool, False, flag=True), Attr("position", object, None),
         Attr("cosine", bool, False, flag=True), Attr("cpb_hidden", int, 512, check=positive)),
        attention_shape, attention_build, attention_params, attention_macs, resolve=attention_resolve,
        window=lambda a, ins: None, label=attention_label, what=attention_what, weights="trained",
