@@ -170,15 +170,17 @@ class Attention(nn.Module):
     `scaled_dot_product_attention`, then `proj`. Windowed (Swin): the grid is padded to a multiple
     of the window, cyclically shifted, cut into windows; the relative position bias (a learned
     table, Swin V1; or 16·σ(MLP(log coordinates)), Swin V2's continuous bias) and the shift mask
-    enter the softmax as an additive mask. Cosine attention (Swin V2): cos(q, k)·τ with a learned
+    enter the softmax as an additive mask. Grid (MaxViT): each window gathers positions spread over
+    the whole map, one in every H/w rows and W/w columns. Cosine attention (Swin V2): cos(q, k)·τ with a learned
     per-head τ = exp(min(logit_scale, log 100)), the key bias held at zero as torchvision does.
     """
 
     def __init__(self, dim: int, heads: int, qkv_bias: bool = True, proj_bias: bool = True,
                  attn_drop: float = 0.0, proj_drop: float = 0.0, window: tuple[int, int] | None = None,
                  shift: tuple[int, int] = (0, 0), position: str = "none", cosine: bool = False,
-                 cpb_hidden: int = 512):
+                 cpb_hidden: int = 512, grid: bool = False, scale: float | None = None):
         super().__init__()
+        self.grid, self.scale = grid, scale
         self.heads, self.attn_drop, self.proj_drop = heads, attn_drop, proj_drop
         self.window, self.shift, self.position, self.cosine = window, tuple(shift), position, cosine
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
@@ -202,7 +204,8 @@ class Attention(nn.Module):
                 self.qkv.bias[d:2 * d].zero_()
 
     def extra_repr(self) -> str:
-        extra = f", window={self.window}, shift={self.shift}, position={self.position}" if self.window else ""
+        extra = (f", window={self.window}, shift={self.shift}, position={self.position}"
+                 f"{', grid' if self.grid else ''}" if self.window else "")
         return f"heads={self.heads}{extra}{', cosine' if self.cosine else ''}"
 
     def position_bias(self) -> torch.Tensor | None:
@@ -229,7 +232,7 @@ class Attention(nn.Module):
         bias = self.position_bias()                                   # (heads, N, N), after q, k, v as torchvision
         if bias is not None:
             mask = bias.to(x.dtype) if mask is None else bias.to(x.dtype) + mask   # mask: (nW, 1, N, N)
-        scale = None
+        scale = self.scale
         if self.cosine:
             tau = torch.clamp(self.logit_scale, max=math.log(100.0)).exp()
             q, k, scale = F.normalize(q, dim=-1) * tau, F.normalize(k, dim=-1), 1.0
@@ -252,10 +255,16 @@ class Attention(nn.Module):
         if any(shift):
             x = torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(1, 2))
         nh, nw = ph // wh, pw // ww
-        x = x.view(b, nh, wh, nw, ww, c).permute(0, 1, 3, 2, 4, 5).reshape(b, nh * nw, wh * ww, c)
+        if self.grid:     # MaxViT's grid: window position (i, j) reads pixel (i·nh + a, j·nw + b) of group (a, b)
+            x = x.view(b, wh, nh, ww, nw, c).permute(0, 2, 4, 1, 3, 5).reshape(b, nh * nw, wh * ww, c)
+        else:
+            x = x.view(b, nh, wh, nw, ww, c).permute(0, 1, 3, 2, 4, 5).reshape(b, nh * nw, wh * ww, c)
         mask = shift_mask(ph, pw, self.window, shift).to(x.dtype).to(x.device).unsqueeze(1) if any(shift) else None
         x = self.attend(x, mask)                                     # (B, nW, N, C)
-        x = x.view(b, nh, nw, wh, ww, c).permute(0, 1, 3, 2, 4, 5).reshape(b, ph, pw, c)
+        if self.grid:
+            x = x.view(b, nh, nw, wh, ww, c).permute(0, 3, 1, 4, 2, 5).reshape(b, ph, pw, c)
+        else:
+            x = x.view(b, nh, nw, wh, ww, c).permute(0, 1, 3, 2, 4, 5).reshape(b, ph, pw, c)
         if any(shift):
             x = torch.roll(x, shifts=shift, dims=(1, 2))
         return x[:, :h, :w, :].contiguous()

@@ -22,6 +22,8 @@ def attention_resolve(a: dict, ins: list[Shape] | None) -> dict:
     if position != "none" and w is None:
         raise AttrError("position", f"attention: a relative position bias ({position}) needs a window").note(
             "give the window: 'attention 3 window 7'")
+    if a["grid"] and (w is None or any(shift) or a["pad"]):
+        raise AttrError("grid", "attention: a grid (MaxViT) needs a window, and takes no shift and no pad")
     if any(shift) and w is None:
         raise AttrError("shift", "attention: a shift needs a window")
     if w is not None and not all(0 <= s < x for s, x in zip(shift, w)):
@@ -88,7 +90,7 @@ def attention_build(a: dict, ins: list[Shape], inplace: bool):
     from ...backend.tokens import Attention
 
     return Attention(ins[0][0], a["heads"], a["qkv_bias"], a["proj_bias"], a["attn_drop"], a["proj_drop"],
-                     a["window"], a["shift"], a["position"], a["cosine"], a["cpb_hidden"])
+                     a["window"], a["shift"], a["position"], a["cosine"], a["cpb_hidden"], a["grid"], a["scale"])
 
 
 def attention_label(a: dict, brief: bool) -> str:
@@ -99,26 +101,27 @@ def attention_label(a: dict, brief: bool) -> str:
     extra = [f"shift {fmt(a['shift']) if a['shift'][0] != a['shift'][1] else a['shift'][0]}"] if any(a["shift"]) else []
     extra += {"table": ["rel. pos. bias"], "cpb": ["cont. pos. bias"]}.get(a["position"], [])
     w = a["window"]
-    return (f"{fmt(w)} window {'cosine ' if a['cosine'] else ''}attention, {head}"
+    return (f"{fmt(w)} {'grid' if a['grid'] else 'window'} {'cosine ' if a['cosine'] else ''}attention, {head}"
             + "".join(f", {e}" for e in extra))
 
 
 def attention_what(a: dict) -> str:
     parts = ["attention", f"h{a['heads']}"]
     if a["window"] is not None:
-        parts += [f"w{fmt(a['window'])}"] + ([f"shift{a['shift'][0]}"] if any(a["shift"]) else [])
+        parts += [f"{'grid' if a['grid'] else 'w'}{fmt(a['window'])}"] + ([f"shift{a['shift'][0]}"] if any(a["shift"]) else [])
     return " ".join(parts + (["cosine"] if a["cosine"] else []))
 
 
 OPS = (
     Op("attention", "multi-head self-attention: attention HEADS [qkv_bias false] [attn_drop P] [proj_drop P] "
-       "[window W [shift S] [pad] [position table|cpb|none]] [cosine]",
+       "[window W [shift S | grid] [pad] [position table|cpb|none]] [cosine] [scale S (1/√(D/heads))]",
        ("heads",),
        (Attr("heads", int, check=positive), Attr("qkv_bias", bool, True, flag=True),
         Attr("proj_bias", bool, True, flag=True), Attr("attn_drop", NUM, 0.0, check=probability),
         Attr("proj_drop", NUM, 0.0, check=probability), Attr("window", SIZE, None),
         Attr("shift", SIZE, 0), Attr("pad", bool, False, flag=True), Attr("position", object, None),
-        Attr("cosine", bool, False, flag=True), Attr("cpb_hidden", int, 512, check=positive)),
+        Attr("cosine", bool, False, flag=True), Attr("cpb_hidden", int, 512, check=positive),
+        Attr("grid", bool, False, flag=True), Attr("scale", NUM, None, check=positive)),
        attention_shape, attention_build, attention_params, attention_macs, resolve=attention_resolve,
        window=lambda a, ins: None, label=attention_label, what=attention_what, weights="trained",
        fresh_output=True,
