@@ -12,6 +12,26 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def _count_cpu_attention() -> None:
+    """torch.utils.flop_counter knows the GPU kernels of scaled_dot_product_attention but not the
+    CPU one, so on a CPU attention would count 0 FLOPs (for torchvision's models too). Register the
+    same formula (q·kᵀ and attention·v, any leading batch axes) for it, once."""
+    from torch.utils import flop_counter as fc
+
+    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    if op is None or op.default in fc.flop_registry or op in fc.flop_registry:
+        return
+
+    @fc.register_flop_formula(op)
+    def _flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+        *lead, s_q, d_q = query_shape
+        s_k, d_v = key_shape[-2], value_shape[-1]
+        return 2 * math.prod(lead) * s_q * s_k * (d_q + d_v)
+
+
+_count_cpu_attention()
+
+
 class ToTokens(nn.Module):
     """A C×H×W map (B, C, H, W) → H·W tokens (B, H·W, C), row-major (ViT's patch order); a grid
     (B, H, W, D) → (B, H·W, D); a C×L sequence (B, C, L) → L tokens."""
@@ -174,6 +194,8 @@ class Attention(nn.Module):
     the whole map, one in every H/w rows and W/w columns. Cosine attention (Swin V2): cos(q, k)·τ with a learned
     per-head τ = exp(min(logit_scale, log 100)), the key bias held at zero as torchvision does.
     """
+
+    books_own_macs = True      # applies qkv and proj with F.linear: flop_counter books their MACs here
 
     def __init__(self, dim: int, heads: int, qkv_bias: bool = True, proj_bias: bool = True,
                  attn_drop: float = 0.0, proj_drop: float = 0.0, window: tuple[int, int] | None = None,

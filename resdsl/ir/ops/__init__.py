@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from . import activation, attention, channels, conv, merge, norm, pool, se, tokens
 from .activation import ACT, GATE
-from .base import NUM, SIZE, WORDS, Attr, AttrError, Op, OpError, Shape, Tokens, fmt, is_tokens, pair
+from .base import NUM, SIZE, WORDS, Attr, AttrError, Op, OpError, Shape, Tokens, fmt, is_tokens, pair, runtime_shape
 
 FAMILIES = (conv, norm, activation, channels, pool, se, tokens, attention, merge)
 OPS: dict[str, Op] = {op.kind: op for family in FAMILIES for op in family.OPS}
@@ -52,4 +52,4 @@ def cost(kind: str, attrs: dict, ins: list[Shape], out: Shape) -> tuple[int, int
 
 
 __all__ = ["OPS", "Op", "Attr", "OpError", "AttrError", "Shape", "NUM", "SIZE", "WORDS", "fmt", "pair",
-           "Tokens", "is_tokens", "make", "infer", "cost", "user_kinds", "activations", "ACT", "GATE"]
+           "Tokens", "is_tokens", "runtime_shape", "make", "infer", "cost", "user_kinds", "activations", "ACT", "GATE"]

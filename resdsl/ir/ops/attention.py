@@ -125,9 +125,8 @@ OPS = (
        attention_shape, attention_build, attention_params, attention_macs, resolve=attention_resolve,
        window=lambda a, ins: None, label=attention_label, what=attention_what, weights="trained",
        fresh_output=True,
-       aten=("mm", "addmm", "linear", "bmm", "baddbmm", "_scaled_dot_product_efficient_attention",
-             "_scaled_dot_product_flash_attention", "_scaled_dot_product_flash_attention_for_cpu",
-             "scaled_dot_product_attention")),
+       aten=("_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_efficient_attention",
+             "_scaled_dot_product_flash_attention")),
 )
 
 

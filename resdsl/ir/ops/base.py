@@ -135,6 +135,11 @@ class Tokens(tuple):
         return f"Tokens({tuple(self)!r}, prefix={self.prefix})"
 
     @property
+    def runtime(self) -> tuple[int, ...]:
+        """The tensor's shape at run time, without the batch: (N, D) or (H, W, D), channels last."""
+        return (*self[1:], self[0])
+
+    @property
     def grid(self) -> bool:
         """An H×W×D grid (a channels-last map) rather than a sequence of N tokens."""
         return len(self) == 3
@@ -142,6 +147,11 @@ class Tokens(tuple):
 
 def is_tokens(shape) -> bool:
     return isinstance(shape, Tokens)
+
+
+def runtime_shape(shape: Shape) -> tuple[int, ...]:
+    """A shape as the compiled model's tensor has it, without the batch (tokens are channels last)."""
+    return shape.runtime if isinstance(shape, Tokens) else tuple(shape)
 
 
 def like(shape: Shape, dims) -> Shape:
