@@ -170,7 +170,7 @@ def fmt(shape: Shape) -> str:
 def layout(shape: Shape) -> str:
     """What a shape is, in words, for messages: a map, a sequence, a vector, tokens, a grid."""
     if isinstance(shape, Tokens):
-        return ("an H×W×D grid " if shape.grid else "N×D tokens ") + fmt(shape)
+        return fmt(shape)
     return {1: "a vector ", 2: "a C×L sequence ", 3: "a C×H×W map "}.get(len(shape), "") + fmt(shape)
 
 
@@ -181,7 +181,7 @@ TOKEN_NOTE = ("tokens become a map again with 'to_map HxW' (a grid with 'channel
 def no_tokens(shape: Shape, what: str) -> None:
     """A token tensor where a map, a sequence or a vector is needed: a located error with the way out."""
     if isinstance(shape, Tokens):
-        raise OpError(f"{what} needs a map, a sequence or a vector, got {layout(shape)}").note(TOKEN_NOTE)
+        raise OpError(f"{what} needs a map or a sequence, not tokens: got {layout(shape)}").note(TOKEN_NOTE)
 
 
 def pair(v: int | tuple[int, int]) -> tuple[int, int]:
