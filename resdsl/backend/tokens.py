@@ -196,12 +196,14 @@ class Attention(nn.Module):
     """
 
     books_own_macs = True      # applies qkv and proj with F.linear: flop_counter books their MACs here
+    LOG_100 = 4.605170185988092    # math.log(100.0): Swin V2's cap on the temperature
 
     def __init__(self, dim: int, heads: int, qkv_bias: bool = True, proj_bias: bool = True,
                  attn_drop: float = 0.0, proj_drop: float = 0.0, window: tuple[int, int] | None = None,
                  shift: tuple[int, int] = (0, 0), position: str = "none", cosine: bool = False,
                  cpb_hidden: int = 512, grid: bool = False, scale: float | None = None):
         super().__init__()
+        self.dim, self.cpb_hidden = dim, cpb_hidden
         self.grid, self.scale = grid, scale
         self.heads, self.attn_drop, self.proj_drop = heads, attn_drop, proj_drop
         self.window, self.shift, self.position, self.cosine = window, tuple(shift), position, cosine
@@ -256,7 +258,7 @@ class Attention(nn.Module):
             mask = bias.to(x.dtype) if mask is None else bias.to(x.dtype) + mask   # mask: (nW, 1, N, N)
         scale = self.scale
         if self.cosine:
-            tau = torch.clamp(self.logit_scale, max=math.log(100.0)).exp()
+            tau = torch.clamp(self.logit_scale, max=self.LOG_100).exp()
             q, k, scale = F.normalize(q, dim=-1) * tau, F.normalize(k, dim=-1), 1.0
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale,
                                            dropout_p=self.attn_drop if self.training else 0.0)
@@ -290,3 +292,29 @@ class Attention(nn.Module):
         if any(shift):
             x = torch.roll(x, shifts=shift, dims=(1, 2))
         return x[:, :h, :w, :].contiguous()
+
+
+def _attention_source(m: Attention) -> str:
+    return (f"Attention({m.dim}, {m.heads}, qkv_bias={m.qkv.bias is not None}, proj_bias={m.proj.bias is not None}, "
+            f"attn_drop={m.attn_drop!r}, proj_drop={m.proj_drop!r}, window={m.window!r}, shift={m.shift!r}, "
+            f"position={m.position!r}, cosine={m.cosine}, cpb_hidden={m.cpb_hidden}, grid={m.grid}, scale={m.scale!r})")
+
+
+# For `resdsl compile -o model.py` (backend/emit.py): each module's constructor expression, and the
+# definitions the generated file copies by their source.
+SOURCE = {
+    ToTokens: lambda m: f"ToTokens(grid={m.grid})",
+    ToMap: lambda m: f"ToMap({m.height}, {m.width})",
+    Transpose: lambda m: "Transpose()",
+    Permute: lambda m: f"Permute({m.dims!r})",
+    LearnedTokens: lambda m: f"LearnedTokens({m.token.shape[2]}, {m.token.shape[1]}, {m.at}, 0.0)",
+    PositionEmbedding: lambda m: f"PositionEmbedding({m.pos_embedding.shape[1]}, {m.pos_embedding.shape[2]}, 0.02)",
+    TakeToken: lambda m: f"TakeToken({m.index})",
+    TokenMean: lambda m: f"TokenMean({m.prefix})",
+    PatchMerge: lambda m: "PatchMerge()",
+    Attention: _attention_source,
+}
+HELPERS = (relative_position_index, relative_coords_table, shift_mask, *SOURCE)
+# a channels-last LayerNorm (on each token) is torch's own
+SOURCE[nn.LayerNorm] = lambda m: (f"nn.LayerNorm({m.normalized_shape[0]}, eps={m.eps!r}, "
+                                  f"elementwise_affine={m.elementwise_affine})")
