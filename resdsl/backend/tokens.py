@@ -245,14 +245,17 @@ class Attention(nn.Module):
     def attend(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """Attention over the second-to-last axis of x (..., N, D), plus the relative position bias and
         `mask` (the shift mask), which broadcast to (..., heads, N, N)."""
-        *lead, n, d = x.shape
+        d = x.shape[-1]
         # qkv and proj are applied functionally, as torchvision's window attention does, so that a
         # forward pass visits the weights in the same order (transfer_weights matches by it)
         bias = self.qkv.bias
         if self.cosine and bias is not None:          # Swin V2 holds the key bias at zero
             bias = torch.cat([bias[:d], torch.zeros_like(bias[d:2 * d]), bias[2 * d:]])
-        qkv = F.linear(x, self.qkv.weight, bias).reshape(*lead, n, 3, self.heads, d // self.heads)
-        q, k, v = qkv.movedim(-3, 0).transpose(-3, -2).unbind(0)      # each (..., heads, N, d/heads)
+        qkv = F.linear(x, self.qkv.weight, bias)
+        qkv = qkv.reshape(qkv.shape[:-1] + (3, self.heads, d // self.heads))     # (..., N, 3, heads, d/heads)
+        r = qkv.dim()
+        qkv = qkv.permute(r - 3, *range(r - 4), r - 2, r - 4, r - 1)              # (3, ..., heads, N, d/heads)
+        q, k, v = qkv[0], qkv[1], qkv[2]
         bias = self.position_bias()                                   # (heads, N, N), after q, k, v as torchvision
         if bias is not None:
             mask = bias.to(x.dtype) if mask is None else bias.to(x.dtype) + mask   # mask: (nW, 1, N, N)
@@ -262,7 +265,7 @@ class Attention(nn.Module):
             q, k, scale = F.normalize(q, dim=-1) * tau, F.normalize(k, dim=-1), 1.0
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale,
                                            dropout_p=self.attn_drop if self.training else 0.0)
-        y = y.transpose(-3, -2).reshape(*lead, n, d)
+        y = y.transpose(-3, -2).reshape(x.shape)
         return F.dropout(F.linear(y, self.proj.weight, self.proj.bias), self.proj_drop, self.training)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
