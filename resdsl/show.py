@@ -189,7 +189,12 @@ def _items(seq, params=None) -> list[str]:
 
 def _stage(st: Stage, calls: dict) -> tuple[str, str]:
     """The stage's block definition and its `stage` statement. Where blocks differ (the first
-    one's stride, a per-block rate), the value is `[v0, v1, ...][i]`, i the block's index."""
+    one's stride, a per-block rate), the value is `[v0, v1, ...][i]`, i the block's index. A stage
+    whose steps are several units (`stage x 12 [attention_unit(12), mlp_unit(3072)]`) gets one
+    definition per unit of the step and a list of calls."""
+    names = st.block.split(" + ")
+    if len(names) > 1:
+        return _stage_steps(st, names, calls)
     first, n = st.blocks[0], len(st.blocks)
     skeletons = {_block_body(b, calls, mask=True) for b in st.blocks}
     if len(skeletons) > 1:
@@ -214,6 +219,23 @@ def _stage(st: Stage, calls: dict) -> tuple[str, str]:
     if n > 1 and st.blocks[1].shares is not None:
         stmt += " share" + ("" if st.blocks[1].share_bn else " per_step_bn")
     return defn, stmt
+
+
+def _stage_steps(st: Stage, names: list[str], calls: dict) -> tuple[str, str]:
+    """A stage of steps of k units: each unit position written as a stage of its own, then one
+    `stage x n [a(...), b(...)] [stride S]` statement calling them all."""
+    k = len(names)
+    defs, refs, tail = [], [], ""
+    for j, name in enumerate(names):
+        sub = st.model_copy(update={"block": name, "blocks": st.blocks[j::k], "name": f"{st.name}.{j}"})
+        defn, stmt = _stage(sub, calls)
+        defs.append(defn)
+        call = stmt.split(" ", 3)[3]                       # `NAME(block_index)`, `NAME stride 2` or `NAME`
+        if " stride " in call:
+            call, _, stride = call.partition(" stride ")
+            tail = f" stride {stride}"
+        refs.append(call if call.endswith(")") else call + "()")
+    return "\n\n".join(defs), f"stage x {len(st.blocks) // k} [{', '.join(refs)}]{tail}"
 
 
 def _stage_first_differs(st: Stage, calls: dict) -> tuple[str, str]:

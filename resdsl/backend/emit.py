@@ -17,6 +17,7 @@ from torch import nn
 
 from . import layers as L
 from . import modules as M
+from . import tokens as T
 from .unit import forward_lines
 
 # resdsl's own layers, copied into the generated file by their source when used
@@ -144,8 +145,10 @@ class Emitter:
         if id(m) in self.seen and not isinstance(m, (nn.ReLU, nn.Sigmoid, M.CReLU)):
             self.ties.append((path, self.seen[id(m)]))
         self.seen.setdefault(id(m), path)
-        if type(m) in HELPERS:
+        if type(m) in HELPERS or type(m) in T.SOURCE:
             self.helpers.add(type(m))
+        if type(m) in T.SOURCE:
+            return T.SOURCE[type(m)](m)
         if type(m) in LAYERS:
             return LAYERS[type(m)](m)
         if isinstance(m, M.ResidualBlock):
@@ -267,6 +270,8 @@ def emit_source(model: M.Network, net=None) -> str:
     fwd.append("        return self.head(x)")
     out = [_HEADER.format(name=model.spec_name, shape=tuple(model.input_shape), torch=torch.__version__)]
     out += [inspect.getsource(h) for h in HELPERS if h in e.helpers] + [inspect.getsource(h) for h in e.own]
+    if e.helpers & set(T.SOURCE):           # token modules: their helper functions and classes
+        out += [inspect.getsource(h) for h in T.HELPERS if h in e.helpers or not isinstance(h, type)]
     for body, name in e.classes.items():
         out.append(f"class {name}(nn.Module):\n    def __init__(self):\n        super().__init__()\n{body}\n")
     out.append(f"class Network(nn.Module):\n    \"\"\"{model.spec_name}, input {tuple(model.input_shape)}.\"\"\"\n\n"

@@ -30,6 +30,8 @@ import torch
 import torch.utils._pytree
 from torch import nn
 
+from .transfer_tokens import DERIVED, LearnedTensor, attention_category, split_free, unpack_attention
+
 
 class TransferError(ValueError):
     """The two models differ in structure, or one cannot run; the message says where."""
@@ -73,6 +75,10 @@ def _category(m: nn.Module | None) -> str:
     """The kind of a leaf by its torch base class (a subclass keeps the meaning of its parameters)."""
     if m is None:
         return "tensors"
+    if isinstance(m, LearnedTensor):
+        return "learned"
+    if attention_category(m):
+        return "attention"
     for base, name in _KINDS:
         if isinstance(m, base):
             return name or f"conv{len(m.kernel_size)}d"
@@ -80,9 +86,11 @@ def _category(m: nn.Module | None) -> str:
 
 
 def _tensors(m: nn.Module) -> list[tuple[str, torch.Tensor]]:
-    """A module's own parameters and state-dict buffers (not a non-persistent one: BlurPool's fixed filter)."""
+    """A module's own parameters and state-dict buffers, but not a non-persistent one (BlurPool's fixed
+    filter) nor one an attention derives from its window (transfer_tokens.DERIVED)."""
     return [*m.named_parameters(recurse=False), *((n, b) for n, b in m.named_buffers(recurse=False)
-                                                  if b is not None and n not in m._non_persistent_buffers_set)]
+                                                  if b is not None and n not in m._non_persistent_buffers_set
+                                                  and n not in DERIVED)]
 
 
 def weighted_leaves(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -109,7 +117,9 @@ def weighted_leaves(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def leaves_of_module(model: nn.Module) -> list[Leaf]:
-    return [Leaf(n, _tensors(m), m) for n, m in weighted_leaves(model)]
+    """The weighted leaves, torchvision's packed attention shown as its `in_proj` Linear (before
+    `out_proj`) and each free learned tensor (class token, position embedding) a leaf of its own."""
+    return [Leaf(n, _tensors(m), m) for n, m in split_free(unpack_attention(weighted_leaves(model)), _tensors)]
 
 
 def leaves_of_state(state: dict[str, torch.Tensor]) -> list[Leaf]:
@@ -142,6 +152,8 @@ def _is_dense(m: nn.Module) -> bool:
 def signature(leaf: Leaf) -> tuple:
     """What must agree for two leaves to correspond: kind and tensor shapes."""
     m = leaf.module
+    if isinstance(m, LearnedTensor):      # a class token or position embedding, whatever its name
+        return ("learned", tuple(tuple(t.shape) for _, t in leaf.tensors))
     if m is not None and _is_scale(m):     # one learnable per-channel scale, whatever the module calls it
         return ("scale", tuple(t.numel() for _, t in leaf.tensors))
     if m is not None and _is_dense(m):     # a classifier written as Linear or as a 1×1 conv (timm's ResNetV2 head)
@@ -206,7 +218,7 @@ class _Flow(torch.overrides.TorchFunctionMode):
     def __init__(self, owner: dict[int, int]):
         super().__init__()
         self.owner = owner                       # id(parameter or buffer) -> leaf index
-        self.prov: dict[int, tuple] = {}         # id(tensor) -> ("param", leaf) | ("data", frozenset of leaves)
+        self.prov: dict[int, tuple] = {}         # id(tensor) -> ("param", leaves) | ("data", frozenset of leaves)
         self.keep: list[torch.Tensor] = []       # keeps ids unique while the pass runs
         self.preds: dict[int, set[int]] = defaultdict(set)
         self.first: dict[int, int] = {}          # leaf -> index of its first use
@@ -230,16 +242,21 @@ class _Flow(torch.overrides.TorchFunctionMode):
             if p is None:
                 continue
             if p[0] == "param":
-                owners.append(p[1])
+                owners += p[1]
             else:
                 data |= p[1]
         if owners and data:                       # a leaf's tensor meets data: the leaf runs
+            # several leaves at once run in argument order: torchvision's MultiheadAttention hands
+            # in_proj_weight and out_proj.weight to one F.multi_head_attention_forward; Swin V2's
+            # position MLP (two Linears on a fixed table) meets the data only as the attention's bias
+            before: set[int] = set()
             for o in dict.fromkeys(owners):
-                self.preds[o] |= data - {o}
+                self.preds[o] |= (data | before) - {o}
                 self.first.setdefault(o, len(self.first))
+                before.add(o)
             prov = ("data", frozenset(owners))
-        elif owners:                              # its tensors alone (a standardised weight, a view)
-            prov = ("param", owners[0])
+        elif owners:                              # tensors alone (a standardised weight, a view, a table's MLP)
+            prov = ("param", tuple(dict.fromkeys(owners)))
         elif data:
             prov = ("data", frozenset(data))
         else:

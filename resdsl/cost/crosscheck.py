@@ -36,9 +36,11 @@ def counted_macs(model, input_shape: tuple[int, ...]) -> tuple[dict[str, int], d
         name = str(op).split(".")[1] if "." in str(op) else str(op)
         by_kind[ATEN_KINDS.get(name, f"aten.{name}")] += flops // 2
     # A shared module is booked under one of its names; book it under its first (the graph's).
+    # MACs are booked on leaf modules, and on a module that applies its children's weights itself
+    # (resdsl's attention runs its qkv and proj Linears with F.linear: `books_own_macs`).
     first = {id(m): n for n, m in model.named_modules()}
     canonical = {n: first[id(m)] for n, m in model.named_modules(remove_duplicate=False)
-                 if n and not any(True for _ in m.children())}
+                 if n and (getattr(m, "books_own_macs", False) or not any(True for _ in m.children()))}
     by_module: dict[str, int] = defaultdict(int)
     for k, v in counts.items():
         name = k.partition(".")[2]

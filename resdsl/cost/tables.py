@@ -130,4 +130,4 @@ def human_bytes(n: float) -> str:
 
 
 def shape_str(shape) -> str:
-    return fmt(tuple(shape))
+    return fmt(shape if isinstance(shape, tuple) else tuple(shape))       # tokens keep their layout

@@ -64,7 +64,7 @@ def resolve(ctx: Context, kind: str, attrs: dict, shape: ops.Shape, span: Span,
     """make + infer for a layer on one input, remembered per lowering: a deep network repeats the
     same few (kind, attributes, input shape) hundreds of times (ResNet-1202: 7 distinct convs)."""
     try:
-        key = (kind, shape, *attrs.items(), *map(type, attrs.values()))     # 1 and 1.0 differ
+        key = (kind, shape, repr(shape), *attrs.items(), *map(type, attrs.values()))  # 1 and 1.0 differ; tokens and maps too
         hit = ctx.resolved.get(key)
     except TypeError:                         # an unhashable attribute value (a list): no cache
         key, hit = None, None

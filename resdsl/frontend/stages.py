@@ -21,29 +21,32 @@ def stage(ctx: Context, st: ast.stage, env, shape, name: str) -> tuple[Stage, op
     """N units of one block; `stride` applies to the first, `dilation` from the second on. The
     arguments are evaluated per unit, with block_index, stage_blocks, net_index, net_blocks in scope."""
     values, spans, per_block = stage_values(ctx, st, env)
-    ref, n = check_stage(ctx, st, values, spans), len(per_block)
+    refs, n = check_stage(ctx, st, values, spans), len(per_block)
     blocks: list[Block] = []
     built: list[tuple[Block, ops.Shape]] = []
-    for j, r in enumerate(per_block):
-        if not isinstance(r, BlockRef) or r.defn is not ref.defn:
-            raise SpecError(f"every block of a stage uses one definition; block {j} is {show(r)}",
+    for j, step in enumerate(per_block):
+        step = list(step) if isinstance(step, (list, tuple)) else [step]
+        if len(step) != len(refs) or any(not isinstance(r, BlockRef) or r.defn is not ref.defn
+                                         for r, ref in zip(step, refs)):
+            raise SpecError(f"every step of a stage uses the same definitions; step {j} is {show(step)}",
                             spans.get("block", st.span))
-        if j == 0 and "stride" in spans:
-            r = rebind(r, "stride", values["stride"], spans["stride"], st.span)
-        if values["dilation"] is not None:
-            # torchvision's replace_stride_with_dilation: the first block keeps the previous dilation
-            d = ctx.dilation if j == 0 else values["dilation"]
-            r = rebind(r, "dilation", d, spans["dilation"], st.span)
-        blk, out = block(ctx, r, shape, f"{name}.blocks.{j}", st.span)
-        if values["share"]:
-            blk = share(blk, built, shape, values["per_step_bn"])
-            built.append((blk, shape))
-        blocks.append(blk)
-        shape = out
+        for k, r in enumerate(step):
+            if j == 0 and k == 0 and "stride" in spans:
+                r = rebind(r, "stride", values["stride"], spans["stride"], st.span)
+            if values["dilation"] is not None:
+                # torchvision's replace_stride_with_dilation: the first block keeps the previous dilation
+                d = ctx.dilation if j == 0 else values["dilation"]
+                r = rebind(r, "dilation", d, spans["dilation"], st.span)
+            blk, out = block(ctx, r, shape, f"{name}.blocks.{j * len(step) + k}", st.span)
+            if values["share"]:
+                blk = share(blk, built, shape, values["per_step_bn"])
+                built.append((blk, shape))
+            blocks.append(blk)
+            shape = out
     if values["dilation"] is not None:
         ctx.dilation = values["dilation"]
     ctx.net_index += n
-    return Stage(name=name, block=ref.name, blocks=tuple(blocks), span=st.span), shape
+    return Stage(name=name, block=" + ".join(r.name for r in refs), blocks=tuple(blocks), span=st.span), shape
 
 
 def stage_values(ctx: Context, st: ast.stage, env) -> tuple[dict, dict, list]:
@@ -70,17 +73,22 @@ def index_env(env: dict, st: ast.stage, j: int, n: int, net_blocks: int) -> dict
     return {**env, "block_index": j, "stage_blocks": n, "net_index": j, "net_blocks": net_blocks}
 
 
-def check_stage(ctx: Context, st: ast.stage, values: dict, spans: dict) -> BlockRef:
-    ref = values["block"]
-    if not isinstance(ref, BlockRef):
-        raise SpecError(f"stage needs a block, got {type_name(ref)} {show(ref)}",
-                        spans.get("block", st.span)).with_note("e.g. 'stage x 3 basic(64) stride 2'")
+def check_stage(ctx: Context, st: ast.stage, values: dict, spans: dict) -> list[BlockRef]:
+    """The block (or, for a step of several units, the list of blocks: a transformer layer is
+    `[attention_unit(...), mlp_unit(...)]`) of every step."""
+    v = values["block"]
+    refs = list(v) if isinstance(v, (list, tuple)) and v else [v]
+    for ref in refs:
+        if not isinstance(ref, BlockRef):
+            raise SpecError(f"stage needs a block or a list of blocks, got {type_name(ref)} {show(ref)}",
+                            spans.get("block", st.span)).with_note("e.g. 'stage x 3 basic(64) stride 2'")
+    ref = refs[0]
     for attr in ("stride", "dilation"):
         if attr in spans and attr not in {p.name for p in ref.defn.params}:
             raise SpecError(f"block '{ref.name}' has no '{attr}' parameter", spans[attr])
     if values["per_step_bn"] and not values["share"]:
         raise SpecError("per_step_bn only applies to a stage with 'share'", spans["per_step_bn"])
-    return ref
+    return refs
 
 
 def count_blocks(ctx: Context, net: ast.network, env: dict) -> int:

@@ -22,7 +22,8 @@ from .unparse import literal_text
 # Bare words with a meaning to the compiler: shortcut kinds, merge and parallel modes, drop_path
 # options, activations (values of `se act ... gate ...`), and `same` (`pad same k3 s2`).
 SYMBOLS = frozenset({*USER_SHORTCUTS, *MERGE_MODES, *PARALLEL_MODES, *DROP_SCHEDULES, *DROP_MODES,
-                     "same", *ops.activations()})
+                     "same", *ops.attention.POSITIONS,
+                     *ops.activations()})
 
 
 @dataclass(frozen=True)

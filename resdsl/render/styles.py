@@ -114,7 +114,7 @@ def merge_symbol(kind: str) -> str:
 
 
 def shape_text(shape) -> str:
-    return fmt(tuple(shape)) if shape else ""
+    return fmt(shape if isinstance(shape, tuple) else tuple(shape)) if shape else ""   # tokens keep their layout
 
 
 def cost_text(params: int, macs: int) -> str:

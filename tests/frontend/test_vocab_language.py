@@ -100,15 +100,27 @@ def test_even_pool_kernel_padding(k, expected):
 
 
 
+TOKEN_CONTEXT = {"tokens": ("", "to_map 8x8"), "to_map": ("tokens", "tokens"), "transpose": ("tokens", ""),
+                 "channels_last": ("", "channels_first"), "channels_first": ("channels_last", "channels_last"),
+                 "class_token": ("tokens", ""), "dist_token": ("tokens; class_token", ""),
+                 "register_tokens": ("tokens; class_token", ""), "pos_embed": ("tokens", ""),
+                 "token": ("tokens; class_token", ""), "patch_merge": ("channels_last", "fc 4"),
+                 "attention": ("tokens", "")}
+
+
 def _macs_kinds():
     def graph_of(kind):             # one op in a unit, on a map (or a C×1×1 input where it needs one: fc)
         op = ops.OPS[kind]
         args = {"slice": "0 2", "space_to_depth": "2", "pad": "[1, 0, 2, 0]"}.get(kind) or " ".join(
             "4" if op.attr(p).type is int else "0.25" for p in op.positional if op.attr(p).default is None)
+        args = {"to_map": "8x8", "token": "0"}.get(kind, args)
+        # token kinds need tokens or a grid around them: (stem, layers after the op)
+        stem, after = TOKEN_CONTEXT.get(kind, ("", ""))
         for inp in ("4x8x8", "4x1x1"):
             try:
-                return graph(f"block u() {{\n  residual {{ {kind} {args} }}\n  shortcut none\n}}\n"
-                             f"network t() {{\n  input {inp}\n  stage x 1 u()\n}}\n")
+                return graph(f"block u() {{\n  residual {{ {kind} {args}{'; ' + after if after else ''} }}\n"
+                             f"  shortcut none\n}}\nnetwork t() {{\n  input {inp}\n"
+                             + (f"  stem {{ {stem} }}\n" if stem else "") + "  stage x 1 u()\n}\n")
             except resdsl.SpecError:
                 pass
         raise AssertionError(kind)

@@ -14,11 +14,11 @@ FAMILIES) plus one line in docs/language.md.
 """
 from __future__ import annotations
 
-from . import activation, channels, conv, eca, merge, norm, pool, resample, scalar, se, stdconv
+from . import activation, attention, channels, conv, eca, merge, norm, pool, resample, scalar, se, stdconv, tokens
 from .activation import ACT, GATE
-from .base import NUM, SIZE, WORDS, Attr, AttrError, Op, OpError, Shape, fmt, pair
+from .base import NUM, SIZE, WORDS, Attr, AttrError, Op, OpError, Shape, Tokens, fmt, is_tokens, pair, runtime_shape
 
-FAMILIES = (conv, stdconv, norm, activation, scalar, channels, pool, resample, se, eca, merge)
+FAMILIES = (conv, stdconv, norm, activation, scalar, channels, pool, resample, se, eca, tokens, attention, merge)
 OPS: dict[str, Op] = {op.kind: op for family in FAMILIES for op in family.OPS}
 
 
@@ -52,4 +52,4 @@ def cost(kind: str, attrs: dict, ins: list[Shape], out: Shape) -> tuple[int, int
 
 
 __all__ = ["OPS", "Op", "Attr", "OpError", "AttrError", "Shape", "NUM", "SIZE", "WORDS", "fmt", "pair",
-           "make", "infer", "cost", "user_kinds", "activations", "ACT", "GATE"]
+           "Tokens", "is_tokens", "runtime_shape", "make", "infer", "cost", "user_kinds", "activations", "ACT", "GATE"]

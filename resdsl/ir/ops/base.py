@@ -114,8 +114,74 @@ class Op:
         return self.what(a) if self.what else self.kind
 
 
+class Tokens(tuple):
+    """A token tensor: N×D tokens, or an H×W×D channels-last grid (Swin). Stored channels-first like
+    every shape, (D, N) or (D, H, W), so `shape[0]` is always the width a norm or a merge reads; the
+    runtime tensor is (B, N, D) or (B, H, W, D), the layout of torchvision's and timm's transformers.
+    `prefix` counts the learned tokens written before the patch tokens (class, distillation,
+    register), which a head may read and which a grid or a map cannot hold."""
+
+    prefix: int
+
+    def __new__(cls, dims, prefix: int = 0):
+        t = super().__new__(cls, dims)
+        t.prefix = prefix
+        return t
+
+    def __getnewargs__(self):
+        return (tuple(self), self.prefix)
+
+    def __repr__(self) -> str:
+        return f"Tokens({tuple(self)!r}, prefix={self.prefix})"
+
+    @property
+    def runtime(self) -> tuple[int, ...]:
+        """The tensor's shape at run time, without the batch: (N, D) or (H, W, D), channels last."""
+        return (*self[1:], self[0])
+
+    @property
+    def grid(self) -> bool:
+        """An H×W×D grid (a channels-last map) rather than a sequence of N tokens."""
+        return len(self) == 3
+
+
+def is_tokens(shape) -> bool:
+    return isinstance(shape, Tokens)
+
+
+def runtime_shape(shape: Shape) -> tuple[int, ...]:
+    """A shape as the compiled model's tensor has it, without the batch (tokens are channels last)."""
+    return shape.runtime if isinstance(shape, Tokens) else tuple(shape)
+
+
+def like(shape: Shape, dims) -> Shape:
+    """`dims` in the layout of `shape` (tokens stay tokens, with their prefix)."""
+    return Tokens(dims, shape.prefix) if isinstance(shape, Tokens) else tuple(dims)
+
+
 def fmt(shape: Shape) -> str:
+    if isinstance(shape, Tokens):
+        if shape.grid:
+            return f"{shape[1]}×{shape[2]}×{shape[0]} grid"
+        return f"{shape[1]}×{shape[0]} tokens"
     return "×".join(str(d) for d in shape)
+
+
+def layout(shape: Shape) -> str:
+    """What a shape is, in words, for messages: a map, a sequence, a vector, tokens, a grid."""
+    if isinstance(shape, Tokens):
+        return fmt(shape)
+    return {1: "a vector ", 2: "a C×L sequence ", 3: "a C×H×W map "}.get(len(shape), "") + fmt(shape)
+
+
+TOKEN_NOTE = ("tokens become a map again with 'to_map HxW' (a grid with 'channels_first'); "
+              "a map becomes tokens with 'tokens' (a grid with 'channels_last')")
+
+
+def no_tokens(shape: Shape, what: str) -> None:
+    """A token tensor where a map, a sequence or a vector is needed: a located error with the way out."""
+    if isinstance(shape, Tokens):
+        raise OpError(f"{what} needs a map or a sequence, not tokens: got {layout(shape)}").note(TOKEN_NOTE)
 
 
 def pair(v: int | tuple[int, int]) -> tuple[int, int]:
@@ -124,6 +190,7 @@ def pair(v: int | tuple[int, int]) -> tuple[int, int]:
 
 
 def spatial(shape: Shape, what: str) -> tuple[int, int, int]:
+    no_tokens(shape, what)
     if len(shape) != 3:
         raise OpError(f"{what} needs a C×H×W input, got {fmt(shape)}" + (
             " (a C×L sequence)" if len(shape) == 2 else ""))
@@ -132,6 +199,7 @@ def spatial(shape: Shape, what: str) -> tuple[int, int, int]:
 
 def windowed(shape: Shape, what: str) -> int:
     """The spatial rank of a windowed op's input: 1 for a C×L sequence, 2 for a C×H×W map."""
+    no_tokens(shape, what)
     if len(shape) not in (2, 3):
         raise OpError(f"{what} needs a C×L sequence or a C×H×W map, got {fmt(shape)}" + (
             " (a vector)" if len(shape) == 1 else ""))
@@ -179,12 +247,14 @@ def require_positive(attrs: dict, *names: str) -> None:
             raise OpError(f"{WORDS.get(n, n)} must be positive, got {v}")
 
 
-def same_shape(a: dict, ins: list[Shape]) -> Shape:
+def same_shape(a: dict, ins: list[Shape]) -> Shape:   # keeps the layout (a Tokens stays Tokens)
     return ins[0]
 
 
-def channels_of(shape: Shape, what: str) -> int:
-    """The channels of a C, C×L or C×H×W input."""
+def channels_of(shape: Shape, what: str, tokens: bool = False) -> int:
+    """The channels of a C, C×L or C×H×W input (the width D of tokens where `tokens` allows them)."""
+    if not tokens:
+        no_tokens(shape, what)
     if len(shape) not in (1, 2, 3):
         raise OpError(f"{what} needs a C, C×L or C×H×W input, got {fmt(shape)}")
     return shape[0]

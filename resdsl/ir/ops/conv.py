@@ -5,6 +5,7 @@ import math
 
 from .base import (SIZE, Attr, AttrError, Op, OpError, Shape, fmt, rank_of, require_positive, sizes, strided,
                    window_size, window_text, windowed)
+from .base import is_tokens, like
 
 
 def conv_resolve(a: dict, ins: list[Shape] | None) -> dict:
@@ -118,18 +119,27 @@ def conv_what(a: dict) -> str:
 
 def fc_shape(a: dict, ins: list[Shape]) -> Shape:
     require_positive(a, "out")
+    if is_tokens(ins[0]):                 # a Linear on each token's D (a transformer's MLP, Swin's reduction)
+        return like(ins[0], (a["out"], *ins[0][1:]))
     if any(d != 1 for d in ins[0][1:]):
         raise OpError(f"fc needs a vector, C×1 or C×1×1 input, got {fmt(ins[0])}; add a global 'avgpool' first")
     return (a["out"],)
 
 
 def fc_build(a: dict, ins: list[Shape], inplace: bool):
+    from torch import nn
+
     from ...backend.modules import FlattenLinear
+
+    if is_tokens(ins[0]):
+        return nn.Linear(ins[0][0], a["out"], bias=a["bias"])
 
     return FlattenLinear(ins[0][0], a["out"], bias=a["bias"])
 
 
 def fc_window(a: dict, ins: list[Shape]):
+    if is_tokens(ins[0]):
+        return (1, 1, 1)
     return None if any(d != 1 for d in ins[0][1:]) else (1, 1, 1)
 
 
@@ -147,9 +157,9 @@ CONV = Op(
     aten=("convolution", "_convolution", "conv2d"))
 
 FC = Op(
-    "fc", "fully connected layer on a vector or C×1×1 map: fc OUT [bias false]", ("out",),
+    "fc", "fully connected layer on a vector or C×1×1 map, or on each token (N×D tokens, a grid): fc OUT [bias false]", ("out",),
     (Attr("out", int), Attr("bias", bool, True, flag=True)),
-    fc_shape, fc_build, lambda a, i, o: i[0][0] * o[0] + (o[0] if a["bias"] else 0), lambda a, i, o: i[0][0] * o[0],
+    fc_shape, fc_build, lambda a, i, o: i[0][0] * o[0] + (o[0] if a["bias"] else 0), lambda a, i, o: math.prod(o) * i[0][0],
     window=fc_window, label=lambda a, brief: f"fc {a['out']}", weights="trained", aten=("mm", "addmm", "linear"))
 
 OPS = (CONV, FC)

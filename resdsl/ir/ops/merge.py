@@ -3,11 +3,11 @@ dataflow bodies (`add a b`, `concat a b`, `mul a g`), and the zero-padding short
 no module: ResidualBlock, Branches and Dataflow (backend/modules.py) run them."""
 from __future__ import annotations
 
-from .base import NUM, Attr, Op, OpError, Shape, fmt, strided, windowed
+from .base import NUM, Attr, Op, OpError, Shape, fmt, is_tokens, strided, windowed
 
 
 def add_shape(a: dict, ins: list[Shape]) -> Shape:
-    if any(s != ins[0] for s in ins[1:]):
+    if any(s != ins[0] or is_tokens(s) != is_tokens(ins[0]) for s in ins[1:]):
         raise OpError("cannot add tensors of shapes " + " and ".join(fmt(s) for s in ins))
     return ins[0]
 

@@ -1,7 +1,7 @@
 """Normalisation and per-channel scaling: bn, layernorm, groupnorm, layer_scale."""
 from __future__ import annotations
 
-from .base import NUM, Attr, Op, Shape, channels_of, divides, fraction, positive
+from .base import NUM, Attr, Op, Shape, channels_of, divides, fraction, is_tokens, positive
 
 
 def bn_shape(a: dict, ins: list[Shape]) -> Shape:
@@ -21,7 +21,8 @@ def layernorm_build(a: dict, ins: list[Shape], inplace: bool):
 
     from ...backend.layers import LayerNorm2d
 
-    return (LayerNorm2d if len(ins[0]) > 1 else nn.LayerNorm)(ins[0][0], eps=a["eps"])
+    channels_last = len(ins[0]) == 1 or is_tokens(ins[0])       # tokens: (B, N, D), a grid (B, H, W, D)
+    return (nn.LayerNorm if channels_last else LayerNorm2d)(ins[0][0], eps=a["eps"])
 
 
 def groupnorm_shape(a: dict, ins: list[Shape]) -> Shape:
@@ -38,18 +39,18 @@ def groupnorm_build(a: dict, ins: list[Shape], inplace: bool):
 def layer_scale_build(a: dict, ins: list[Shape], inplace: bool):
     from ...backend.layers import LayerScale
 
-    return LayerScale(ins[0][0], a["init"], spatial=len(ins[0]) - 1)
+    return LayerScale(ins[0][0], a["init"], spatial=0 if is_tokens(ins[0]) else len(ins[0]) - 1)
 
 
 def same_channels(what: str):
-    return lambda a, ins: (channels_of(ins[0], what), *ins[0][1:])
+    return lambda a, ins: channels_of(ins[0], what, tokens=True) and ins[0]   # keeps the layout
 
 
 OPS = (Op("bn", "batch normalisation (affine, running statistics): bn [eps E] [momentum M]", (),
           (Attr("eps", float, 1e-5, check=positive), Attr("momentum", float, 0.1, check=fraction)),
           bn_shape, bn_build, lambda a, i, o: 2 * o[0], label=lambda a, brief: "BN", weights="norm",
           fold=True, fresh_output=True, per_channel=True),
-       Op("layernorm", "layer norm over the channels of each position (C×H×W, ConvNeXt; C×L) or of a vector: "
+       Op("layernorm", "layer norm over the channels of each position (C×H×W, ConvNeXt; C×L; each token's D) or of a vector: "
           "layernorm [eps 1e-6]", (), (Attr("eps", float, 1e-5, check=positive),), same_channels("layernorm"),
           layernorm_build, lambda a, i, o: 2 * o[0], weights="norm"),
        Op("groupnorm", "group norm (Wu & He 2018): groupnorm G [eps 1e-5]", ("groups",),

@@ -5,6 +5,7 @@ from typing import Callable
 
 from .base import (SIZE, Attr, AttrError, Op, OpError, Shape, fmt, rank_of, require_positive, sizes, strided,
                    window_size, window_text, windowed)
+from .base import is_tokens
 
 
 def pool_resolve(kind: str) -> Callable[[dict, list[Shape]], dict]:
@@ -29,6 +30,8 @@ def pool_resolve(kind: str) -> Callable[[dict, list[Shape]], dict]:
 
 def pool_shape(kind: str) -> Callable[[dict, list[Shape]], Shape]:
     def shape(a: dict, ins: list[Shape]) -> Shape:
+        if is_tokens(ins[0]) and a["kernel"] is None and kind == "avgpool":   # the mean of the tokens
+            return (ins[0][0],)
         rank = windowed(ins[0], kind)
         c, *dims = ins[0]
         if a["kernel"] is None:                # global pooling
@@ -59,6 +62,10 @@ def _avgpool(a: dict, ins: list[Shape], inplace: bool):
     from torch import nn
 
     one = len(ins[0]) == 2
+    if is_tokens(ins[0]):
+        from ...backend.tokens import TokenMean
+
+        return TokenMean(prefix=ins[0].prefix)
     if a["kernel"] is None:
         return (nn.AdaptiveAvgPool1d if one else nn.AdaptiveAvgPool2d)(1)
     return (nn.AvgPool1d if one else nn.AvgPool2d)(a["kernel"], a["stride"], a["padding"], ceil_mode=a["ceil"],
@@ -85,7 +92,7 @@ OPS = (
        (Attr("kernel", SIZE, 3, short="k"), Attr("stride", int, None, short="s"),
         Attr("padding", int, None, short="p"), Attr("ceil", bool, False, flag=True)),
        pool_shape("maxpool"), _maxpool, **pool_facets("maxpool")),
-    Op("avgpool", "average pooling: global without a kernel, else avgpool k K s S", (),
+    Op("avgpool", "average pooling: global without a kernel (on tokens: their mean, learned tokens left out), else avgpool k K s S", (),
        (Attr("kernel", SIZE, None, short="k"), Attr("stride", int, None, short="s"),
         Attr("padding", int, None, short="p"), Attr("ceil", bool, False, flag=True),
         Attr("count_pad", bool, True)),
