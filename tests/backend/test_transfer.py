@@ -117,3 +117,69 @@ def test_strict_false_copies_what_fits():
     rep = resdsl.transfer_weights(a, b, strict=False)
     assert rep.pairs == [("0", "0")] and rep.skipped == [("1", "1", "kind or shapes differ")]
     torch.testing.assert_close(b[0].weight, a[0].weight)
+
+
+# --- merge of tokens into vocab's structural matcher: packed attention and free learned tensors
+
+class _PackedRef(nn.Module):
+    """torchvision's layout: the class token on the model, the position embedding on a child, one
+    nn.MultiheadAttention (packed in_proj_weight, registered after out_proj)."""
+    input_shape = (5, 32)
+
+    def __init__(self, d=32):
+        super().__init__()
+        self.head = nn.Linear(d, 3)
+        self.enc = nn.Module()
+        self.enc.pos_embedding = nn.Parameter(torch.randn(1, 6, d))
+        self.attn = nn.MultiheadAttention(d, 4, batch_first=True)
+        self.class_token = nn.Parameter(torch.randn(1, 1, d))
+
+    def forward(self, x):
+        x = torch.cat([self.class_token.expand(x.shape[0], -1, -1), x], 1) + self.enc.pos_embedding
+        x = self.attn(x, x, x, need_weights=False)[0]
+        return self.head(x[:, 0])
+
+
+class _Mine(nn.Module):
+    """resdsl's layout: a qkv Linear then proj, tokens named otherwise and registered elsewhere."""
+    input_shape = (5, 32)
+
+    def __init__(self, d=32, heads=4):
+        super().__init__()
+        self.heads = heads
+        self.pos = nn.Module()
+        self.pos.pos_embed = nn.Parameter(torch.zeros(1, 6, d))
+        self.cls = nn.Module()
+        self.cls.cls_token = nn.Parameter(torch.zeros(1, 1, d))
+        self.qkv, self.proj, self.fc = nn.Linear(d, 3 * d), nn.Linear(d, d), nn.Linear(d, 3)
+
+    def forward(self, x):
+        x = torch.cat([self.cls.cls_token.expand(x.shape[0], -1, -1), x], 1) + self.pos.pos_embed
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        x = torch.nn.functional.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, d)
+        return self.fc(self.proj(x)[:, 0])
+
+
+def test_packed_attention_and_free_tensors_match_by_structure():
+    """d = 32: in_proj (96×32) sorts after out_proj (32×32) by shape, and both are used in one
+    F.multi_head_attention_forward call; argument order puts in_proj first. The class token and
+    the position embedding are leaves of their own, placed where they meet the data."""
+    torch.manual_seed(0)
+    ref, mine = _PackedRef().eval(), _Mine().eval()
+    rep = resdsl.transfer_weights(ref, mine)
+    assert rep.order == "structure", rep
+    assert ("attn.in_proj", "qkv") in rep.pairs and ("attn.out_proj", "proj") in rep.pairs
+    assert ("class_token", "cls.cls_token") in rep.pairs and ("enc.pos_embedding", "pos.pos_embed") in rep.pairs
+    x = torch.randn(2, 5, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(mine(x), ref(x), atol=1e-5, rtol=1e-5)
+
+
+def test_derived_window_buffers_are_not_transferred():
+    from torchvision.models.swin_transformer import ShiftedWindowAttentionV2
+    from resdsl.backend.transfer import leaves_of_module
+
+    names = {n for lf in leaves_of_module(ShiftedWindowAttentionV2(32, [4, 4], [2, 2], 4)) for n, _ in lf.tensors}
+    assert "relative_position_index" not in names and "relative_coords_table" not in names
+    assert "logit_scale" in names
