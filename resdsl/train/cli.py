@@ -94,6 +94,14 @@ def recipe_options(fn):
         click.option("--log-interval", type=int, help="Steps between log flushes and NaN checks [10]."),
         click.option("--eval-batch-size", "--validation-batch-size", "eval_batch_size", type=int, help="Evaluation batch size [1024]."),
         click.option("--on-device-max-mb", type=int, help="Keep data on the device up to this size [2048]."),
+        click.option("--val-split", type=float, help="Fraction of the training set held out for validation; "
+                                                     "best.pt is chosen on it, the test set is only reported [0.1; 0 for none]."),
+        click.option("--split-seed", type=int, help="Seed of the validation split and the subsets [0] (not --seed: "
+                                                    "every seed of a sweep sees the same images)."),
+        click.option("--subset", type=int, help="Train on this many training images, drawn with --split-seed [all]."),
+        click.option("--test-subset", type=int, help="Report on this many test images, drawn with --split-seed [all]."),
+        click.option("--max-steps", type=int, help="Stop after this many optimiser steps [no limit]."),
+        click.option("--time-budget", help="Stop after this much training time: seconds, or 90s, 10m, 1.5h [no limit]."),
         click.option("--output", help="Folder for run directories [runs]."),
         click.option("--experiment", help="Run directory name [a timestamp]."),
     ]
@@ -124,8 +132,10 @@ def train(spec, network, sets, allow_imports, resume, init, quiet, **options):
                   args=split_sets(sets) if sets else None, resume=resume, init=init,
                   allow_imports=allow_imports, reporter=reporter)
     if not quiet and _main_rank():
-        click.echo(f"done: test accuracy {summary['final_test_acc']:.2%} (best {summary['best_test_acc']:.2%}"
-                   f" at epoch {summary['best_epoch']}), {summary['train_s']:.1f}s training; {summary['run_dir']}")
+        on = (f"chosen on validation, {summary['best_val_acc']:.2%}" if summary.get("best_val_acc") is not None
+              else "chosen on test")
+        click.echo(f"done: test accuracy {summary['final_test_acc']:.2%}; best.pt (epoch {summary['best_epoch']}, {on})"
+                   f" {summary['best_test_acc']:.2%} on test; {summary['train_s']:.1f}s training; {summary['run_dir']}")
 
 
 @click.command()
@@ -133,7 +143,9 @@ def train(spec, network, sets, allow_imports, resume, init, quiet, **options):
 @click.option("--network", default=None, help="Which network of the file (default: the checkpoint's).")
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a network parameter (repeatable).")
 @click.option("--checkpoint", required=True, type=click.Path(), help="A best.pt/last.pt, or a run directory.")
-@click.option("--data", default=None, help="Dataset to score (default: the checkpoint's); the test split is used.")
+@click.option("--data", default=None, help="Dataset to score (default: the checkpoint's).")
+@click.option("--split", type=click.Choice(["test", "val"]), default="test", show_default=True,
+              help="The test set, or the run's own held-out validation split (drawn again from its config).")
 @click.option("-b", "--batch-size", type=click.IntRange(1, 1 << 20), default=1024, show_default=True, help="Batch size.")
 @click.option("--allow-import", "allow_imports", multiple=True, metavar="DIR", type=click.Path(file_okay=False, exists=True),
               help="Also allow imports from this folder.")
@@ -142,7 +154,7 @@ def train(spec, network, sets, allow_imports, resume, init, quiet, **options):
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @user_errors
-def evaluate(spec, network, sets, checkpoint, data, batch_size, allow_imports, precision, device, as_json):
+def evaluate(spec, network, sets, checkpoint, data, split, batch_size, allow_imports, precision, device, as_json):
     """Score a checkpoint of SPEC on the test split of --data: loss and top-1 accuracy."""
     from resdsl.train.evaluate import evaluate_checkpoint
 
@@ -151,9 +163,9 @@ def evaluate(spec, network, sets, checkpoint, data, batch_size, allow_imports, p
     path = Path(checkpoint).expanduser()
     path = path / "best.pt" if path.is_dir() and (path / "best.pt").is_file() else path
     result = evaluate_checkpoint(Path(spec) if spec else None, network, split_sets(sets) if sets else None, path,
-                                 data, batch_size, precision, device, allow_imports)
+                                 data, batch_size, precision, device, allow_imports, split)
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
-        click.echo(f"{result['spec_name']} on {result['data']} ({result['images']:,} test images): "
+        click.echo(f"{result['spec_name']} on {result['data']} ({result['images']:,} {split} images): "
                    f"loss {result['test_loss']:.4f}, accuracy {result['test_acc']:.2%}")

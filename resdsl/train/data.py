@@ -34,6 +34,21 @@ class ImageData:
     test_x: torch.Tensor | None = None
     test_y: torch.Tensor | None = None
     folder: Path | None = None
+    val_x: torch.Tensor | None = None       # a held-out validation split of the training set (train/split.py)
+    val_y: torch.Tensor | None = None
+    train_index: list[int] | None = None    # an image folder's cuts, as indices (train/split.py)
+    val_index: list[int] | None = None
+    test_index: list[int] | None = None
+    prepared: bool = False                  # cut by train/split.prepare already
+    split: dict | None = None               # what prepare did (train/val/test sizes, seed)
+
+    @property
+    def has_val(self) -> bool:
+        return self.val_x is not None or bool(self.val_index)
+
+    @property
+    def test_folder(self) -> Path:
+        return next(self.folder / d for d in ("test", "val") if (self.folder / d).is_dir())
 
     @property
     def in_memory(self) -> bool:
@@ -44,7 +59,8 @@ class ImageData:
         return len(self.input_shape) == 2
 
     def nbytes(self) -> int:
-        return 0 if not self.in_memory else self.train_x.nbytes + self.test_x.nbytes
+        extra = self.val_x.nbytes if self.val_x is not None else 0
+        return 0 if not self.in_memory else self.train_x.nbytes + self.test_x.nbytes + extra
 
 
 def load_data(spec: str) -> ImageData:

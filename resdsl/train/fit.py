@@ -97,18 +97,23 @@ def _open_run(cfg: TrainConfig, place: D.Place, resume, trainer: Trainer):
 def _train(tr: Trainer, run: RunDir | None, meta: dict) -> dict:
     cfg, p, t_start = tr.cfg, tr.pos, time.perf_counter()
     status = "completed"
+    tr.limit_hit = tr.over_limit(0.0)
+    select = "val_acc" if tr.pipe.has_val else "test_acc"   # best.pt: chosen on validation when there is one
+    if select == "test_acc" and p.epoch == 0:
+        tr.rep.message("note: no validation split (--val-split 0): best.pt is chosen on the test set, "
+                       "so its test accuracy is optimistic")
     try:
         with tr.stop:
-            while p.epoch < cfg.epochs:
+            while p.epoch < cfg.epochs and tr.limit_hit is None:
                 t0 = time.perf_counter()
-                if not tr.run_epoch(run):
+                if not tr.run_epoch(run) and tr.limit_hit is None:
                     status = "interrupted"
                     break
                 row = tr.end_epoch(time.perf_counter() - t0)
                 p.last = row
-                improved = row["test_acc"] > p.best_acc
+                improved = row[select] > p.best_acc
                 if improved:
-                    p.best_acc, p.best_epoch = row["test_acc"], p.epoch
+                    p.best_acc, p.best_epoch, p.best_test_acc = row[select], p.epoch, row["test_acc"]
                 if run is not None:
                     run.log_epoch(row)
                     if improved:                  # the net that was scored, before any growing
@@ -120,6 +125,9 @@ def _train(tr: Trainer, run: RunDir | None, meta: dict) -> dict:
                         run.write_levels(tr.levels)
                     run.write_summary(_summary(tr, run, meta, "running", t_start))
                 tr.rep.end_epoch(row, cfg.epochs)
+                if tr.limit_hit is not None:
+                    tr.rep.message(f"stopped by --{tr.limit_hit.replace('_', '-')} after {p.global_step} steps, "
+                                   f"{p.train_s:.1f}s of training")
                 if grown is not None:
                     tr.rep.message(f"grew to level {grown['level']}: {tr.grower.param} = {grown[tr.grower.param]}, "
                                    f"depth {grown['depth']}, {grown['params']:,} parameters, "
@@ -150,7 +158,11 @@ def _summary(tr: Trainer, run: RunDir | None, meta: dict, status: str, t_start: 
         "status": status, "spec_name": meta["spec_name"], "data": meta["data"], "run_dir": str(run.path) if run else None,
         "epochs_done": p.epoch, "epochs": tr.cfg.epochs, "global_step": p.global_step,
         "final_test_acc": last.get("test_acc"), "final_test_loss": last.get("test_loss"),
-        "best_test_acc": p.best_acc if p.best_acc >= 0 else None, "best_epoch": p.best_epoch or None,
+        # best.pt's epoch is chosen on validation (when there is a split); its test accuracy is reported
+        "best_test_acc": p.best_test_acc if p.best_acc >= 0 else None, "best_epoch": p.best_epoch or None,
+        "best_val_acc": p.best_acc if p.best_acc >= 0 and tr.pipe.has_val else None,
+        "final_val_acc": last.get("val_acc"), "stopped_by": tr.limit_hit,
+        **(tr.data.split or {}),
         "train_s": round(p.train_s, 3), "wall_s_this_session": round(time.perf_counter() - t_start, 3),
         "params": sum(x.numel() for x in tr.net.parameters()), "device": str(tr.place.device),
         "world_size": tr.place.world, **({"levels": tr.levels} if tr.grower is not None else {}),

@@ -10,7 +10,9 @@ from pathlib import Path
 from resdsl.atomic import write_atomic
 from resdsl.train.errors import TrainError
 
-EPOCH_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "epoch_s", "images_per_s")
+EPOCH_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "epoch_s",
+                "images_per_s")
+OPTIONAL = ("val_loss", "val_acc")        # empty when the run has no validation split (and absent in older runs)
 
 
 def new_run_dir(output: str, experiment: str | None) -> Path:
@@ -139,17 +141,23 @@ class RunDir:
             f.writelines(json.dumps(r) + "\n" for r in rows)
 
     def log_epoch(self, row: dict) -> None:
+        if self.csv.exists():
+            with self.csv.open(newline="", errors="replace") as f:
+                header = f.readline().strip()
+            if header != ",".join(EPOCH_FIELDS):      # a run written before the validation columns
+                self._write_csv(_csv_rows(self.csv))
         new = not self.csv.exists()
         with self.csv.open("a", newline="") as f:
             w = csv.DictWriter(f, EPOCH_FIELDS)
             if new:
                 w.writeheader()
-            w.writerow({k: _fmt(row[k]) for k in EPOCH_FIELDS})
+            w.writerow({k: _fmt(row.get(k)) for k in EPOCH_FIELDS})
             f.flush()
             os.fsync(f.fileno())
 
     def epochs(self) -> list[dict]:
-        return [{k: float(v) for k, v in r.items()} for r in _csv_rows(self.csv)] if self.csv.exists() else []
+        return ([{k: float(v) for k, v in r.items() if v != ""} for r in _csv_rows(self.csv)]
+                if self.csv.exists() else [])
 
     def write_levels(self, levels: list[dict]) -> None:
         """levels.json: one record per --grow level (level, epoch it began after, depth, parameters)."""
@@ -171,12 +179,13 @@ class RunDir:
         import matplotlib.pyplot as plt
 
         ep = [r["epoch"] for r in rows]
-        for name, keys, ylabel in (("loss", ("train_loss", "test_loss"), "cross-entropy"),
-                                   ("accuracy", ("train_acc", "test_acc"), "accuracy"),
+        for name, keys, ylabel in (("loss", ("train_loss", "val_loss", "test_loss"), "cross-entropy"),
+                                   ("accuracy", ("train_acc", "val_acc", "test_acc"), "accuracy"),
                                    ("lr", ("lr",), "learning rate (end of epoch)")):
             fig, ax = plt.subplots(figsize=(5, 3.5), dpi=100)
             for k in keys:
-                ax.plot(ep, [r[k] for r in rows], marker=".", label=k)
+                if all(k in r for r in rows):
+                    ax.plot(ep, [r[k] for r in rows], marker=".", label=k)
             ax.set_xlabel("epoch")
             ax.set_ylabel(ylabel)
             ax.grid(alpha=0.3)
@@ -187,7 +196,7 @@ class RunDir:
 
 
 def _fmt(v):
-    return f"{v:.6g}" if isinstance(v, float) else v
+    return f"{v:.6g}" if isinstance(v, float) else ("" if v is None else v)
 
 
 def _safe_name(name: str) -> str:
@@ -209,9 +218,9 @@ def _csv_rows(path: Path) -> list[dict]:
     with path.open(newline="", errors="replace") as f:
         for r in csv.DictReader(f):
             try:
-                if set(r) == set(EPOCH_FIELDS) and all(v is not None for v in r.values()):
-                    [float(v) for v in r.values()]
-                    out.append(r)
+                if set(EPOCH_FIELDS) - set(OPTIONAL) <= set(r) <= set(EPOCH_FIELDS) and all(v is not None for v in r.values()):
+                    [float(v) for k, v in r.items() if not (k in OPTIONAL and v == "")]
+                    out.append({k: r.get(k, "") for k in EPOCH_FIELDS})
             except (TypeError, ValueError):
                 continue
     return out

@@ -67,6 +67,7 @@ def _config(recipe, out_dir, network, args, resume) -> TrainConfig:
     if resume is not None:
         base = read_args(resume_dir(resume))
         base.pop("world_size", None)
+        base.setdefault("val_split", 0.0)     # a run from before validation splits trained on every image
     if out_dir is not None:
         given["output"] = str(out_dir)
     if network is not None:
