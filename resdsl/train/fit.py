@@ -27,7 +27,7 @@ def fit(model: nn.Module, data: ImageData, cfg: TrainConfig, *, spec_text: str =
     owns_group = not dist.is_initialized()
     place = D.setup(cfg.device)
     rep = (reporter or Reporter()) if place.main else Reporter(quiet=True)
-    lock = None
+    lock = run = None
     try:
         trainer = Trainer(model, data, cfg, place, rep, grower)
         trainer.stop_after_steps = stop_after_steps
@@ -37,11 +37,16 @@ def fit(model: nn.Module, data: ImageData, cfg: TrainConfig, *, spec_text: str =
                              spec_bundle)
         if run is not None and grower is not None:
             run.write_levels(trainer.levels)
+        if run is not None:
+            run.open_events(purge_step=None if fresh else trainer.pos.global_step + 1,
+                            config=cfg.model_dump(mode="json"))
         meta = {"spec_name": spec_name, "spec_text": spec_text, "spec_bundle": spec_bundle, "data": data.name,
                 "input_shape": list(data.input_shape), "num_classes": data.num_classes}
         return _train(trainer, run, meta)
     finally:
         rep.close()
+        if run is not None:
+            run.close_events()
         if lock is not None:
             lock.release()
         if owns_group:

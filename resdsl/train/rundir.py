@@ -111,6 +111,29 @@ class RunDir:
         self.path = Path(path)
         self.csv = self.path / "metrics.csv"
         self.jsonl = self.path / "metrics.jsonl"
+        self.events = None        # a TensorBoard SummaryWriter once open_events() ran
+
+    def open_events(self, purge_step: int | None = None, config: dict | None = None) -> None:
+        """TensorBoard event files in the run directory (`tensorboard --logdir runs` finds every run).
+        A resumed run passes its checkpoint's step: TensorBoard drops the events logged after it.
+        Without the tensorboard package the run goes on without them (and says so once)."""
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            import sys
+
+            print("note: tensorboard is not installed; no TensorBoard event files (pip install tensorboard)",
+                  file=sys.stderr)
+            return
+        self.events = SummaryWriter(str(self.path), purge_step=purge_step, flush_secs=30)
+        if config is not None and not purge_step:
+            text = "\n".join(f"    {k} = {json.dumps(v, default=str)}" for k, v in sorted(config.items()))
+            self.events.add_text("config", text, 0)
+
+    def close_events(self) -> None:
+        if self.events is not None:
+            self.events.close()
+            self.events = None
 
     def write_inputs(self, spec_text: str, spec_name: str, args: dict, bundle: dict | None = None) -> None:
         """The spec (spec.json holds every file it imports; NAME.res the top file, for reading) and args."""
@@ -139,6 +162,10 @@ class RunDir:
     def log_steps(self, rows: list[dict]) -> None:
         with self.jsonl.open("a") as f:
             f.writelines(json.dumps(r) + "\n" for r in rows)
+        if self.events is not None:
+            for r in rows:
+                for k, tag in (("loss", "step/train_loss"), ("acc", "step/train_acc"), ("lr", "step/lr")):
+                    self.events.add_scalar(tag, r[k], r["step"])
 
     def log_epoch(self, row: dict) -> None:
         if self.csv.exists():
@@ -154,6 +181,11 @@ class RunDir:
             w.writerow({k: _fmt(row.get(k)) for k in EPOCH_FIELDS})
             f.flush()
             os.fsync(f.fileno())
+        if self.events is not None:       # one scalar per metric and epoch, x = epoch
+            for k in EPOCH_FIELDS[1:]:
+                if row.get(k) is not None:
+                    self.events.add_scalar(f"epoch/{k}", row[k], int(row["epoch"]))
+            self.events.flush()
 
     def epochs(self) -> list[dict]:
         return ([{k: float(v) for k, v in r.items() if v != ""} for r in _csv_rows(self.csv)]
