@@ -100,6 +100,10 @@ def recipe_options(fn):
                                                     "every seed of a sweep sees the same images)."),
         click.option("--subset", type=int, help="Train on this many training images, drawn with --split-seed [all]."),
         click.option("--test-subset", type=int, help="Report on this many test images, drawn with --split-seed [all]."),
+        click.option("--input-size", help="Train the net on S, HxW or CxHxW inputs instead of its spec's "
+                                          "(a 224-px zoo net on 32x32 CIFAR); the shape check runs again."),
+        click.option("--freeze", help="Parts kept frozen (no gradient, batch norm in eval mode): "
+                                      "e.g. stem,stages.0 [none]."),
         click.option("--max-steps", type=int, help="Stop after this many optimiser steps [no limit]."),
         click.option("--time-budget", help="Stop after this much training time: seconds, or 90s, 10m, 1.5h [no limit]."),
         click.option("--output", help="Folder for run directories [runs]."),
@@ -118,7 +122,9 @@ def recipe_options(fn):
 @click.option("--allow-import", "allow_imports", multiple=True, metavar="DIR", type=click.Path(file_okay=False, exists=True),
               help="Also allow imports from this folder (default: only the spec's own folder).")
 @click.option("--resume", type=click.Path(), help="Continue the run in this directory (or from its last.pt).")
-@click.option("--init", type=click.Path(dir_okay=False), help="Start from these weights (state dict, .safetensors, or a run's .pt).")
+@click.option("--init", help="Start from these weights: a state dict, .safetensors or a run's .pt, or "
+                             "torchvision:NAME / timm:NAME (their pretrained weights, through their own loaders); "
+                             "what fits is copied, the rest reported.")
 @click.option("--quiet", "-q", is_flag=True, help="Only errors.")
 @user_errors
 def train(spec, network, sets, allow_imports, resume, init, quiet, **options):

@@ -54,6 +54,9 @@ class TrainConfig(BaseModel):
     split_seed: int = Field(0, ge=0, lt=2**63)          # draws the subset and the split (same for every --seed)
     subset: Optional[int] = Field(None, ge=2)           # train on this many training images (before the split)
     test_subset: Optional[int] = Field(None, ge=1)      # report on this many test images
+    # fine-tuning (backend/finetune.py): another input size for the net, parts kept frozen
+    input_size: Optional[str] = Field(None, pattern=r"^\d+(x\d+){0,2}$")   # 32, 32x32 or 3x32x32
+    freeze: tuple[str, ...] = ()                        # stem, stages.0, ...: no gradient, BN in eval mode
     # how long the run may go (a run stopped by one of these is "completed", its stop stated in summary.json)
     max_steps: Optional[int] = Field(None, ge=1)
     time_budget: Optional[float] = Field(None, gt=0)    # seconds of training (evaluation not counted)
@@ -91,6 +94,10 @@ def recipe_from_options(options: dict) -> dict:
         from resdsl.train.grow import parse_grow
 
         given["grow"] = parse_grow(given["grow"])
+    if isinstance(given.get("freeze"), str):
+        given["freeze"] = tuple(p.strip() for p in given["freeze"].split(",") if p.strip())
+    if isinstance(given.get("input_size"), int):
+        given["input_size"] = str(given["input_size"])
     if isinstance(given.get("time_budget"), str):
         given["time_budget"] = parse_duration(given["time_budget"])
     if given.get("precision") == "amp":

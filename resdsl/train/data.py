@@ -320,8 +320,10 @@ def check_compatible(data: ImageData, input_shape: tuple[int, ...], num_classes:
             and (not data.in_memory or want[1:] == have[1:]))
     if not same:
         what = "sequences" if len(want) == 2 or data.sequences else "images"
+        hint = (f" (try --input-size {'x'.join(map(str, have[1:]))} if the net is fully convolutional)"
+                if what == "images" and len(have) == 3 and want[0] == have[0] else "")
         raise TrainError(f"the model takes {'x'.join(map(str, want))} {what} but {data.name} has "
-                         f"{'x'.join(map(str, have))}")
+                         f"{'x'.join(map(str, have))}{hint}")
     if num_classes != data.num_classes:
         raise TrainError(
             f"the model predicts {num_classes} classes but {data.name} has {data.num_classes}"

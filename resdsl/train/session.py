@@ -45,7 +45,12 @@ def run(spec: str | Path | None, recipe: TrainConfig | Mapping[str, Any] | None 
         grower.check(len(cfg.grow))
         model = grower.model(0)
     else:
-        model, prog = load_model(prog, cfg.network, cfg.params)
+        model, prog = load_model(prog, cfg.network, cfg.params, input_size=cfg.input_size)
+    if cfg.freeze:
+        try:
+            model.freeze(cfg.freeze)
+        except ValueError as e:
+            raise TrainError(f"--freeze: {e}") from None
     if init is not None:
         from resdsl.train.init import init_from_file
 
