@@ -36,6 +36,11 @@ def run(spec: str | Path | None, recipe: TrainConfig | Mapping[str, Any] | None 
         prog = run_program(resume_dir(resume)) or _old_run_spec(resume_dir(resume))
     else:
         raise TrainError("missing SPEC: resdsl train SPEC [options] (or --resume RUN_DIR)")
+    if getattr(prog, "preset", None) is not None:      # a zoo name (resnet18): its network and arguments go in
+        name, preset = prog.preset                      # the run's config, which its spec bundle does not hold
+        cfg = cfg.model_copy(update={"network": cfg.network or name,
+                                     "params": {**{k: str(v).lower() if isinstance(v, bool) else str(v)
+                                                 for k, v in preset.items()}, **cfg.params}})
     seed_everything(cfg.seed, cfg.deterministic)
     grower = None
     if cfg.grow:
