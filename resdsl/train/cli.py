@@ -125,14 +125,24 @@ def recipe_options(fn):
 @click.option("--init", help="Start from these weights: a state dict, .safetensors or a run's .pt, or "
                              "torchvision:NAME / timm:NAME (their pretrained weights, through their own loaders); "
                              "what fits is copied, the rest reported.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="Options from a TOML file (a run's config.toml trains it again); the command line wins.")
 @click.option("--quiet", "-q", is_flag=True, help="Only errors.")
 @user_errors
-def train(spec, network, sets, allow_imports, resume, init, quiet, **options):
+def train(spec, network, sets, allow_imports, resume, init, config_file, quiet, **options):
     """Train the network of SPEC on --data; write a run directory (see --output)."""
     from resdsl.cli_common import split_sets
     from resdsl.train.progress import Reporter
     from resdsl.train.session import run
 
+    if config_file is not None:
+        from resdsl.train.configfile import merge, read_config
+
+        doc = read_config(config_file)
+        spec, network, init = spec or doc.get("spec"), network or doc.get("network"), init or doc.get("init")
+        sets = tuple(f"{k}={v}" for k, v in doc.get("set", {}).items()
+                     if k not in split_sets(sets)) + tuple(sets)
+        options = merge(options, doc)
     reporter = Reporter(quiet=quiet)
     summary = run(Path(spec) if spec else None, recipe_from_options(options), network=network,
                   args=split_sets(sets) if sets else None, resume=resume, init=init,

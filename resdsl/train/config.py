@@ -85,12 +85,12 @@ def recipe_from_options(options: dict) -> dict:
     amp, amp_dtype = given.pop("amp", None), given.pop("amp_dtype", None)
     if amp and "precision" not in given:
         given["precision"] = {"float16": "fp16", "bfloat16": "bf16"}.get(amp_dtype, "amp")
-    if "decay_milestones" in given:
+    if isinstance(given.get("decay_milestones"), str):
         try:
             given["decay_milestones"] = tuple(int(m) for m in given["decay_milestones"].split(",") if m.strip())
         except ValueError:
             raise TrainError(f"--decay-milestones expects epochs like 91,136; got {options['decay_milestones']!r}") from None
-    if "grow" in given:
+    if isinstance(given.get("grow"), str):
         from resdsl.train.grow import parse_grow
 
         given["grow"] = parse_grow(given["grow"])

@@ -19,7 +19,7 @@ from resdsl.train.rundir import RunDir, RunLock, check_writable, new_run_dir
 
 def fit(model: nn.Module, data: ImageData, cfg: TrainConfig, *, spec_text: str = "", spec_name: str = "model",
         spec_bundle: dict | None = None, resume: str | Path | None = None, reporter: Reporter | None = None,
-        stop_after_steps: int | None = None, grower=None) -> dict:
+        stop_after_steps: int | None = None, grower=None, source: dict | None = None) -> dict:
     """Train `model` on `data` with recipe `cfg`; returns the summary also written to summary.json.
     `resume` is a run directory (or its last.pt); a run killed before its first checkpoint starts
     again from epoch 1 in the same directory. `grower` (train/grow.py) makes the net deeper at
@@ -33,8 +33,11 @@ def fit(model: nn.Module, data: ImageData, cfg: TrainConfig, *, spec_text: str =
         trainer.stop_after_steps = stop_after_steps
         run, lock, fresh = _open_run(cfg, place, resume, trainer)
         if run is not None and fresh:
-            run.write_inputs(spec_text, spec_name, {**cfg.model_dump(mode="json"), "world_size": place.world},
-                             spec_bundle)
+            from resdsl.train.configfile import config_text
+
+            used = cfg.model_dump(mode="json")
+            run.write_inputs(spec_text, spec_name, {**used, "world_size": place.world}, spec_bundle,
+                             config_text(used, **(source or {"spec": None, "init": None})))
         if run is not None and grower is not None:
             run.write_levels(trainer.levels)
         if run is not None:

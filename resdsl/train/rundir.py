@@ -135,10 +135,14 @@ class RunDir:
             self.events.close()
             self.events = None
 
-    def write_inputs(self, spec_text: str, spec_name: str, args: dict, bundle: dict | None = None) -> None:
-        """The spec (spec.json holds every file it imports; NAME.res the top file, for reading) and args."""
+    def write_inputs(self, spec_text: str, spec_name: str, args: dict, bundle: dict | None = None,
+                     config_toml: str | None = None) -> None:
+        """The spec (spec.json holds every file it imports; NAME.res the top file, for reading), args
+        and config.toml (train/configfile.py)."""
         files = {f"{_safe_name(spec_name)}.res": spec_text,
                  "args.json": json.dumps(args, indent=2, sort_keys=True, default=str) + "\n"}
+        if config_toml is not None:
+            files["config.toml"] = config_toml
         if bundle is not None:
             files["spec.json"] = json.dumps(bundle, indent=1) + "\n"
         for name, text in files.items():

@@ -65,7 +65,15 @@ def run(spec: str | Path | None, recipe: TrainConfig | Mapping[str, Any] | None 
     data = data if data is not None else load_data(cfg.data)
     return fit(model, data, cfg, spec_text=prog.text, spec_name=getattr(model, "spec_name", "model"),
                spec_bundle=bundle(prog), resume=resume, reporter=reporter, stop_after_steps=stop_after_steps,
-               grower=grower)
+               grower=grower, source={"spec": _reference(spec), "init": _reference(init)})
+
+
+def _reference(path) -> str | None:
+    """A spec or weights file as config.toml names it: absolute (a zoo name or torchvision:NAME as is)."""
+    if path is None or not isinstance(path, (str, Path)) or "\n" in str(path):
+        return None
+    p = Path(path).expanduser()
+    return str(p.resolve()) if p.exists() else str(path)
 
 
 def _config(recipe, out_dir, network, args, resume) -> TrainConfig:
