@@ -84,6 +84,56 @@ def load_data(spec: str) -> ImageData:
         raise TrainError(f"cannot read {kind} data at {path}: {e}") from None
 
 
+def _paths(spec: str) -> tuple[str, list[str]]:
+    kind, sep, path = spec.partition(":")
+    if kind not in KINDS and spec.lower().endswith(".npz"):
+        return "npz", [spec]
+    return kind, ([p.strip() for p in path.split(",") if p.strip()] if sep and kind != "digits" else [])
+
+
+def absolute_data(spec: str) -> str:
+    """`--data` with every path made absolute (as a run records it), so eval and analyze of the run
+    work from any folder."""
+    kind, paths = _paths(spec)
+    if not paths:
+        return spec
+    return f"{kind}:{','.join(os.path.abspath(os.path.expanduser(p)) for p in paths)}"
+
+
+def data_from_run(spec: str, run: Path) -> str | None:
+    """`--data` with paths relative to the run directory (kept in summary.json: a moved tree of runs
+    and data is found again)."""
+    kind, paths = _paths(spec)
+    if not paths:
+        return None
+    try:
+        return f"{kind}:{','.join(os.path.relpath(os.path.abspath(p), os.path.abspath(run)) for p in paths)}"
+    except ValueError:          # another drive (Windows)
+        return None
+
+
+def run_data(spec: str, run: Path, option: str = "--data") -> str:
+    """The dataset a run trained on: its recorded (absolute) paths, else the same paths relative to
+    the run directory; when neither is there, an error that names the option to give."""
+    kind, paths = _paths(spec)
+    if not paths or all(glob.glob(os.path.expanduser(p)) for p in paths):
+        return spec
+    import json
+
+    try:
+        rel = json.loads((Path(run) / "summary.json").read_text()).get("data_from_run")
+    except (OSError, ValueError):
+        rel = None
+    if rel:
+        k, rpaths = _paths(rel)
+        moved = [str(Path(run) / p) for p in rpaths]
+        if all(glob.glob(p) for p in moved):
+            return f"{k}:{','.join(moved)}"
+    missing = next(p for p in paths if not glob.glob(os.path.expanduser(p)))
+    raise TrainError(f"the run's data {missing} is not there (moved or on another machine); "
+                     f"give it with {option} {kind}:PATH")
+
+
 def _from_arrays(name: str, xtr, ytr, xte, yte, flip: bool, classes: int | None = None) -> ImageData:
     """Check uint8 NHWC/NHW arrays with integer labels and turn them into NCHW tensors."""
     xs = []

@@ -17,7 +17,10 @@ def evaluate_checkpoint(spec, network, params, path: Path, data_spec, batch_size
 
     model, ck = load_run(path, spec, network, params, allow_imports=allow_imports)
     cfg = ck.get("config", {}) if isinstance(ck.get("config"), dict) else {}
-    data = load_data(data_spec or cfg.get("data", "digits"))
+    from resdsl.train.data import run_data
+
+    run_dir = path.parent if path.is_file() else path
+    data = load_data(data_spec or run_data(cfg.get("data", "digits"), run_dir))
     if split == "val":     # the run's own validation split, drawn again from its config
         data = _val_as_test(data, cfg, data_spec)
     precision = precision or cfg.get("precision", "fp32")

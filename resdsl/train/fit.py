@@ -160,6 +160,12 @@ def _finish(tr: Trainer, run: RunDir | None, meta: dict, status: str, t_start: f
     return summary
 
 
+def _data_from_run(data: str, run: RunDir | None) -> str | None:
+    from resdsl.train.data import data_from_run
+
+    return data_from_run(data, run.path) if run is not None else None
+
+
 def _summary(tr: Trainer, run: RunDir | None, meta: dict, status: str, t_start: float) -> dict:
     p, last = tr.pos, tr.pos.last
     return {
@@ -170,7 +176,7 @@ def _summary(tr: Trainer, run: RunDir | None, meta: dict, status: str, t_start: 
         "best_test_acc": p.best_test_acc if p.best_acc >= 0 else None, "best_epoch": p.best_epoch or None,
         "best_val_acc": p.best_acc if p.best_acc >= 0 and tr.pipe.has_val else None,
         "final_val_acc": last.get("val_acc"), "stopped_by": tr.limit_hit,
-        **(tr.data.split or {}),
+        **(tr.data.split or {}), "data_from_run": _data_from_run(tr.cfg.data, run),
         "train_s": round(p.train_s, 3), "wall_s_this_session": round(time.perf_counter() - t_start, 3),
         "params": sum(x.numel() for x in tr.net.parameters()), "device": str(tr.place.device),
         "world_size": tr.place.world, **({"levels": tr.levels} if tr.grower is not None else {}),

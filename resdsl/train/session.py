@@ -92,6 +92,10 @@ def _config(recipe, out_dir, network, args, resume) -> TrainConfig:
         given["network"] = network
     if args:
         given["params"] = {k: str(v) for k, v in args.items()}
+    if isinstance(given.get("data"), str):            # recorded absolute: eval/analyze work from any folder
+        from resdsl.train.data import absolute_data
+
+        given["data"] = absolute_data(given["data"])
     return TrainConfig(**{**base, **given})
 
 
