@@ -69,3 +69,25 @@ def test_lesion_reports_progress_on_stderr(monkeypatch, capsys):
     assert p.total == len(seen) == p.done
     err = capsys.readouterr().err
     assert f"lesion: {p.total}/{p.total} evaluations done" in err
+
+
+def test_profile_run_on_cpu_measures_the_step_over_its_baseline():
+    """Issue 22 item 10: `profile --run` on CPU said "peak memory over baseline 0 B" (the freed heap
+    of the warm-up steps stayed resident); a CIFAR ResNet-20 step at batch 32 keeps well over 8 MiB
+    of activations (16×32×32 fp32 maps are 2 MiB each at this batch)."""
+    import json
+    import sys
+
+    import pytest
+    from click.testing import CliRunner
+
+    from resdsl.cli import main
+    from tests.conftest import SPECS
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("VmHWM is Linux's")
+    r = CliRunner().invoke(main, ["profile", str(SPECS / "cifar_resnet.res"), "--run", "--device", "cpu", "--json",
+                                  "--repeats", "1", "--warmup", "1"])
+    assert r.exit_code == 0, r.output
+    pm = json.loads(r.output)["measured"]["peak_memory"]
+    assert pm["increase_bytes"] > 8 * 2**20

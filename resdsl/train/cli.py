@@ -171,7 +171,7 @@ def train(spec, network, sets, allow_imports, resume, init, config_file, quiet, 
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @user_errors
 def evaluate(spec, network, sets, checkpoint, data, split, batch_size, allow_imports, precision, device, as_json):
-    """Score a checkpoint of SPEC on the test split of --data: loss and top-1 accuracy."""
+    """Score a checkpoint of SPEC on the test split of --data (or --split val: the run's validation split): loss and top-1 accuracy."""
     from resdsl.train.evaluate import evaluate_checkpoint
 
     from resdsl.cli_common import split_sets

@@ -242,6 +242,7 @@ class Trainer:
                              unit="samples/s" if self.data.sequences else "img/s")
         buf: list[tuple] = []
         t0, seen = time.perf_counter(), 0
+        self.count_at_start = p.count        # a resumed epoch's images before the restart: not in its throughput
         for x, y in self.pipe.train_batches(p.epoch, p.step_in_epoch):
             loss, correct = self.train_step(x, y)
             p.step_in_epoch += 1
@@ -282,8 +283,8 @@ class Trainer:
 
     def end_epoch(self, epoch_s: float) -> dict:
         p = self.pos
-        sums = D.all_sum(torch.tensor([p.loss_sum, p.correct, p.count], dtype=torch.float64,
-                                      device=self.place.device), self.place).tolist()
+        sums = D.all_sum(torch.tensor([p.loss_sum, p.correct, p.count, p.count - getattr(self, "count_at_start", 0.0)],
+                                      dtype=torch.float64, device=self.place.device), self.place).tolist()
         D.sync_buffers(self.net, self.place)
         val_loss, val_acc = self.evaluate("val") if self.pipe.has_val else (None, None)
         test_loss, test_acc = self.evaluate()
@@ -292,4 +293,4 @@ class Trainer:
         return {"epoch": p.epoch, "lr": self.opt.param_groups[0]["lr"], "train_loss": sums[0] / sums[2],
                 "train_acc": sums[1] / sums[2], "val_loss": val_loss, "val_acc": val_acc,
                 "test_loss": test_loss, "test_acc": test_acc,
-                "epoch_s": epoch_s, "images_per_s": sums[2] / max(epoch_s, 1e-9)}
+                "epoch_s": epoch_s, "images_per_s": sums[3] / max(epoch_s, 1e-9)}   # images of this session only

@@ -1,0 +1,75 @@
+"""Issue 22 item 10, the small ones: `resdsl --help` without torch, every name `resdsl list` shows
+is accepted by `check`, a resumed epoch's throughput counts only its own images."""
+import json
+import subprocess
+import sys
+
+import click
+import pytest
+
+from resdsl.cli import LAZY_COMMANDS, LAZY_HELP, main
+from tests.conftest import ROOT, SPECS
+
+
+def test_help_lists_every_command_without_importing_torch():
+    code = ("import sys; from resdsl.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         env={"PYTHONPATH": str(ROOT), "PATH": ""}, timeout=120).stdout
+    assert out.strip().endswith("NO-TORCH")
+    for name in LAZY_COMMANDS:
+        assert f"  {name}  " in out or f"  {name} " in out
+
+
+@pytest.mark.parametrize("name", sorted(LAZY_COMMANDS))
+def test_the_static_help_line_is_the_commands_own(name):
+    cmd = main.get_command(click.Context(main), name)
+    assert LAZY_HELP[name] == " ".join(cmd.help.strip().split("\n\n")[0].split())
+
+
+def test_every_name_resdsl_list_shows_is_a_name_check_accepts():
+    from resdsl.zoo.catalog import zoo
+    from resdsl.zoo.names import resolve
+
+    for entry in zoo():
+        path, network, _ = resolve(entry.name, None, {})
+        assert network == entry.name and path.endswith(f"{entry.family}.res"), entry
+    import resdsl
+
+    for name in ("cifar_resnet", "resnet_d", "preact_resnet", "wide_resnet"):
+        assert resdsl.load_spec(name).name == name
+
+
+def test_a_misspelt_family_name_suggests_that_family():
+    from resdsl.errors import SpecError
+    from resdsl.zoo.names import resolve
+
+    with pytest.raises(SpecError) as e:
+        resolve("cifar_resnett", None, {})
+    assert "did you mean 'cifar_resnet'?" in e.value.render()
+
+
+def test_a_resumed_epoch_reports_its_own_throughput(tmp_path):
+    """Resumed near the end of an epoch, the throughput counted every image of the epoch over the
+    few seconds since the restart (about 10× too high). Stopped after 19 of 21 steps, the resumed
+    epoch trains 2 steps: its rate must be in line with the unstopped epoch's, not 10× it."""
+    from resdsl.train import Interrupted, TrainConfig, fit, load_data
+    from resdsl.train.progress import Reporter
+    import resdsl
+
+    data = load_data("digits")
+    cfg = dict(epochs=1, batch_size=64, device="cpu", output=str(tmp_path), experiment="r", workers=0)
+    with pytest.raises(Interrupted):
+        fit(resdsl.compile(SPECS / "digits_resnet.res", width=4, n=1), data, TrainConfig(**cfg),
+            reporter=Reporter(quiet=True), stop_after_steps=19)
+    fit(resdsl.compile(SPECS / "digits_resnet.res", width=4, n=1), data, TrainConfig(**cfg),
+        resume=tmp_path / "r", reporter=Reporter(quiet=True))
+    import csv
+
+    with open(tmp_path / "r" / "metrics.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    steps = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    images_after_resume = 1295 - 19 * 64          # 1,437 less the 10% validation split; 19 steps of 64 done
+    assert len(steps) == 21
+    assert float(row["images_per_s"]) == pytest.approx(images_after_resume / float(row["epoch_s"]), rel=1e-3)
