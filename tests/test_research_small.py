@@ -73,3 +73,41 @@ def test_a_resumed_epoch_reports_its_own_throughput(tmp_path):
     images_after_resume = 1295 - 19 * 64          # 1,437 less the 10% validation split; 19 steps of 64 done
     assert len(steps) == 21
     assert float(row["images_per_s"]) == pytest.approx(images_after_resume / float(row["epoch_s"]), rel=1e-3)
+
+
+def test_make_demo_installs_only_the_core_and_make_test_the_test_extras():
+    """Issue 22 item 11, checked by running setup.sh's install logic with pip replaced by echo."""
+    import os
+    import shutil
+
+    tmp = ROOT / ".pytest-setup-check"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        (tmp / "scripts").mkdir(parents=True)
+        (tmp / ".venv/bin").mkdir(parents=True)
+        shutil.copy(ROOT / "scripts/setup.sh", tmp / "scripts/setup.sh")
+        # a fake venv python: `-c import torch` fails, `-m pip ...` prints what it would install
+        (tmp / ".venv/bin/python").write_text('#!/bin/sh\n[ "$1" = "-c" ] && exit 1\nshift 2; echo "PIP $*"\n')
+        os.chmod(tmp / ".venv/bin/python", 0o755)
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp)}
+        fake_dot = tmp / "bin"
+        fake_dot.mkdir()
+        (fake_dot / "dot").write_text("#!/bin/sh\n")
+        os.chmod(fake_dot / "dot", 0o755)
+        env["PATH"] = f"{fake_dot}:/usr/bin:/bin"
+
+        def run(**extra):
+            return subprocess.run(["bash", str(tmp / "scripts/setup.sh")], capture_output=True, text=True,
+                                  env={**env, **extra}, timeout=60).stdout
+
+        demo = run()
+        assert "PIP install -q -e ." in demo and "[test]" not in demo
+        assert "PIP install -q torch==2.14.1 torchvision==0.29.1" in demo
+        assert "PIP install -q -e .[test]" in run(EXTRAS="test")
+        cpu = run(TORCH_INDEX="https://download.pytorch.org/whl/cpu")
+        assert "--index-url https://download.pytorch.org/whl/cpu torch==2.14.1" in cpu
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    makefile = (ROOT / "Makefile").read_text()
+    assert "test: setup-test" in makefile and "EXTRAS=test bash scripts/setup.sh" in makefile
+    assert "demo: setup\n" in makefile
