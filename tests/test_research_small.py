@@ -75,13 +75,12 @@ def test_a_resumed_epoch_reports_its_own_throughput(tmp_path):
     assert float(row["images_per_s"]) == pytest.approx(images_after_resume / float(row["epoch_s"]), rel=1e-3)
 
 
-def test_make_demo_installs_only_the_core_and_make_test_the_test_extras():
+def test_make_demo_installs_only_the_core_and_make_test_the_test_extras(tmp_path):
     """Issue 22 item 11, checked by running setup.sh's install logic with pip replaced by echo."""
     import os
     import shutil
 
-    tmp = ROOT / ".pytest-setup-check"
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = tmp_path / "checkout"
     try:
         (tmp / "scripts").mkdir(parents=True)
         (tmp / ".venv/bin").mkdir(parents=True)
