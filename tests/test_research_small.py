@@ -110,3 +110,26 @@ def test_make_demo_installs_only_the_core_and_make_test_the_test_extras(tmp_path
     makefile = (ROOT / "Makefile").read_text()
     assert "test: setup-test" in makefile and "EXTRAS=test bash scripts/setup.sh" in makefile
     assert "demo: setup\n" in makefile
+
+
+def test_the_lr_legend_draws_each_sample_edge_across_its_own_row():
+    """`--rankdir LR`: each legend row's sample edge runs left to right at its own height (it ran
+    up through the labels of the rows above)."""
+    import shutil
+
+    import resdsl
+    from resdsl.render import render
+
+    if shutil.which("dot") is None:
+        pytest.skip("Graphviz dot is not installed")
+    d = render(resdsl.graph(SPECS / "cifar_resnet.res", n=1), rankdir="LR")
+    layout = json.loads(d.pipe(format="json"))
+    pos = {o["name"]: tuple(map(float, o["pos"].split(","))) for o in layout["objects"] if "pos" in o}
+    rows = sorted({n.split(".")[1] for n in pos if n.startswith("legend.") and n.count(".") == 2})
+    assert len(rows) == 2                                      # identity and zero-pad
+    ys = []
+    for i in rows:
+        (ax, ay), (bx, by) = pos[f"legend.{i}.a"], pos[f"legend.{i}.b"]
+        assert bx > ax and ay == by                           # horizontal, left to right
+        ys.append(ay)
+    assert abs(ys[0] - ys[1]) > 15                            # rows apart (points)
