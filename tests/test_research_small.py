@@ -133,3 +133,28 @@ def test_the_lr_legend_draws_each_sample_edge_across_its_own_row():
         assert bx > ax and ay == by                           # horizontal, left to right
         ys.append(ay)
     assert abs(ys[0] - ys[1]) > 15                            # rows apart (points)
+
+
+def test_emitted_source_of_trained_layer_scales_keeps_one_class_per_block_definition():
+    """`compile --checkpoint -o model.py`: trained γ (different in every block) became each block's
+    "init" argument, one class per block; the spec's init is the constructor's, γ the weights'."""
+    import torch
+
+    import resdsl
+
+    spec = ("block b(dim) {\n  residual {\n    conv dim k3 bias; relu\n    layer_scale 1e-6\n  }\n}\n"
+            "network t(classes = 10) {\n  input 3x8x8\n  stem { conv 8 k3 bias }\n  stage x 3 b(8)\n"
+            "  head { avgpool; fc classes }\n}\n")
+    net = resdsl.load_spec(spec)
+    model = resdsl.compile(spec)
+    with torch.no_grad():                                   # as after training: every γ its own
+        for i, (name, p) in enumerate(n for n in model.named_parameters() if n[0].endswith("layer_scale")):
+            p.fill_(0.1 * (i + 1))
+    src = resdsl.emit_source(model, net)
+    assert src.count("LayerScale(8, 1e-06") == 1 and "LayerScale(8, 0.1" not in src
+    ns = {}
+    exec(compile(src, "model.py", "exec"), ns)
+    twin = ns["build"]()
+    twin.load_state_dict(model.state_dict())
+    x = torch.randn(2, 3, 8, 8)
+    torch.testing.assert_close(twin.eval()(x), model.eval()(x))
