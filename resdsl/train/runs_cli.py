@@ -5,7 +5,7 @@ import json
 
 import click
 
-from resdsl.train.cli import user_errors
+from resdsl.cli_common import reports_errors
 
 
 @click.command()
@@ -15,7 +15,7 @@ from resdsl.train.cli import user_errors
 @click.option("--sort", "sort_key", type=click.Choice(["name", "val", "test"]), default="name", show_default=True,
               help="Row order: by name, or best validation / test accuracy first.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-@user_errors
+@reports_errors
 def runs(dirs, figure, metric, sort_key, as_json):
     """Tabulate (and plot) run directories: the options that differ between them, validation and test accuracy."""
     from resdsl.analyze.common import check_figure_path
