@@ -12,6 +12,21 @@ def transfer_weights(src, dst, **kwargs):
     return _transfer(src, dst, **kwargs)
 
 
+def transfer_partial(src, dst):
+    """Copy what fits from `src` into `dst` (same kinds and shapes, in structural order) and return
+    a report of what was copied, shape-mismatched and skipped (see resdsl.backend.finetune)."""
+    from .backend.finetune import transfer_partial as _partial
+
+    return _partial(src, dst)
+
+
+def features(model, names=None):
+    """A module returning the feature maps of the named parts (`stages.2`, ...; default: every stage)."""
+    from .backend.finetune import features as _features
+
+    return _features(model, names)
+
+
 def export(model_or_spec, path, **kwargs):
     """Write a model, spec or trained run to `path`; the extension picks the format (resdsl/exporters.py)."""
     from .exporters import export as _export
@@ -34,4 +49,5 @@ def fuse(model, report=False, **kwargs):
     return _fuse(model, report=report, **kwargs)
 
 
-__all__ = ["export", "load_program", "compile", "emit_source", "fuse", "graph", "graph_of", "load_spec", "parse_value", "transfer_weights", "SpecError"]
+__all__ = ["export", "load_program", "compile", "emit_source", "fuse", "graph", "graph_of", "load_spec", "parse_value", "transfer_weights",
+           "transfer_partial", "features", "SpecError"]

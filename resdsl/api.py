@@ -115,10 +115,25 @@ def graph(spec: str | Path | Program, network: str | None = None, *, allow_impor
 
 
 def compile(spec: str | Path | Program, network: str | None = None, force: bool = False, *,
-            allow_imports: Iterable[str | Path] = (), **params: Any):
-    """Compile a spec (a path, spec text or a Program) to a torch.nn.Module (module names: ir/net.py)."""
+            allow_imports: Iterable[str | Path] = (), input_size=None, weights=None, **params: Any):
+    """Compile a spec (a path, spec text or a Program) to a torch.nn.Module (module names: ir/net.py).
+    `input_size` (32, "32x32", "3x32x32") replaces the spec's input shape, shapes checked again;
+    `weights` ("DEFAULT" or a weights enum name) loads a zoo name's pretrained weights through
+    torchvision's or timm's own loader and transfers them by structure (backend/finetune.py)."""
     net = load_spec(spec, network, allow_imports=allow_imports, **params)
-    return model_of(net, graph_of(net), force)
+    if input_size is not None:
+        from .backend.finetune import with_input_size
+
+        net = with_input_size(net, input_size)
+    model = model_of(net, graph_of(net), force)
+    if weights is not None:
+        from .backend.finetune import load_pretrained
+
+        if not isinstance(spec, str) or spec.endswith(".res") or "\n" in spec:
+            raise SpecError("weights= needs a zoo name (resdsl.compile('resnet50', weights='DEFAULT')) or "
+                            "use transfer_weights with a model you loaded")
+        load_pretrained(model, spec, weights)
+    return model
 
 
 def model_of(net: Net, g: nx.DiGraph, force: bool = False):

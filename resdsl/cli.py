@@ -21,10 +21,41 @@ LAZY_COMMANDS = {
     "show": "resdsl.source_cli:show",
     "analyze": "resdsl.analyze.cli:analyze",
     "sweep": "resdsl.analyze.sweep_cli:sweep",
+    "runs": "resdsl.train.runs_cli:runs",
+}
+
+
+# One line each for `resdsl --help`, which must not import torch to list them (a test checks that
+# each equals the first line of the command's own help).
+LAZY_HELP = {
+    "train": 'Train the network of SPEC on --data; write a run directory (see --output).',
+    "eval": "Score a checkpoint of SPEC on the test split of --data (or --split val: the run's validation split): loss and top-1 accuracy.",
+    "profile": 'Cost of SPEC from its graph: parameters, MACs, FLOPs, memory, receptive field; optionally measured.',
+    "render": 'Draw SPEC as an architecture diagram: stages, units, layers, shortcuts styled by kind.',
+    "list": 'List the zoo: every network in the specs folder with parameters, MACs, input and reference.',
+    "fmt": 'Rewrite .res FILES (or every .res under a folder) in the canonical layout; `-`: stdin to stdout.',
+    "show": 'Print SPEC resolved: every block with evaluated arguments, every layer with all attributes.',
+    "analyze": 'Measure residual behaviour: paths, lesions, shattered gradients, residual norms.',
+    "sweep": 'Train SPEC at every --grid setting; table of params, MACs, validation and test accuracy (mean ± std over seeds), time; curves.',
+    "runs": 'Tabulate (and plot) run directories: the options that differ between them, validation and test accuracy.',
 }
 
 
 class LazyGroup(click.Group):
+    def format_commands(self, ctx, formatter):
+        """The command list from LAZY_HELP for commands not imported yet (no torch for --help)."""
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in LAZY_COMMANDS and name not in self.commands:
+                rows.append((name, LAZY_HELP.get(name, "")))
+            else:
+                cmd = self.get_command(ctx, name)
+                if cmd is not None and not cmd.hidden:
+                    rows.append((name, cmd.get_short_help_str(formatter.width - 6 - max(len(n) for n in self.list_commands(ctx)))))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
     def list_commands(self, ctx):
         return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
 

@@ -94,6 +94,8 @@ def print_table(title: str, columns: list[str], rows: list[list]) -> None:
         t.add_column(c, justify="left" if i == 0 else "right")
     for r in rows:
         t.add_row(*[str(x) for x in r])
-    console = Console(width=max(100, Console().width))
+    term = Console()
+    # on a terminal, its width; in a pipe or file, as wide as the table (a wrapped table cannot be read back)
+    console = Console(width=max(100, term.width) if term.is_terminal else 1000)
     console.print(title, style="italic", markup=False, highlight=False)   # a long title is not wrapped to the table
     console.print(t)

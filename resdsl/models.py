@@ -20,11 +20,11 @@ BUNDLE = "spec.json"
 
 
 def load_model(spec: str | Path | Program, network: str | None = None, args: Mapping[str, Any] | None = None,
-               *, allow_imports: Iterable[str | Path] = (), force: bool = False):
+               *, allow_imports: Iterable[str | Path] = (), force: bool = False, input_size=None):
     """Compile a spec with its network arguments (strings are read as spec expressions, as `--set`
-    writes them and runs save them); returns (model, program)."""
+    writes them and runs save them), at `input_size` when given; returns (model, program)."""
     prog = load_program(spec, allow_imports)
-    return compile_spec(prog, network, force=force, **dict(args or {})), prog
+    return compile_spec(prog, network, force=force, input_size=input_size, **dict(args or {})), prog
 
 
 def program_from_bundle(doc: Mapping) -> Program:
@@ -71,6 +71,7 @@ def load_run(path: str | Path, spec: str | Path | None = None, network: str | No
 
         model = grown_model(prog, network or cfg.get("network"), cfg.get("params", {}), grow)
     else:
-        model, _ = load_model(prog, network or cfg.get("network"), cfg.get("params", {}) if args is None else args)
+        model, _ = load_model(prog, network or cfg.get("network"), cfg.get("params", {}) if args is None else args,
+                              input_size=cfg.get("input_size"))
     load_weights(model, ck["model"], str(ck_path))
     return model, ck

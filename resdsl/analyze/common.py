@@ -31,7 +31,10 @@ def load_run(checkpoint: str, limit: int, data: str | None = None) -> Trained:
     path = Path(checkpoint).expanduser()
     path = path / "best.pt" if path.is_dir() else path
     model, ck = load_trained(path)
-    x, y = test_data(data or ck.get("config", {}).get("data", "digits"), model, limit, ck.get("mean"), ck.get("std"))
+    from ..train.data import run_data
+
+    x, y = test_data(data or run_data(ck.get("config", {}).get("data", "digits"), path.parent), model, limit,
+                     ck.get("mean"), ck.get("std"))
     return Trained(model.eval(), graph_of_run(run_program(path.parent, ck), ck), x, y, str(path))
 
 

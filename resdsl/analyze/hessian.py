@@ -98,8 +98,12 @@ def lanczos(hvp, n: int, steps: int, seed: int = 0) -> torch.Tensor:
     """Ritz values of a symmetric operator after `steps` Lanczos steps (full reorthogonalisation)."""
     gen = torch.Generator().manual_seed(seed)
     q = torch.randn(n, generator=gen, dtype=torch.float64)
+    from ..progress import Progress
+
     qs, alphas, betas = [q / q.norm()], [], []
+    prog = Progress("hessian (Lanczos)", min(steps, n), "Hessian-vector products")
     for _ in range(min(steps, n)):
+        prog.step()
         w = hvp(qs[-1])
         alphas.append(torch.dot(w, qs[-1]))
         basis = torch.stack(qs)

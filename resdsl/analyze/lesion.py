@@ -126,19 +126,28 @@ class LesionResult:
 
 def lesion_study(model, g, x, y, max_k: int, draws: int, seed: int = 0, source: str = "") -> LesionResult:
     """Veit's three experiments on one trained network, accuracies on (x, y)."""
+    from ..progress import Progress
+
     ok = lesionable(g)
-    res = LesionResult(source, accuracy(model, x, y))
-    res.refused = {c.name: c.refusal for c in candidates(g) if c.refusal}
-    for name in ok:
-        with deleted(model, g, [name]):
-            res.single[name] = accuracy(model, x, y)
-    rng = random.Random(seed)
-    for k in range(1, min(max_k, len(ok)) + 1):
-        res.random_k[k] = []
-        for _ in range(draws):
-            with deleted(model, g, rng.sample(ok, k)):
-                res.random_k[k].append(accuracy(model, x, y))
-    for a, b in adjacent_pairs(g, ok):
-        with swapped(model, a, b):
-            res.swaps[f"{a}<->{b}"] = accuracy(model, x, y)
+    pairs = adjacent_pairs(g, ok)
+    total = 1 + len(ok) + draws * min(max_k, len(ok)) + len(pairs)     # evaluations, each over (x, y)
+    with Progress(f"lesion {source}".strip(), total, "evaluations") as prog:
+        res = LesionResult(source, accuracy(model, x, y))
+        prog.step()
+        res.refused = {c.name: c.refusal for c in candidates(g) if c.refusal}
+        for name in ok:
+            with deleted(model, g, [name]):
+                res.single[name] = accuracy(model, x, y)
+            prog.step()
+        rng = random.Random(seed)
+        for k in range(1, min(max_k, len(ok)) + 1):
+            res.random_k[k] = []
+            for _ in range(draws):
+                with deleted(model, g, rng.sample(ok, k)):
+                    res.random_k[k].append(accuracy(model, x, y))
+                prog.step()
+        for a, b in pairs:
+            with swapped(model, a, b):
+                res.swaps[f"{a}<->{b}"] = accuracy(model, x, y)
+            prog.step()
     return res

@@ -38,8 +38,12 @@ def line_gradients(model: nn.Module, points: int, draws: int, seed: int = 0) -> 
     gen = torch.Generator().manual_seed(seed)
     t = torch.linspace(-2.0, 2.0, points)
     shape = tuple(model.input_shape)
+    from ..progress import Progress
+
     out = []
+    prog = Progress("shattering", draws, "lines")
     for _ in range(draws):
+        prog.step()
         x0, d = torch.randn(shape, generator=gen), torch.randn(shape, generator=gen)
         x = (x0 + t.view(-1, *[1] * len(shape)) * d).requires_grad_(True)
         y = model(x)

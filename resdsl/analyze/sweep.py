@@ -1,7 +1,10 @@
 """`resdsl sweep`: several settings of a spec trained with one recipe, each an ordinary run directory.
 
-A setting is one point of the grid (`--grid n=3,9 --grid skip=zeropad,none`); its run directory
-is OUTPUT/`n=3_skip=none`. A setting whose summary says "completed" with the recipe's epochs is
+A setting is one point of the grid (`--grid n=3,9 --grid skip=zeropad,none --grid lr=0.1,0.05
+--grid seed=1,2`); its run directory is OUTPUT/`n=3_skip=none_lr=0.1_seed=1`. A grid name that is a
+training option (a TrainConfig field: lr, seed, epochs, batch_size, ...) varies the recipe; any
+other name is a network parameter. Settings that differ only in `seed` form one group, reported
+as mean ± std (n) (analyze/compare.py). A setting whose summary says "completed" with the recipe's epochs is
 skipped; one with a last.pt is resumed; the rest start fresh. Trials run here one after another,
 or as Ray tasks (`--backend ray`), one per setting; Ray schedules them, resdsl does not.
 """
@@ -15,15 +18,42 @@ from pathlib import Path
 from ..errors import SpecError
 
 
+TRAINING_EXCLUDED = ("output", "experiment", "network", "params")   # set by the sweep itself
+
+
+def training_options() -> set[str]:
+    """Names a --grid may give that vary the recipe rather than the network."""
+    from ..train.config import TrainConfig
+
+    return set(TrainConfig.model_fields) - set(TRAINING_EXCLUDED)
+
+
 @dataclass(frozen=True)
 class Setting:
-    """One grid point: parameter values as written (strings), and its run-directory name."""
+    """One grid point: network parameter values and training options as written (strings),
+    `order` the names as the run-directory name lists them."""
 
     params: dict
+    recipe: dict = None
+    order: tuple = ()
+
+    @property
+    def values(self) -> dict:
+        both = {**self.params, **(self.recipe or {})}
+        names = list(self.order) + [k for k in both if k not in self.order]
+        return {k: both[k] for k in names if k in both}
 
     @property
     def name(self) -> str:
-        return "_".join(f"{k}={v}" for k, v in self.params.items()) or "default"
+        return "_".join(f"{k}={v}" for k, v in self.values.items()) or "default"
+
+    @property
+    def group(self) -> str:
+        """The setting without its seed: the runs whose results are averaged together."""
+        return "_".join(f"{k}={v}" for k, v in self.values.items() if k != "seed") or "default"
+
+    def __hash__(self):
+        return hash(self.name)
 
 
 def parse_grid(items: tuple[str, ...]) -> dict[str, list[str]]:
@@ -31,6 +61,7 @@ def parse_grid(items: tuple[str, ...]) -> dict[str, list[str]]:
     grid: dict[str, list[str]] = {}
     for item in items:
         name, eq, text = item.partition("=")
+        name = name.strip().replace("-", "_")        # --grid batch-size=64,128 as the option is spelled
         values = [v.strip() for v in text.split(",") if v.strip()]
         if not eq or not name.strip().isidentifier() or not values:
             raise SpecError(f"--grid expects NAME=V1,V2,..., got '{item}'")
@@ -44,33 +75,54 @@ def parse_grid(items: tuple[str, ...]) -> dict[str, list[str]]:
 
 
 def settings(grid: dict[str, list[str]], fixed: dict[str, str]) -> list[Setting]:
-    """The Cartesian product of the grid, each with the fixed `--set` values."""
+    """The Cartesian product of the grid, each with the fixed `--set` values; grid names that are
+    training options go to the setting's recipe."""
     if set(grid) & set(fixed):
         raise SpecError(f"parameter(s) {', '.join(sorted(set(grid) & set(fixed)))} both in --grid and --set")
-    names = list(grid)
-    return [Setting({**fixed, **dict(zip(names, combo))}) for combo in itertools.product(*(grid[n] for n in names))]
+    names, train = list(grid), training_options()
+    out = []
+    for combo in itertools.product(*(grid[n] for n in names)):
+        point = dict(zip(names, combo))
+        out.append(Setting({**fixed, **{k: v for k, v in point.items() if k not in train}},
+                           {k: v for k, v in point.items() if k in train}, tuple(fixed) + tuple(names)))
+    return out
+
+
+def setting_options(options: dict, setting: Setting) -> dict:
+    """The sweep's recipe options with this setting's training values (strings, converted as
+    `resdsl train` converts its options)."""
+    return {**options, **(setting.recipe or {})}
+
+
+def check_recipes(todo: list[Setting], options: dict) -> None:
+    """Every setting's recipe is valid before anything trains (a bad --grid lr=-1 fails at once)."""
+    from ..train.config import build_config
+
+    for s in todo:
+        build_config(setting_options(options, s))
 
 
 def state_of(run: Path, epochs: int) -> str:
-    """'done' (completed with these epochs), 'resume' (a last.pt to continue) or 'new'."""
+    """'done' (completed with these epochs, or stopped by its --max-steps/--time-budget),
+    'resume' (a last.pt to continue) or 'new'."""
     summary = run / "summary.json"
     if summary.is_file():
         try:
             s = json.loads(summary.read_text())
         except (OSError, ValueError):
             s = {}
-        if s.get("status") == "completed" and s.get("epochs_done") == epochs:
+        if s.get("status") == "completed" and (s.get("epochs_done") == epochs or s.get("stopped_by")):
             return "done"
     return "resume" if (run / "last.pt").is_file() else "new"
 
 
-def train_setting(spec: str, network: str | None, params: dict, options: dict, output: str) -> dict:
+def train_setting(spec: str, network: str | None, setting: Setting, options: dict, output: str) -> dict:
     """Train one setting in this process through resdsl.train.run, resuming where it stopped."""
     from ..train.config import build_config, recipe_from_options
     from ..train.progress import Reporter
     from ..train.session import run as train_run
 
-    name = Setting(params).name
+    name, params, options = setting.name, setting.params, setting_options(options, setting)
     run = Path(output) / name
     state = state_of(run, build_config(options).epochs)
     if state == "done":
@@ -85,8 +137,8 @@ def train_setting(spec: str, network: str | None, params: dict, options: dict, o
 def run_local(spec, network, todo: list[Setting], options: dict, output: str, echo) -> None:
     for s in todo:
         echo(f"training {s.name} ...")
-        summary = train_setting(spec, network, s.params, options, output)
-        echo(f"  {s.name}: test accuracy {summary['final_test_acc']:.2%}, {summary['train_s']:.0f}s")
+        summary = train_setting(spec, network, s, options, output)
+        echo(f"  {s.name}: {_result(summary)}")
 
 
 def run_ray(spec, network, todo: list[Setting], options: dict, output: str, address: str | None,
@@ -105,11 +157,17 @@ def run_ray(spec, network, todo: list[Setting], options: dict, output: str, addr
                  include_dashboard=False, log_to_driver=False)
     try:
         task = ray.remote(num_cpus=1)(train_setting)
-        futures = {task.remote(str(Path(spec).resolve()), network, s.params, options,
+        futures = {task.remote(str(Path(spec).resolve()), network, s, options,
                                str(Path(output).resolve())): s for s in todo}
         for f, s in futures.items():
             summary = ray.get(f)
-            echo(f"  {s.name}: test accuracy {summary['final_test_acc']:.2%}, {summary['train_s']:.0f}s")
+            echo(f"  {s.name}: {_result(summary)}")
     finally:
         if started:
             ray.shutdown()
+
+
+def _result(summary: dict) -> str:
+    val = summary.get("best_val_acc")
+    return ((f"validation {val:.2%}, " if val is not None else "")
+            + f"test {summary['best_test_acc']:.2%} (best.pt), {summary['train_s']:.0f}s")

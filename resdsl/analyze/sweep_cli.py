@@ -15,7 +15,9 @@ from ..train.errors import TrainError
 @click.command()
 @click.argument("spec", type=click.Path(exists=True, dir_okay=False))
 @network_option()
-@click.option("--grid", "grid", multiple=True, metavar="NAME=V1,V2", help="Values of one parameter (repeatable).")
+@click.option("--grid", "grid", multiple=True, metavar="NAME=V1,V2",
+              help="Values of one network parameter or training option, e.g. depth=20,56, lr=0.1,0.05, seed=1,2,3 "
+                   "(repeatable); settings differing only in seed are reported as mean ± std (n).")
 @sets_option("A parameter fixed for every setting.")
 @click.option("--match", "match_what", type=click.Choice(["params", "macs"]), default=None,
               help="Adjust --adjust per setting so all have the first setting's params (or MACs).")
@@ -31,11 +33,12 @@ from ..train.errors import TrainError
 @reports_errors
 def sweep(spec, network, grid, sets, match_what, adjust, backend, address, ray_cpus, as_json, figure, dry_run,
           **options):
-    """Train SPEC at every --grid setting with one recipe; table of params, MACs, accuracy, time; curves."""
+    """Train SPEC at every --grid setting; table of params, MACs, validation and test accuracy (mean ± std over
+    seeds), time; curves."""
     from ..api import split_sets
     from .common import check_figure_path
-    from .compare import match, plot_curves, rows
-    from .sweep import parse_grid, run_local, settings, state_of
+    from .compare import groups, match, plot_curves, plot_groups, rows
+    from .sweep import check_recipes, parse_grid, run_local, setting_options, settings, state_of
 
     check_figure_path(figure)
     if options.get("experiment"):
@@ -49,9 +52,10 @@ def sweep(spec, network, grid, sets, match_what, adjust, backend, address, ray_c
     options = {k: v for k, v in options.items() if v is not None and k != "experiment"}
     from ..train.config import build_config
 
-    epochs = build_config(options).epochs
+    check_recipes(todo, options)
     echo = (lambda *a: None) if as_json else click.echo
-    pending = [s for s in todo if state_of(Path(output) / s.name, epochs) != "done"]
+    pending = [s for s in todo
+               if state_of(Path(output) / s.name, build_config(setting_options(options, s)).epochs) != "done"]
     for s in todo:
         echo(f"{s.name}: {'to train' if s in pending else 'done, skipped'}")
     if not dry_run and pending:
@@ -61,10 +65,17 @@ def sweep(spec, network, grid, sets, match_what, adjust, backend, address, ray_c
         else:
             run_local(spec, network, pending, options, output, echo)
     table = rows(spec, network, todo, output)
+    pooled = groups(table)
+    seeded = any(g["runs"] > 1 for g in pooled)
     if figure:
-        plot_curves(table, f"{Path(spec).stem}: {len(todo)} settings", figure)
+        if seeded:
+            plot_groups(pooled, f"{Path(spec).stem}: {len(pooled)} settings × seeds", figure)
+        else:
+            plot_curves(table, f"{Path(spec).stem}: {len(todo)} settings", figure)
     if as_json:
-        click.echo(json.dumps({"spec": spec, "output": output, "settings": table}, indent=2))
+        click.echo(json.dumps({"spec": spec, "output": output, "settings": table, "groups": pooled}, indent=2))
+    elif seeded:
+        _print_groups(pooled)
     else:
         _print(table)
 
@@ -93,7 +104,28 @@ def _print(table: list[dict]) -> None:
     def pct(v):
         return "" if v is None else f"{v:.2%}"
 
-    print_table("sweep", ["setting", "params", "MACs", "status", "epochs", "final acc", "best acc", "train time"],
+    print_table("sweep (best = best.pt, chosen on validation; its test accuracy)",
+                ["setting", "params", "MACs", "status", "epochs", "best val", "best test", "final test", "train time"],
                 [[r["setting"], f"{r['params']:,}", human(r["macs"]), r["status"], r["epochs_done"] or "",
-                  pct(r["final_test_acc"]), pct(r["best_test_acc"]),
+                  pct(r["best_val_acc"]), pct(r["best_test_acc"]), pct(r["final_test_acc"]),
                   "" if r["train_s"] is None else f"{r['train_s']:.0f}s"] for r in table])
+
+
+def pm(stat: dict, percent: bool = True) -> str:
+    """`91.23 ± 0.45 (3)`: mean ± sample std (n), in percent; `—` for no finished run."""
+    if stat["mean"] is None:
+        return "—"
+    k = 100 if percent else 1
+    sd = "" if stat["std"] is None else f" ± {k * stat['std']:.2f}"
+    return f"{k * stat['mean']:.2f}{sd} ({stat['n']})"
+
+
+def _print_groups(gs: list[dict]) -> None:
+    from ..cost.tables import human
+    from ..cli_common import print_table
+
+    print_table("sweep: mean ± std (n) over seeds, in %; best.pt chosen on validation",
+                ["setting", "params", "MACs", "runs", "best val", "best test", "final test", "train s"],
+                [[g["group"], f"{g['params']:,}", human(g["macs"]), f"{g['completed']}/{g['runs']}",
+                  pm(g["best_val_acc"]), pm(g["best_test_acc"]), pm(g["final_test_acc"]),
+                  "—" if g["train_s"]["mean"] is None else f"{g['train_s']['mean']:.0f}"] for g in gs])

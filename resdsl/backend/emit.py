@@ -78,8 +78,9 @@ def _layer_norm(m: L.LayerNorm2d) -> str:
 
 
 def _layer_scale(m: L.LayerScale) -> str:
-    g = m.layer_scale
-    return f"LayerScale({g.shape[0]}, {float(g.detach().flatten()[0])!r}, spatial={g.dim() - 1})"
+    g = m.layer_scale     # the spec's init, not trained γ (which made one class per block)
+    init = m.init if hasattr(m, "init") else float(g.detach().flatten()[0])
+    return f"LayerScale({g.shape[0]}, {init!r}, spatial={g.dim() - 1})"
 
 
 def _se(m: L.SqueezeExcitation) -> str:

@@ -40,6 +40,7 @@ class LayerScale(nn.Module):
     def __init__(self, channels: int, init: float, spatial: int = 2):
         super().__init__()
         shape = (channels,) + (1,) * spatial          # spatial: the input's spatial rank (0: a vector)
+        self.init = float(init)                        # the spec's value (γ itself changes with training)
         self.layer_scale = nn.Parameter(torch.full(shape, float(init)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -181,6 +181,9 @@ class Network(nn.Module):
         self.head = head
         self._body = [m for _, m in body]     # execution order; registered above
 
+        self._names = [f"{kind}s.{[k for k, _ in body[:i]].count(kind)}" for i, (kind, _) in enumerate(body)]
+        self.frozen: tuple[str, ...] = ()
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)
         for m in self._body:
@@ -188,4 +191,50 @@ class Network(nn.Module):
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.forward_features(x))
+        x = self.forward_features(x)
+        if not isinstance(self.head, nn.Sequential):
+            return self.head(x)
+        for m in self.head:      # a plain nn.Linear put in place of the head's linear takes the pooled map flat
+            if type(m) is nn.Linear and x.dim() > 2 and x.shape[2:].numel() == 1:
+                x = x.flatten(1)
+            x = m(x)
+        return x
+
+    # -- fine-tuning (backend/finetune.py) -----------------------------------------------------
+    def named_parts(self) -> list[tuple[str, nn.Module]]:
+        """stem, stages.i and transitions.i in execution order, then head."""
+        return [("stem", self.stem), *zip(self._names, self._body), ("head", self.head)]
+
+    def get_classifier(self) -> nn.Module | None:
+        """The head's last linear layer (timm's name for it)."""
+        return next((m for m in reversed(list(self.head.modules())) if isinstance(m, nn.Linear)), None)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new, freshly initialised last linear layer with `num_classes` outputs (as timm's)."""
+        old = self.get_classifier()
+        if old is None:
+            raise ValueError(f"network '{self.spec_name}' has no linear classifier in its head")
+        name = next(n for n, m in self.head.named_modules() if m is old)
+        parent, _, leaf = name.rpartition(".")
+        new = type(old)(old.in_features, num_classes, bias=old.bias is not None).to(old.weight.device, old.weight.dtype)
+        setattr(self.head.get_submodule(parent) if parent else self.head, leaf, new)
+        self.num_classes = num_classes
+
+    def freeze(self, names) -> None:
+        """No gradient for the named parts (stem, stages.i, ...) and their batch norms kept in eval mode."""
+        parts = dict(self.named_parts())
+        unknown = [n for n in names if n not in parts]
+        if unknown:
+            raise ValueError(f"freeze: no part named {', '.join(unknown)}; the parts are {', '.join(parts)}")
+        for n in names:
+            for p in parts[n].parameters():
+                p.requires_grad_(False)
+        self.frozen = tuple(dict.fromkeys((*self.frozen, *names)))
+        self.train(self.training)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        parts = dict(self.named_parts()) if self.frozen else {}
+        for n in self.frozen:
+            parts[n].eval()
+        return self

@@ -112,6 +112,7 @@ def peak_memory(b: Bench) -> dict:
         torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated()
         return {"bytes": peak, "baseline_bytes": base, "increase_bytes": peak - base, "kind": "cuda allocator peak"}
+    _trim_heap()     # freed pages back to the OS, else the step reuses resident memory and seems to need none
     reset = _reset_rss_peak()
     base = _status("VmRSS")
     b.forward_backward()
@@ -121,6 +122,16 @@ def peak_memory(b: Bench) -> dict:
                 "kind": "process RSS peak (VmHWM)"}
     return {"bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "baseline_bytes": base,
             "increase_bytes": None, "kind": "process RSS peak since start (ru_maxrss)"}
+
+
+def _trim_heap() -> None:
+    """glibc's malloc_trim(0): return the heap's free pages, so RSS is the memory in use."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _reset_rss_peak() -> bool:

@@ -28,7 +28,7 @@ def to_dot(v: View, rankdir: str = "TB", show_cost: bool = False) -> graphviz.Di
     _emit_nodes(d, v, show_cost)
     for e in v.edges:
         _edge(d, e)
-    _legend(d, v)
+    _legend(d, v, rankdir)
     return d
 
 
@@ -97,8 +97,11 @@ def _edge(d: graphviz.Digraph, e: Edge) -> None:
     d.edge(e.src, e.dst, **attrs)
 
 
-def _legend(d: graphviz.Digraph, v: View) -> None:
-    """One sample edge per shortcut kind drawn, one row each (and a dashed box for plain units)."""
+def _legend(d: graphviz.Digraph, v: View, rankdir: str = "TB") -> None:
+    """One sample edge per shortcut kind drawn, one row each (and a dashed box for plain units).
+    Top to bottom, a row's two ends share a rank and the rows are chained; left to right, ranks
+    are columns, so the sample edges run across ranks and their starts share one (else the edges
+    ran up through the labels of the rows above)."""
     drawn = {e.shortcut for e in v.edges if e.shortcut} | {k for n in v.nodes.values() for k in n.kinds}
     plain = any(n.plain for n in v.nodes.values()) or "none" in drawn
     known = list(st.SHORTCUT_STYLES)
@@ -114,18 +117,25 @@ def _legend(d: graphviz.Digraph, v: View) -> None:
             what = s.what if k in st.SHORTCUT_STYLES else f"{k}: {s.what}"
             a, b = f"legend.{i}.a", f"legend.{i}.b"
             with c.subgraph() as row:
-                row.attr(rank="same")
+                if rankdir == "TB":
+                    row.attr(rank="same")
                 row.node(a, label="", shape="point", width="0.04", color="#999999")
                 row.node(b, label="", shape="point", width="0.04", color="#999999")
             c.edge(a, b, label=f" {what} ", color=s.color, style=s.style, penwidth=s.penwidth,
-                   arrowhead=s.arrowhead, fontcolor=s.color, minlen="3", **{"class": f"legend shortcut {k}"})
+                   arrowhead=s.arrowhead, fontcolor=s.color, minlen="3" if rankdir == "TB" else "1", **{"class": f"legend shortcut {k}"})
             rows.append(a)
         if plain:
             c.node("legend.none", label=_html([_small("none: plain unit, no shortcut", "#333333")]),
                    style="rounded,dashed", color="#4f7fab", fontsize="9")
             rows.append("legend.none")
-        for a, b in zip(rows, rows[1:]):
-            c.edge(a, b, style="invis", minlen="1")
+        if rankdir == "TB":
+            for a, b in zip(rows, rows[1:]):
+                c.edge(a, b, style="invis", minlen="1")
+        else:
+            with c.subgraph() as column:
+                column.attr(rank="same")
+                for a in rows:
+                    column.node(a)
 
 
 def _small(text: str, colour: str) -> str:

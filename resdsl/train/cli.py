@@ -58,6 +58,18 @@ def recipe_options(fn):
         click.option("--log-interval", type=int, help="Steps between log flushes and NaN checks [10]."),
         click.option("--eval-batch-size", "--validation-batch-size", "eval_batch_size", type=int, help="Evaluation batch size [1024]."),
         click.option("--on-device-max-mb", type=int, help="Keep data on the device up to this size [2048]."),
+        click.option("--val-split", type=float, help="Fraction of the training set held out for validation; "
+                                                     "best.pt is chosen on it, the test set is only reported [0.1; 0 for none]."),
+        click.option("--split-seed", type=int, help="Seed of the validation split and the subsets [0] (not --seed: "
+                                                    "every seed of a sweep sees the same images)."),
+        click.option("--subset", type=int, help="Train on this many training images, drawn with --split-seed [all]."),
+        click.option("--test-subset", type=int, help="Report on this many test images, drawn with --split-seed [all]."),
+        click.option("--input-size", help="Train the net on S, HxW or CxHxW inputs instead of its spec's "
+                                          "(a 224-px zoo net on 32x32 CIFAR); the shape check runs again."),
+        click.option("--freeze", help="Parts kept frozen (no gradient, batch norm in eval mode): "
+                                      "e.g. stem,stages.0 [none]."),
+        click.option("--max-steps", type=int, help="Stop after this many optimiser steps [no limit]."),
+        click.option("--time-budget", help="Stop after this much training time: seconds, or 90s, 10m, 1.5h [no limit]."),
         click.option("--output", help="Folder for run directories [runs]."),
         click.option("--experiment", help="Run directory name [a timestamp]."),
     ]
@@ -73,22 +85,36 @@ def recipe_options(fn):
 @recipe_options
 @allow_imports_option()
 @click.option("--resume", type=click.Path(), help="Continue the run in this directory (or from its last.pt).")
-@click.option("--init", type=click.Path(dir_okay=False), help="Start from these weights (state dict, .safetensors, or a run's .pt).")
+@click.option("--init", help="Start from these weights: a state dict, .safetensors or a run's .pt, or "
+                             "torchvision:NAME / timm:NAME (their pretrained weights, through their own loaders); "
+                             "what fits is copied, the rest reported.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="Options from a TOML file (a run's config.toml trains it again); the command line wins.")
 @click.option("--quiet", "-q", is_flag=True, help="Only errors.")
 @reports_errors
-def train(spec, network, sets, allow_imports, resume, init, quiet, **options):
+def train(spec, network, sets, allow_imports, resume, init, config_file, quiet, **options):
     """Train the network of SPEC on --data; write a run directory (see --output)."""
     from resdsl.cli_common import split_sets
     from resdsl.train.progress import Reporter
     from resdsl.train.session import run
 
+    if config_file is not None:
+        from resdsl.train.configfile import merge, read_config
+
+        doc = read_config(config_file)
+        spec, network, init = spec or doc.get("spec"), network or doc.get("network"), init or doc.get("init")
+        sets = tuple(f"{k}={v}" for k, v in doc.get("set", {}).items()
+                     if k not in split_sets(sets)) + tuple(sets)
+        options = merge(options, doc)
     reporter = Reporter(quiet=quiet)
     summary = run(Path(spec) if spec else None, recipe_from_options(options), network=network,
                   args=split_sets(sets) if sets else None, resume=resume, init=init,
                   allow_imports=allow_imports, reporter=reporter)
     if not quiet and _main_rank():
-        click.echo(f"done: test accuracy {summary['final_test_acc']:.2%} (best {summary['best_test_acc']:.2%}"
-                   f" at epoch {summary['best_epoch']}), {summary['train_s']:.1f}s training; {summary['run_dir']}")
+        on = (f"chosen on validation, {summary['best_val_acc']:.2%}" if summary.get("best_val_acc") is not None
+              else "chosen on test")
+        click.echo(f"done: test accuracy {summary['final_test_acc']:.2%}; best.pt (epoch {summary['best_epoch']}, {on})"
+                   f" {summary['best_test_acc']:.2%} on test; {summary['train_s']:.1f}s training; {summary['run_dir']}")
 
 
 @click.command()
@@ -96,7 +122,9 @@ def train(spec, network, sets, allow_imports, resume, init, quiet, **options):
 @network_option("the checkpoint's")
 @sets_option()
 @click.option("--checkpoint", required=True, type=click.Path(), help="A best.pt/last.pt, or a run directory.")
-@click.option("--data", default=None, help="Dataset to score (default: the checkpoint's); the test split is used.")
+@click.option("--data", default=None, help="Dataset to score (default: the checkpoint's).")
+@click.option("--split", type=click.Choice(["test", "val"]), default="test", show_default=True,
+              help="The test set, or the run's own held-out validation split (drawn again from its config).")
 @click.option("-b", "--batch-size", type=click.IntRange(1, 1 << 20), default=1024, show_default=True, help="Batch size.")
 @allow_imports_option()
 @click.option("--precision", type=click.Choice(CHOICES["precision"]), default=None,
@@ -104,8 +132,8 @@ def train(spec, network, sets, allow_imports, resume, init, quiet, **options):
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @reports_errors
-def evaluate(spec, network, sets, checkpoint, data, batch_size, allow_imports, precision, device, as_json):
-    """Score a checkpoint of SPEC on the test split of --data: loss and top-1 accuracy."""
+def evaluate(spec, network, sets, checkpoint, data, split, batch_size, allow_imports, precision, device, as_json):
+    """Score a checkpoint of SPEC on the test split of --data (or --split val: the run's validation split): loss and top-1 accuracy."""
     from resdsl.train.evaluate import evaluate_checkpoint
 
     from resdsl.cli_common import split_sets
@@ -113,9 +141,9 @@ def evaluate(spec, network, sets, checkpoint, data, batch_size, allow_imports, p
     path = Path(checkpoint).expanduser()
     path = path / "best.pt" if path.is_dir() and (path / "best.pt").is_file() else path
     result = evaluate_checkpoint(Path(spec) if spec else None, network, split_sets(sets) if sets else None, path,
-                                 data, batch_size, precision, device, allow_imports)
+                                 data, batch_size, precision, device, allow_imports, split)
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
-        click.echo(f"{result['spec_name']} on {result['data']} ({result['images']:,} test images): "
+        click.echo(f"{result['spec_name']} on {result['data']} ({result['images']:,} {split} images): "
                    f"loss {result['test_loss']:.4f}, accuracy {result['test_acc']:.2%}")

@@ -34,6 +34,21 @@ class ImageData:
     test_x: torch.Tensor | None = None
     test_y: torch.Tensor | None = None
     folder: Path | None = None
+    val_x: torch.Tensor | None = None       # a held-out validation split of the training set (train/split.py)
+    val_y: torch.Tensor | None = None
+    train_index: list[int] | None = None    # an image folder's cuts, as indices (train/split.py)
+    val_index: list[int] | None = None
+    test_index: list[int] | None = None
+    prepared: bool = False                  # cut by train/split.prepare already
+    split: dict | None = None               # what prepare did (train/val/test sizes, seed)
+
+    @property
+    def has_val(self) -> bool:
+        return self.val_x is not None or bool(self.val_index)
+
+    @property
+    def test_folder(self) -> Path:
+        return next(self.folder / d for d in ("test", "val") if (self.folder / d).is_dir())
 
     @property
     def in_memory(self) -> bool:
@@ -44,7 +59,8 @@ class ImageData:
         return len(self.input_shape) == 2
 
     def nbytes(self) -> int:
-        return 0 if not self.in_memory else self.train_x.nbytes + self.test_x.nbytes
+        extra = self.val_x.nbytes if self.val_x is not None else 0
+        return 0 if not self.in_memory else self.train_x.nbytes + self.test_x.nbytes + extra
 
 
 def load_data(spec: str) -> ImageData:
@@ -66,6 +82,56 @@ def load_data(spec: str) -> ImageData:
         raise
     except (OSError, ValueError, KeyError, IndexError, RuntimeError, EOFError, struct.error, zipfile.BadZipFile) as e:
         raise TrainError(f"cannot read {kind} data at {path}: {e}") from None
+
+
+def _paths(spec: str) -> tuple[str, list[str]]:
+    kind, sep, path = spec.partition(":")
+    if kind not in KINDS and spec.lower().endswith(".npz"):
+        return "npz", [spec]
+    return kind, ([p.strip() for p in path.split(",") if p.strip()] if sep and kind != "digits" else [])
+
+
+def absolute_data(spec: str) -> str:
+    """`--data` with every path made absolute (as a run records it), so eval and analyze of the run
+    work from any folder."""
+    kind, paths = _paths(spec)
+    if not paths:
+        return spec
+    return f"{kind}:{','.join(os.path.abspath(os.path.expanduser(p)) for p in paths)}"
+
+
+def data_from_run(spec: str, run: Path) -> str | None:
+    """`--data` with paths relative to the run directory (kept in summary.json: a moved tree of runs
+    and data is found again)."""
+    kind, paths = _paths(spec)
+    if not paths:
+        return None
+    try:
+        return f"{kind}:{','.join(os.path.relpath(os.path.abspath(p), os.path.abspath(run)) for p in paths)}"
+    except ValueError:          # another drive (Windows)
+        return None
+
+
+def run_data(spec: str, run: Path, option: str = "--data") -> str:
+    """The dataset a run trained on: its recorded (absolute) paths, else the same paths relative to
+    the run directory; when neither is there, an error that names the option to give."""
+    kind, paths = _paths(spec)
+    if not paths or all(glob.glob(os.path.expanduser(p)) for p in paths):
+        return spec
+    import json
+
+    try:
+        rel = json.loads((Path(run) / "summary.json").read_text()).get("data_from_run")
+    except (OSError, ValueError):
+        rel = None
+    if rel:
+        k, rpaths = _paths(rel)
+        moved = [str(Path(run) / p) for p in rpaths]
+        if all(glob.glob(p) for p in moved):
+            return f"{k}:{','.join(moved)}"
+    missing = next(p for p in paths if not glob.glob(os.path.expanduser(p)))
+    raise TrainError(f"the run's data {missing} is not there (moved or on another machine); "
+                     f"give it with {option} {kind}:PATH")
 
 
 def _from_arrays(name: str, xtr, ytr, xte, yte, flip: bool, classes: int | None = None) -> ImageData:
@@ -304,8 +370,10 @@ def check_compatible(data: ImageData, input_shape: tuple[int, ...], num_classes:
             and (not data.in_memory or want[1:] == have[1:]))
     if not same:
         what = "sequences" if len(want) == 2 or data.sequences else "images"
+        hint = (f" (try --input-size {'x'.join(map(str, have[1:]))} if the net is fully convolutional)"
+                if what == "images" and len(have) == 3 and want[0] == have[0] else "")
         raise TrainError(f"the model takes {'x'.join(map(str, want))} {what} but {data.name} has "
-                         f"{'x'.join(map(str, have))}")
+                         f"{'x'.join(map(str, have))}{hint}")
     if num_classes != data.num_classes:
         raise TrainError(
             f"the model predicts {num_classes} classes but {data.name} has {data.num_classes}"

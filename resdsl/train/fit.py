@@ -19,7 +19,7 @@ from resdsl.train.rundir import RunDir, RunLock, check_writable, new_run_dir
 
 def fit(model: nn.Module, data: ImageData, cfg: TrainConfig, *, spec_text: str = "", spec_name: str = "model",
         spec_bundle: dict | None = None, resume: str | Path | None = None, reporter: Reporter | None = None,
-        stop_after_steps: int | None = None, grower=None) -> dict:
+        stop_after_steps: int | None = None, grower=None, source: dict | None = None) -> dict:
     """Train `model` on `data` with recipe `cfg`; returns the summary also written to summary.json.
     `resume` is a run directory (or its last.pt); a run killed before its first checkpoint starts
     again from epoch 1 in the same directory. `grower` (train/grow.py) makes the net deeper at
@@ -27,21 +27,29 @@ def fit(model: nn.Module, data: ImageData, cfg: TrainConfig, *, spec_text: str =
     owns_group = not dist.is_initialized()
     place = D.setup(cfg.device)
     rep = (reporter or Reporter()) if place.main else Reporter(quiet=True)
-    lock = None
+    lock = run = None
     try:
         trainer = Trainer(model, data, cfg, place, rep, grower)
         trainer.stop_after_steps = stop_after_steps
         run, lock, fresh = _open_run(cfg, place, resume, trainer)
         if run is not None and fresh:
-            run.write_inputs(spec_text, spec_name, {**cfg.model_dump(mode="json"), "world_size": place.world},
-                             spec_bundle)
+            from resdsl.train.configfile import config_text
+
+            used = cfg.model_dump(mode="json")
+            run.write_inputs(spec_text, spec_name, {**used, "world_size": place.world}, spec_bundle,
+                             config_text(used, **(source or {"spec": None, "init": None})))
         if run is not None and grower is not None:
             run.write_levels(trainer.levels)
+        if run is not None:
+            run.open_events(purge_step=None if fresh else trainer.pos.global_step + 1,
+                            config=cfg.model_dump(mode="json"))
         meta = {"spec_name": spec_name, "spec_text": spec_text, "spec_bundle": spec_bundle, "data": data.name,
                 "input_shape": list(data.input_shape), "num_classes": data.num_classes}
         return _train(trainer, run, meta)
     finally:
         rep.close()
+        if run is not None:
+            run.close_events()
         if lock is not None:
             lock.release()
         if owns_group:
@@ -97,18 +105,23 @@ def _open_run(cfg: TrainConfig, place: D.Place, resume, trainer: Trainer):
 def _train(tr: Trainer, run: RunDir | None, meta: dict) -> dict:
     cfg, p, t_start = tr.cfg, tr.pos, time.perf_counter()
     status = "completed"
+    tr.limit_hit = tr.over_limit(0.0)
+    select = "val_acc" if tr.pipe.has_val else "test_acc"   # best.pt: chosen on validation when there is one
+    if select == "test_acc" and p.epoch == 0:
+        tr.rep.message("note: no validation split (--val-split 0): best.pt is chosen on the test set, "
+                       "so its test accuracy is optimistic")
     try:
         with tr.stop:
-            while p.epoch < cfg.epochs:
+            while p.epoch < cfg.epochs and tr.limit_hit is None:
                 t0 = time.perf_counter()
-                if not tr.run_epoch(run):
+                if not tr.run_epoch(run) and tr.limit_hit is None:
                     status = "interrupted"
                     break
                 row = tr.end_epoch(time.perf_counter() - t0)
                 p.last = row
-                improved = row["test_acc"] > p.best_acc
+                improved = row[select] > p.best_acc
                 if improved:
-                    p.best_acc, p.best_epoch = row["test_acc"], p.epoch
+                    p.best_acc, p.best_epoch, p.best_test_acc = row[select], p.epoch, row["test_acc"]
                 if run is not None:
                     run.log_epoch(row)
                     if improved:                  # the net that was scored, before any growing
@@ -120,6 +133,9 @@ def _train(tr: Trainer, run: RunDir | None, meta: dict) -> dict:
                         run.write_levels(tr.levels)
                     run.write_summary(_summary(tr, run, meta, "running", t_start))
                 tr.rep.end_epoch(row, cfg.epochs)
+                if tr.limit_hit is not None:
+                    tr.rep.message(f"stopped by --{tr.limit_hit.replace('_', '-')} after {p.global_step} steps, "
+                                   f"{p.train_s:.1f}s of training")
                 if grown is not None:
                     tr.rep.message(f"grew to level {grown['level']}: {tr.grower.param} = {grown[tr.grower.param]}, "
                                    f"depth {grown['depth']}, {grown['params']:,} parameters, "
@@ -144,13 +160,23 @@ def _finish(tr: Trainer, run: RunDir | None, meta: dict, status: str, t_start: f
     return summary
 
 
+def _data_from_run(data: str, run: RunDir | None) -> str | None:
+    from resdsl.train.data import data_from_run
+
+    return data_from_run(data, run.path) if run is not None else None
+
+
 def _summary(tr: Trainer, run: RunDir | None, meta: dict, status: str, t_start: float) -> dict:
     p, last = tr.pos, tr.pos.last
     return {
         "status": status, "spec_name": meta["spec_name"], "data": meta["data"], "run_dir": str(run.path) if run else None,
         "epochs_done": p.epoch, "epochs": tr.cfg.epochs, "global_step": p.global_step,
         "final_test_acc": last.get("test_acc"), "final_test_loss": last.get("test_loss"),
-        "best_test_acc": p.best_acc if p.best_acc >= 0 else None, "best_epoch": p.best_epoch or None,
+        # best.pt's epoch is chosen on validation (when there is a split); its test accuracy is reported
+        "best_test_acc": p.best_test_acc if p.best_acc >= 0 else None, "best_epoch": p.best_epoch or None,
+        "best_val_acc": p.best_acc if p.best_acc >= 0 and tr.pipe.has_val else None,
+        "final_val_acc": last.get("val_acc"), "stopped_by": tr.limit_hit,
+        **(tr.data.split or {}), "data_from_run": _data_from_run(tr.cfg.data, run),
         "train_s": round(p.train_s, 3), "wall_s_this_session": round(time.perf_counter() - t_start, 3),
         "params": sum(x.numel() for x in tr.net.parameters()), "device": str(tr.place.device),
         "world_size": tr.place.world, **({"levels": tr.levels} if tr.grower is not None else {}),

@@ -108,6 +108,14 @@ def _by_order(model: nn.Module, state: dict[str, torch.Tensor]) -> list[tuple[st
 
 
 def init_from_file(model: nn.Module, path: str | Path) -> InitReport:
+    if str(path).startswith(("torchvision:", "timm:")):   # pretrained weights through their library's loader
+        from resdsl.backend.finetune import load_pretrained
+        from resdsl.errors import SpecError
+
+        try:
+            return load_pretrained(unwrap(model), str(path))
+        except SpecError as e:
+            raise TrainError(f"--init {path}: {e.message}") from None
     report = init_from_state(model, read_state(path))
     if not report.copied:
         raise TrainError(f"--init {path}: no tensor of the file fits this model\n{report}")

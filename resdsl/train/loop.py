@@ -56,6 +56,7 @@ class Position:
     best_epoch: int = 0
     train_s: float = 0.0
     last: dict = field(default_factory=dict)
+    best_test_acc: float | None = None   # the test accuracy of the epoch chosen (on validation) as best
 
 
 class StopFlag:
@@ -102,7 +103,11 @@ class Trainer:
 
     def __init__(self, model: nn.Module, data: ImageData, cfg: TrainConfig, place: D.Place, reporter: Reporter,
                  grower=None):
+        from resdsl.train.split import prepare
+
+        data = prepare(data, cfg)
         self.cfg, self.place, self.rep, self.data = cfg, place, reporter, data
+        self.limit_hit: str | None = None    # "max_steps" or "time_budget" once the run must stop
         shape = tuple(getattr(model, "input_shape", data.input_shape))
         check_compatible(data, shape, getattr(model, "num_classes", data.num_classes))
         self.pipe = make_pipeline(data, cfg, shape, place.device, place.rank, place.world)
@@ -170,6 +175,7 @@ class Trainer:
             "scheduler": self.sched.state_dict(), "scaler": self.scaler.state_dict(), "rng": rng_states(),
             "epoch": p.epoch, "step_in_epoch": p.step_in_epoch, "global_step": p.global_step,
             "partial": [p.loss_sum, p.correct, p.count], "best_acc": p.best_acc, "best_epoch": p.best_epoch,
+            "best_test_acc": p.best_test_acc, "limit_hit": self.limit_hit,
             "train_s": p.train_s, "last": p.last, "config": self.cfg.model_dump(mode="json"),
             "mean": self.pipe.mean, "std": self.pipe.std, **self.grow_state(), **extra,
         }
@@ -190,7 +196,9 @@ class Trainer:
         set_rng_states(ck["rng"])
         ls, c, n = ck["partial"] if self.place.main else (0.0, 0.0, 0.0)
         self.pos = Position(ck["epoch"], ck["step_in_epoch"], ck["global_step"], ls, c, n,
-                            ck["best_acc"], ck["best_epoch"], ck["train_s"], ck.get("last", {}))
+                            ck["best_acc"], ck["best_epoch"], ck["train_s"], ck.get("last", {}),
+                            ck.get("best_test_acc"))
+        self.limit_hit = ck.get("limit_hit")
 
     # -- steps --------------------------------------------------------------------------------
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -213,10 +221,19 @@ class Trainer:
         self.sched.step()
         return loss.detach(), (out.detach().argmax(1) == y).sum()
 
-    def evaluate(self) -> tuple[float, float]:
-        """Test loss and accuracy over the whole test set (each rank scores its share)."""
-        loss, acc, _ = evaluate(self.eval_model, self.pipe.eval_batches(), self.cfg.precision, self.place)
+    def evaluate(self, split: str = "test") -> tuple[float, float]:
+        """Loss and accuracy over the whole test (or validation) set (each rank scores its share)."""
+        loss, acc, _ = evaluate(self.eval_model, self.pipe.eval_batches(split), self.cfg.precision, self.place)
         return loss, acc
+
+    def over_limit(self, elapsed: float) -> str | None:
+        """Which of --max-steps / --time-budget is used up (None: neither)."""
+        cfg, p = self.cfg, self.pos
+        if cfg.max_steps is not None and p.global_step >= cfg.max_steps:
+            return "max_steps"
+        if cfg.time_budget is not None and p.train_s + elapsed >= cfg.time_budget:
+            return "time_budget"
+        return None
 
     def run_epoch(self, run: RunDir | None) -> bool:
         """Train one epoch from the current position; False when stopped (Ctrl-C) part-way."""
@@ -226,13 +243,19 @@ class Trainer:
                              unit="samples/s" if self.data.sequences else "img/s")
         buf: list[tuple] = []
         t0, seen = time.perf_counter(), 0
+        self.count_at_start = p.count        # a resumed epoch's images before the restart: not in its throughput
         for x, y in self.pipe.train_batches(p.epoch, p.step_in_epoch):
             loss, correct = self.train_step(x, y)
             p.step_in_epoch += 1
             p.global_step += 1
             seen += len(y)
             buf.append((p.global_step, loss, correct, len(y), self.opt.param_groups[0]["lr"]))
+            if self.cfg.max_steps is not None or self.cfg.time_budget is not None:
+                limit = self.over_limit(time.perf_counter() - t0)
+                if D.any_rank(limit is not None, place):
+                    self.limit_hit = limit or "time_budget"
             stop = self.stop.set or (self.stop_after_steps is not None and p.global_step >= self.stop_after_steps)
+            stop = stop or self.limit_hit is not None
             if len(buf) >= self.cfg.log_interval or p.step_in_epoch == steps or stop:
                 self.flush(buf, run, seen * place.world / (time.perf_counter() - t0))
                 buf = []
@@ -261,12 +284,14 @@ class Trainer:
 
     def end_epoch(self, epoch_s: float) -> dict:
         p = self.pos
-        sums = D.all_sum(torch.tensor([p.loss_sum, p.correct, p.count], dtype=torch.float64,
-                                      device=self.place.device), self.place).tolist()
+        sums = D.all_sum(torch.tensor([p.loss_sum, p.correct, p.count, p.count - getattr(self, "count_at_start", 0.0)],
+                                      dtype=torch.float64, device=self.place.device), self.place).tolist()
         D.sync_buffers(self.net, self.place)
+        val_loss, val_acc = self.evaluate("val") if self.pipe.has_val else (None, None)
         test_loss, test_acc = self.evaluate()
         p.epoch, p.step_in_epoch = p.epoch + 1, 0
         p.loss_sum = p.correct = p.count = 0.0
         return {"epoch": p.epoch, "lr": self.opt.param_groups[0]["lr"], "train_loss": sums[0] / sums[2],
-                "train_acc": sums[1] / sums[2], "test_loss": test_loss, "test_acc": test_acc,
-                "epoch_s": epoch_s, "images_per_s": sums[2] / max(epoch_s, 1e-9)}
+                "train_acc": sums[1] / sums[2], "val_loss": val_loss, "val_acc": val_acc,
+                "test_loss": test_loss, "test_acc": test_acc,
+                "epoch_s": epoch_s, "images_per_s": sums[3] / max(epoch_s, 1e-9)}   # images of this session only

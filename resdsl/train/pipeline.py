@@ -67,6 +67,8 @@ class TensorPipeline:
                  seed: int, device, rank: int = 0, world: int = 1, channels_last: bool = False):
         self.x, self.y = data.train_x.to(device), data.train_y.to(device)
         self.tx, self.ty = data.test_x.to(device), data.test_y.to(device)
+        self.has_val = data.val_x is not None
+        self.vx, self.vy = (data.val_x.to(device), data.val_y.to(device)) if self.has_val else (None, None)
         self.mean, self.std = channel_stats(data.train_x)
         self.norm = Normalize(self.mean, self.std, device, channels_last)
         self.bs, self.ebs, self.pad, self.hflip, self.seed = batch_size, eval_batch_size, pad, hflip, seed
@@ -94,12 +96,13 @@ class TensorPipeline:
             x = crop_flip(self.x[idx], dy[s], dx[s], flip[s], self.pad)
             yield self.norm(x), self.y[idx]
 
-    def eval_batches(self) -> Iterator[Batch]:
-        """This rank's share of the test set (every world-th image, no padding), in order."""
-        idx = torch.arange(self.rank, len(self.tx), self.world, device=self.device)
+    def eval_batches(self, split: str = "test") -> Iterator[Batch]:
+        """This rank's share of the test (or validation) set (every world-th image, no padding), in order."""
+        xs, ys = (self.vx, self.vy) if split == "val" else (self.tx, self.ty)
+        idx = torch.arange(self.rank, len(xs), self.world, device=self.device)
         for i in range(0, len(idx), self.ebs):
             j = idx[i : i + self.ebs]
-            yield self.norm(self.tx[j]), self.ty[j]
+            yield self.norm(xs[j]), ys[j]
 
 
 class _TensorImages(torch.utils.data.Dataset):
@@ -127,7 +130,8 @@ class LoaderPipeline:
         hw = tuple(input_hw or data.input_shape[1:])
         aug = [v2.RandomCrop(hw, padding=pad)] if pad else []
         aug += [v2.RandomHorizontalFlip(hflip)] if hflip else []
-        self.train_set, self.test_set = self._datasets(data, v2, hw, aug)
+        self.train_set, self.test_set, self.val_set = self._datasets(data, v2, hw, aug)
+        self.has_val = self.val_set is not None
         self.mean, self.std = self._stats()
         self.norm = Normalize(self.mean, self.std, device, channels_last)
         self.bs, self.ebs, self.seed, self.workers = batch_size, eval_batch_size, seed, workers
@@ -140,21 +144,34 @@ class LoaderPipeline:
     @staticmethod
     def _datasets(data, v2, hw, aug):
         if data.in_memory:
+            val = _TensorImages(data.val_x, data.val_y) if data.val_x is not None else None
             return (_TensorImages(data.train_x, data.train_y, v2.Compose(aug) if aug else None),
-                    _TensorImages(data.test_x, data.test_y))
+                    _TensorImages(data.test_x, data.test_y), val)
+        from torch.utils.data import Subset
         from torchvision.datasets import ImageFolder
 
         base = [v2.PILToTensor(), v2.Resize(hw, antialias=True)]
-        test = next(data.folder / d for d in ("test", "val") if (data.folder / d).is_dir())
-        return ImageFolder(str(data.folder / "train"), v2.Compose(base + aug)), ImageFolder(str(test), v2.Compose(base))
+        train = ImageFolder(str(data.folder / "train"), v2.Compose(base + aug))
+        test = ImageFolder(str(data.test_folder), v2.Compose(base))
+        val = None
+        if data.val_index:
+            val = Subset(ImageFolder(str(data.folder / "train"), v2.Compose(base)), data.val_index)
+        if data.train_index is not None:
+            train = Subset(train, data.train_index)
+        if data.test_index is not None:
+            test = Subset(test, data.test_index)
+        return train, test, val
 
     def _stats(self):
         if isinstance(self.train_set, _TensorImages):
             return channel_stats(self.train_set.x)
         g = torch.Generator().manual_seed(0)  # a fixed sample of up to 1,000 test-transformed training images
         pick = torch.randperm(len(self.train_set), generator=g)[:1000].tolist()
-        tf = self.test_set.transform
-        return channel_stats(torch.stack([tf(self.train_set.loader(self.train_set.samples[i][0])) for i in pick]))
+        train, test = self.train_set, self.test_set
+        if isinstance(train, torch.utils.data.Subset):
+            pick, train = [train.indices[i] for i in pick], train.dataset
+        tf = (test.dataset if isinstance(test, torch.utils.data.Subset) else test).transform
+        return channel_stats(torch.stack([tf(train.loader(train.samples[i][0])) for i in pick]))
 
     def _loader(self, dataset, sampler, batch_size, seed):
         g = torch.Generator().manual_seed(seed)
@@ -172,9 +189,10 @@ class LoaderPipeline:
                 continue
             yield self.norm(x.to(self.device, non_blocking=True)), y.to(self.device, non_blocking=True)
 
-    def eval_batches(self) -> Iterator[Batch]:
-        order = list(range(self.rank, len(self.test_set), self.world))
-        for x, y in self._loader(self.test_set, order, self.ebs, 0):
+    def eval_batches(self, split: str = "test") -> Iterator[Batch]:
+        dataset = self.val_set if split == "val" else self.test_set
+        order = list(range(self.rank, len(dataset), self.world))
+        for x, y in self._loader(dataset, order, self.ebs, 0):
             yield self.norm(x.to(self.device, non_blocking=True)), y.to(self.device, non_blocking=True)
 
 

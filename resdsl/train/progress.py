@@ -61,7 +61,9 @@ class Reporter:
     def end_epoch(self, row: dict, epochs: int) -> None:
         self.message(
             f"epoch {int(row['epoch'])}/{epochs}  lr {row['lr']:.4g}  train loss {row['train_loss']:.4f}"
-            f" acc {row['train_acc']:.2%}  test loss {row['test_loss']:.4f} acc {row['test_acc']:.2%}"
+            f" acc {row['train_acc']:.2%}"
+            + (f"  val loss {row['val_loss']:.4f} acc {row['val_acc']:.2%}" if row.get("val_acc") is not None else "")
+            + f"  test loss {row['test_loss']:.4f} acc {row['test_acc']:.2%}"
             f"  {row['epoch_s']:.1f}s  {row['images_per_s']:,.0f} {self.unit}")
 
     def close(self) -> None:

@@ -10,7 +10,9 @@ from pathlib import Path
 from resdsl.atomic import write_atomic
 from resdsl.train.errors import TrainError
 
-EPOCH_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "epoch_s", "images_per_s")
+EPOCH_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "epoch_s",
+                "images_per_s")
+OPTIONAL = ("val_loss", "val_acc")        # empty when the run has no validation split (and absent in older runs)
 
 
 def new_run_dir(output: str, experiment: str | None) -> Path:
@@ -109,11 +111,38 @@ class RunDir:
         self.path = Path(path)
         self.csv = self.path / "metrics.csv"
         self.jsonl = self.path / "metrics.jsonl"
+        self.events = None        # a TensorBoard SummaryWriter once open_events() ran
 
-    def write_inputs(self, spec_text: str, spec_name: str, args: dict, bundle: dict | None = None) -> None:
-        """The spec (spec.json holds every file it imports; NAME.res the top file, for reading) and args."""
+    def open_events(self, purge_step: int | None = None, config: dict | None = None) -> None:
+        """TensorBoard event files in the run directory (`tensorboard --logdir runs` finds every run).
+        A resumed run passes its checkpoint's step: TensorBoard drops the events logged after it.
+        Without the tensorboard package the run goes on without them (and says so once)."""
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            import sys
+
+            print("note: tensorboard is not installed; no TensorBoard event files (pip install tensorboard)",
+                  file=sys.stderr)
+            return
+        self.events = SummaryWriter(str(self.path), purge_step=purge_step, flush_secs=30)
+        if config is not None and not purge_step:
+            text = "\n".join(f"    {k} = {json.dumps(v, default=str)}" for k, v in sorted(config.items()))
+            self.events.add_text("config", text, 0)
+
+    def close_events(self) -> None:
+        if self.events is not None:
+            self.events.close()
+            self.events = None
+
+    def write_inputs(self, spec_text: str, spec_name: str, args: dict, bundle: dict | None = None,
+                     config_toml: str | None = None) -> None:
+        """The spec (spec.json holds every file it imports; NAME.res the top file, for reading), args
+        and config.toml (train/configfile.py)."""
         files = {f"{_safe_name(spec_name)}.res": spec_text,
                  "args.json": json.dumps(args, indent=2, sort_keys=True, default=str) + "\n"}
+        if config_toml is not None:
+            files["config.toml"] = config_toml
         if bundle is not None:
             files["spec.json"] = json.dumps(bundle, indent=1) + "\n"
         for name, text in files.items():
@@ -137,19 +166,34 @@ class RunDir:
     def log_steps(self, rows: list[dict]) -> None:
         with self.jsonl.open("a") as f:
             f.writelines(json.dumps(r) + "\n" for r in rows)
+        if self.events is not None:
+            for r in rows:
+                for k, tag in (("loss", "step/train_loss"), ("acc", "step/train_acc"), ("lr", "step/lr")):
+                    self.events.add_scalar(tag, r[k], r["step"])
 
     def log_epoch(self, row: dict) -> None:
+        if self.csv.exists():
+            with self.csv.open(newline="", errors="replace") as f:
+                header = f.readline().strip()
+            if header != ",".join(EPOCH_FIELDS):      # a run written before the validation columns
+                self._write_csv(_csv_rows(self.csv))
         new = not self.csv.exists()
         with self.csv.open("a", newline="") as f:
             w = csv.DictWriter(f, EPOCH_FIELDS)
             if new:
                 w.writeheader()
-            w.writerow({k: _fmt(row[k]) for k in EPOCH_FIELDS})
+            w.writerow({k: _fmt(row.get(k)) for k in EPOCH_FIELDS})
             f.flush()
             os.fsync(f.fileno())
+        if self.events is not None:       # one scalar per metric and epoch, x = epoch
+            for k in EPOCH_FIELDS[1:]:
+                if row.get(k) is not None:
+                    self.events.add_scalar(f"epoch/{k}", row[k], int(row["epoch"]))
+            self.events.flush()
 
     def epochs(self) -> list[dict]:
-        return [{k: float(v) for k, v in r.items()} for r in _csv_rows(self.csv)] if self.csv.exists() else []
+        return ([{k: float(v) for k, v in r.items() if v != ""} for r in _csv_rows(self.csv)]
+                if self.csv.exists() else [])
 
     def write_levels(self, levels: list[dict]) -> None:
         """levels.json: one record per --grow level (level, epoch it began after, depth, parameters)."""
@@ -171,12 +215,13 @@ class RunDir:
         import matplotlib.pyplot as plt
 
         ep = [r["epoch"] for r in rows]
-        for name, keys, ylabel in (("loss", ("train_loss", "test_loss"), "cross-entropy"),
-                                   ("accuracy", ("train_acc", "test_acc"), "accuracy"),
+        for name, keys, ylabel in (("loss", ("train_loss", "val_loss", "test_loss"), "cross-entropy"),
+                                   ("accuracy", ("train_acc", "val_acc", "test_acc"), "accuracy"),
                                    ("lr", ("lr",), "learning rate (end of epoch)")):
             fig, ax = plt.subplots(figsize=(5, 3.5), dpi=100)
             for k in keys:
-                ax.plot(ep, [r[k] for r in rows], marker=".", label=k)
+                if all(k in r for r in rows):
+                    ax.plot(ep, [r[k] for r in rows], marker=".", label=k)
             ax.set_xlabel("epoch")
             ax.set_ylabel(ylabel)
             ax.grid(alpha=0.3)
@@ -187,7 +232,7 @@ class RunDir:
 
 
 def _fmt(v):
-    return f"{v:.6g}" if isinstance(v, float) else v
+    return f"{v:.6g}" if isinstance(v, float) else ("" if v is None else v)
 
 
 def _safe_name(name: str) -> str:
@@ -209,9 +254,9 @@ def _csv_rows(path: Path) -> list[dict]:
     with path.open(newline="", errors="replace") as f:
         for r in csv.DictReader(f):
             try:
-                if set(r) == set(EPOCH_FIELDS) and all(v is not None for v in r.values()):
-                    [float(v) for v in r.values()]
-                    out.append(r)
+                if set(EPOCH_FIELDS) - set(OPTIONAL) <= set(r) <= set(EPOCH_FIELDS) and all(v is not None for v in r.values()):
+                    [float(v) for k, v in r.items() if not (k in OPTIONAL and v == "")]
+                    out.append({k: r.get(k, "") for k in EPOCH_FIELDS})
             except (TypeError, ValueError):
                 continue
     return out

@@ -36,6 +36,11 @@ def run(spec: str | Path | None, recipe: TrainConfig | Mapping[str, Any] | None 
         prog = run_program(resume_dir(resume)) or _old_run_spec(resume_dir(resume))
     else:
         raise TrainError("missing SPEC: resdsl train SPEC [options] (or --resume RUN_DIR)")
+    if getattr(prog, "preset", None) is not None:      # a zoo name (resnet18): its network and arguments go in
+        name, preset = prog.preset                      # the run's config, which its spec bundle does not hold
+        cfg = cfg.model_copy(update={"network": cfg.network or name,
+                                     "params": {**{k: str(v).lower() if isinstance(v, bool) else str(v)
+                                                 for k, v in preset.items()}, **cfg.params}})
     seed_everything(cfg.seed, cfg.deterministic)
     grower = None
     if cfg.grow:
@@ -45,7 +50,12 @@ def run(spec: str | Path | None, recipe: TrainConfig | Mapping[str, Any] | None 
         grower.check(len(cfg.grow))
         model = grower.model(0)
     else:
-        model, prog = load_model(prog, cfg.network, cfg.params)
+        model, prog = load_model(prog, cfg.network, cfg.params, input_size=cfg.input_size)
+    if cfg.freeze:
+        try:
+            model.freeze(cfg.freeze)
+        except ValueError as e:
+            raise TrainError(f"--freeze: {e}") from None
     if init is not None:
         from resdsl.train.init import init_from_file
 
@@ -55,7 +65,15 @@ def run(spec: str | Path | None, recipe: TrainConfig | Mapping[str, Any] | None 
     data = data if data is not None else load_data(cfg.data)
     return fit(model, data, cfg, spec_text=prog.text, spec_name=getattr(model, "spec_name", "model"),
                spec_bundle=bundle(prog), resume=resume, reporter=reporter, stop_after_steps=stop_after_steps,
-               grower=grower)
+               grower=grower, source={"spec": _reference(spec), "init": _reference(init)})
+
+
+def _reference(path) -> str | None:
+    """A spec or weights file as config.toml names it: absolute (a zoo name or torchvision:NAME as is)."""
+    if path is None or not isinstance(path, (str, Path)) or "\n" in str(path):
+        return None
+    p = Path(path).expanduser()
+    return str(p.resolve()) if p.exists() else str(path)
 
 
 def _config(recipe, out_dir, network, args, resume) -> TrainConfig:
@@ -67,12 +85,17 @@ def _config(recipe, out_dir, network, args, resume) -> TrainConfig:
     if resume is not None:
         base = read_args(resume_dir(resume))
         base.pop("world_size", None)
+        base.setdefault("val_split", 0.0)     # a run from before validation splits trained on every image
     if out_dir is not None:
         given["output"] = str(out_dir)
     if network is not None:
         given["network"] = network
     if args:
         given["params"] = {k: str(v) for k, v in args.items()}
+    if isinstance(given.get("data"), str):            # recorded absolute: eval/analyze work from any folder
+        from resdsl.train.data import absolute_data
+
+        given["data"] = absolute_data(given["data"])
     return TrainConfig(**{**base, **given})
 
 

@@ -69,8 +69,13 @@ def resolve(spec: Any, network: str | None, params: dict[str, Any]) -> tuple[Any
         return spec, network, params
     spec = str(spec)
     names = table()
+    if spec not in names and spec in networks():      # a network of a zoo spec (what `resdsl list` shows)
+        path = networks()[spec]
+        if network is not None and network != spec:
+            raise SpecError(f"zoo network '{spec}' is network '{spec}' of {Path(path).name}, not '{network}'")
+        return path, spec, params
     if spec not in names:
-        hint = did_you_mean(spec, names)
+        hint = did_you_mean(spec, {**names, **networks()})
         err = SpecError(f"'{spec}' is neither a spec file nor a zoo name")
         raise err.with_note(hint) if hint else err.with_note("`resdsl list --names` shows the zoo names")
     z = names[spec]
@@ -78,3 +83,16 @@ def resolve(spec: Any, network: str | None, params: dict[str, Any]) -> tuple[Any
         raise SpecError(f"zoo name '{spec}' is network '{z.network}', not '{network}'")
     return z.spec, z.network, {**z.params, **params}
 
+
+
+NETWORK_LINE = re.compile(r"^network\s+([A-Za-z_][A-Za-z_0-9]*)\s*[({]", re.M)
+
+
+@functools.lru_cache(maxsize=4)
+def networks(folder: str = str(SPECS)) -> dict[str, str]:
+    """Every network defined by the zoo's spec files (`cifar_resnet`, `resnet_d`, ...) -> its file."""
+    out: dict[str, str] = {}
+    for path in sorted(Path(folder).glob("*.res")):
+        for name in NETWORK_LINE.findall(path.read_text()):
+            out.setdefault(name, str(path))
+    return out
