@@ -15,7 +15,7 @@ STATEMENTS = ("import", "network", "block", "input", "let", "stem", "stage", "tr
               "aggregate", "if", "else", "repeat", "as", "from", "for")
 OPERATOR_WORDS = ("and", "or", "not", "in")
 CONSTANTS = ("true", "false")
-LAYERS = tuple(user_kinds()) + tuple(w for w in ("split", "add", "concat", "mul") if w not in user_kinds())
+LAYERS = tuple(user_kinds()) + tuple(w for w in ("split", "add", "concat", "mul", "sub") if w not in user_kinds())
 # the last four: dataflow merges (grammar comments)
 
 

@@ -17,7 +17,7 @@ from resdsl.render.styles import op_text
 
 USER = ops.user_kinds()
 VALUES = {int: "4", ops.NUM: "0.25", float: "0.25"}     # a value for each required positional attribute
-EXAMPLES = {"slice": "slice 0 2"}                         # where those values do not make a valid op
+EXAMPLES = {"slice": "slice 0 2", "upsample": "upsample 2"}                         # where those values do not make a valid op
 
 
 def clause(kind: str) -> str:

@@ -21,7 +21,7 @@ from . import modules as M
 # resdsl's own layers, copied into the generated file by their source when used
 HELPERS = (M.FlattenLinear, M.ZeroPadShortcut, M.SqueezeExcite, M.CReLU, M.Branches, M.Stage, L.LayerNorm2d,
            L.LayerScale, L.ChannelShuffle, L.ChannelSlice, L.GroupSoftmax, L.ZeroPadChannels, L.Multiply,
-           L.SqueezeExcitation, L.CausalConv1d)
+           L.SqueezeExcitation, L.CausalConv1d, L.Negate)
 
 
 def _pair(v):
@@ -103,6 +103,10 @@ LAYERS = {
     L.GroupSoftmax: lambda m: f"GroupSoftmax({m.groups})",
     L.ZeroPadChannels: lambda m: f"ZeroPadChannels({m.extra})",
     L.Multiply: lambda m: "Multiply()",
+    L.Negate: lambda m: "Negate()",
+    nn.Flatten: lambda m: f"nn.Flatten({m.start_dim}, {m.end_dim})",
+    nn.Upsample: lambda m: (f"nn.Upsample(size={m.size!r}, scale_factor={m.scale_factor!r}, mode={m.mode!r}, "
+                            f"align_corners={m.align_corners!r})"),
     L.SqueezeExcitation: _se,
     nn.Conv2d: _conv,
     nn.BatchNorm2d: _bn,
@@ -219,7 +223,7 @@ def flow_forward(d: M.Dataflow) -> list[str]:
         elif merge == "concat":
             expr = f"torch.cat([{', '.join(args)}], 1)"
         else:
-            expr = (" + " if merge == "add" else " * ").join(args)
+            expr = {"add": " + ", "mul": " * ", "sub": " - "}[merge].join(args)
         lines.append(f"{_var(out)} = {expr}")
     return lines + [f"return {_var(d.output)}"]
 

@@ -71,9 +71,11 @@ class Branches(nn.ModuleList):
 
 
 def merged(kind: str, xs: list[torch.Tensor]) -> torch.Tensor:
-    """A merge of a dataflow body: sum, channel concatenation or (broadcast) product."""
+    """A merge of a dataflow body: sum, channel concatenation, (broadcast) product or difference."""
     if kind == "concat":
         return torch.cat(xs, 1)
+    if kind == "sub":
+        return xs[0] - xs[1]
     y = xs[0]
     for x in xs[1:]:
         y = y + x if kind == "add" else y * x

@@ -14,11 +14,11 @@ FAMILIES) plus one line in docs/language.md.
 """
 from __future__ import annotations
 
-from . import activation, channels, conv, merge, norm, pool, se
+from . import activation, channels, conv, merge, norm, pool, resize, se
 from .activation import ACT, GATE
 from .base import NUM, SIZE, WORDS, Attr, AttrError, Op, OpError, Shape, fmt, pair
 
-FAMILIES = (conv, norm, activation, channels, pool, se, merge)
+FAMILIES = (conv, norm, activation, channels, pool, resize, se, merge)
 OPS: dict[str, Op] = {op.kind: op for family in FAMILIES for op in family.OPS}
 
 
