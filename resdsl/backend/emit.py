@@ -297,12 +297,21 @@ def emit_source(model: M.Network, net=None) -> str:
     if len(model.transitions):
         init.append(f"        self.transitions = {e.ctor(model.transitions, 'transitions', 2)}")
     init.append(f"        self.head = {e.ctor(model.head, 'head', 2)}")
+    aux = list(getattr(model, "aux", ()))
+    if aux:                                   # auxiliary classifiers: side outputs in training only
+        init.append(f"        self.aux = {e.ctor(model.aux, 'aux', 2)}")
+        init.append(f"        self.aux_weights = {model.aux_weights!r}")
     init += [f"        {_attr_path(dst)} = {_attr_path(src)}  # shared weights" for dst, src in e.ties]
-    fwd = ["        x = self.stem(x)"]
+    fwd = ["        x = self.stem(x)"] + ["        aux = []"] * bool(aux)
     for m in model._body:
+        if any(m is a for a in aux):
+            i = next(i for i, a in enumerate(aux) if a is m)
+            fwd.append(f"        if self.training:\n            aux.append(self.aux[{i}](x))")
+            continue
         kind = "stages" if any(m is s for s in model.stages) else "transitions"
         i = next(i for i, s in enumerate(getattr(model, kind)) if s is m)
         fwd.append(f"        x = self.{kind}[{i}](x)")
+    fwd += ["        if self.training:\n            self.aux_outputs = aux"] * bool(aux)
     fwd.append("        return self.head(x)")
     out = [_HEADER.format(name=model.spec_name, shape=tuple(model.input_shape), torch=torch.__version__)]
     out += [inspect.getsource(h) for h in HELPERS if h in e.helpers]

@@ -106,11 +106,13 @@ class Stage(IR):
 
 
 class Section(IR):
-    """A plain sequence of layers: stem, transition or head."""
+    """A plain sequence of layers: stem, transition or head; or an auxiliary classifier (`aux`),
+    which reads the tensor where it is written and gives a side output used only in training."""
     name: str
-    role: Literal["stem", "transition", "head"]
+    role: Literal["stem", "transition", "head", "aux"]
     items: tuple[Item, ...]
     span: Span
+    weight: float = 0.0              # an aux head's loss weight
 
 
 class Net(IR):

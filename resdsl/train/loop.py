@@ -197,6 +197,9 @@ class Trainer:
             with autocast(self.cfg.precision, self.place.device):
                 out = self.model(x)
                 loss = F.cross_entropy(out, y, label_smoothing=self.cfg.smoothing)
+                for w, aux in zip(getattr(self.net, "aux_weights", ()), getattr(self.net, "aux_outputs", ())):
+                    # auxiliary classifiers (GoogLeNet, Inception-v3): weight · their loss (Szegedy et al.)
+                    loss = loss + w * F.cross_entropy(aux, y, label_smoothing=self.cfg.smoothing)
         except ValueError as e:           # batch norm over a single value per channel
             if "more than 1 value per channel" not in str(e):
                 raise
