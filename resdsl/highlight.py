@@ -10,7 +10,7 @@ from pygments.token import Comment, Keyword, Name, Number, Operator, Punctuation
 
 from .ir.ops import user_kinds
 
-STATEMENTS = ("import", "network", "block", "input", "let", "stem", "stage", "transition", "head", "init",
+STATEMENTS = ("import", "network", "block", "input", "let", "stem", "stage", "transition", "head", "aux", "weight", "init",
               "drop_path", "pre", "residual", "shortcut", "post", "scale", "merge", "combine", "parallel", "branch",
               "aggregate", "if", "else", "repeat", "as", "from", "for")
 OPERATOR_WORDS = ("and", "or", "not", "in")
