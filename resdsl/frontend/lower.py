@@ -103,13 +103,17 @@ def section(ctx: Context, st, env: dict, b: Body) -> None:
 
 def aux(ctx: Context, st: ast.aux, env: dict, b: Body) -> None:
     """aux.{i}: an auxiliary classifier on the current tensor, a side output (the network goes on
-    from the tensor it read); its loss weight defaults to GoogLeNet's 0.3 (Szegedy et al. 2015, §5)."""
+    from the tensor it read); its loss weight defaults to GoogLeNet's 0.3 (Szegedy et al. 2015, §5).
+    A body left empty (its layers in a false `if`) is no head at all."""
     b.counts["aux"] += 1
     name = f"aux.{b.counts['aux'] - 1}"
     weight = AUX_WEIGHT if st.weight is None else ctx.eval(st.weight, env)
     if not is_num(weight) or weight < 0:
         raise SpecError(f"aux weight must be a non-negative number, got {show(weight)}", st.weight.span)
     items, out = seq(ctx, st.body, {**env, "in": b.shape[0]}, b.shape, f"{name}.")
+    if not items:                       # `aux { if aux_logits { ... } }`: torchvision's aux_logits=False
+        b.counts["aux"] -= 1
+        return
     if len(out) != 1:
         raise SpecError(f"an aux head must end in a vector of class scores, got {ops.fmt(out)}", st.span).with_note(
             "end it with `fc classes` (after a global `avgpool`, or `flatten`)")
