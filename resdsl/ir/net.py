@@ -14,6 +14,7 @@ Names are the public module paths (and so state_dict keys) of the compiled model
     ....residual.flow.conv1                         a layer of a dataflow body (named tensors)
     transitions.{t}.conv1                           layers between stages
     head.fc1                                        classifier
+    aux.{i}.conv1                                   auxiliary classifier i (`aux`, training only)
 """
 from __future__ import annotations
 
