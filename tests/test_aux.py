@@ -97,3 +97,14 @@ def test_aux_standalone_source_is_bit_equal_in_training():
 def test_bad_aux_heads_are_refused(text):
     with pytest.raises(resdsl.SpecError):
         resdsl.graph(f"network p() {{\n  input 3x8x8\n  stem {{ conv 4 k3 }}\n  {text}\n  head {{ avgpool; fc 3 }}\n}}\n")
+
+
+def test_fmt_and_show_keep_aux_heads():
+    from resdsl.format import format_text
+    from resdsl.show import show_net
+
+    assert format_text(TINY.lstrip("\n")) == TINY.lstrip("\n")
+    shown = show_net(resdsl.load_spec(TINY))
+    assert "aux weight 0.3 {" in shown and "aux weight 0.5 {" in shown
+    a, b = resdsl.compile(TINY), resdsl.compile(shown)
+    assert list(a.state_dict()) == list(b.state_dict()) and a.aux_weights == b.aux_weights
