@@ -10,12 +10,12 @@ from pygments.token import Comment, Keyword, Name, Number, Operator, Punctuation
 
 from .ir.ops import user_kinds
 
-STATEMENTS = ("import", "network", "block", "input", "let", "stem", "stage", "transition", "head", "init",
+STATEMENTS = ("import", "network", "block", "input", "let", "stem", "stage", "transition", "head", "aux", "weight", "init",
               "drop_path", "pre", "residual", "shortcut", "post", "scale", "merge", "combine", "parallel", "branch",
               "aggregate", "if", "else", "repeat", "as", "from", "for")
 OPERATOR_WORDS = ("and", "or", "not", "in")
 CONSTANTS = ("true", "false")
-LAYERS = tuple(user_kinds()) + tuple(w for w in ("split", "add", "concat", "mul") if w not in user_kinds())
+LAYERS = tuple(user_kinds()) + tuple(w for w in ("split", "add", "concat", "mul", "sub") if w not in user_kinds())
 # the last four: dataflow merges (grammar comments)
 
 

@@ -44,7 +44,8 @@ def show_net(net: Net, spec: str = "") -> str:
                     written.add(name)
                     out += [f"# {blk.name}: {blk.block}\nblock {name}() {{\n{body_text}\n}}", ""]
                 inner[(blk.name, None)] = name
-            body.append(f"{part.role} {items(part.items, inner)}")
+            word = f"aux weight {value(part.weight)}" if part.role == "aux" else part.role
+            body.append(f"{word} {items(part.items, inner)}")
     head = [f"input {'x'.join(map(str, net.input_shape))}"]
     head += [f"init {name}" + (f" {value(v)}" if v is not None else "") for name, v in net.init]
     params = ", ".join(f"{k} = {value(v)}" for k, v in net.args.items() if value(v) is not None)

@@ -140,14 +140,15 @@ def network(g: nx.DiGraph) -> Network:
             continue
         if c["type"] == "stage":
             body.append(("stage", stage(ctx, path)))
-        elif c["role"] == "transition":
-            body.append(("transition", sequence(ctx, path)))
+        elif c["role"] in ("transition", "aux"):
+            body.append((c["role"], sequence(ctx, path)))
         elif c["role"] == "stem":
             stem = sequence(ctx, path)
         else:
             head = sequence(ctx, path)
     out = g.nodes[g.graph["output"]]["out_shape"]
-    model = Network(g.graph["name"], g.graph["input_shape"], out[0], stem, body, head)
+    model = Network(g.graph["name"], g.graph["input_shape"], out[0], stem, body, head,
+                    aux_weights=[a["weight"] for a in g.graph.get("aux", ())])
     tie_shared(model, g)
     return model
 

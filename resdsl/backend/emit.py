@@ -23,7 +23,7 @@ from .unit import forward_lines
 # resdsl's own layers, copied into the generated file by their source when used
 HELPERS = (M.FlattenLinear, M.ZeroPadShortcut, M.SqueezeExcite, M.CReLU, M.Branches, M.Stage, L.LayerNorm2d,
            L.LayerScale, L.ChannelShuffle, L.ChannelSlice, L.GroupSoftmax, L.ZeroPadChannels, L.Multiply,
-           L.SqueezeExcitation, L.CausalConv1d)
+           L.SqueezeExcitation, L.CausalConv1d, L.Negate)
 
 
 def _pair(v):
@@ -106,6 +106,10 @@ LAYERS = {
     L.GroupSoftmax: lambda m: f"GroupSoftmax({m.groups})",
     L.ZeroPadChannels: lambda m: f"ZeroPadChannels({m.extra})",
     L.Multiply: lambda m: "Multiply()",
+    L.Negate: lambda m: "Negate()",
+    nn.Flatten: lambda m: f"nn.Flatten({m.start_dim}, {m.end_dim})",
+    nn.Upsample: lambda m: (f"nn.Upsample(size={m.size!r}, scale_factor={m.scale_factor!r}, mode={m.mode!r}, "
+                            f"align_corners={m.align_corners!r})"),
     L.SqueezeExcitation: _se,
     nn.Conv2d: _conv,
     nn.BatchNorm2d: _bn,
@@ -228,7 +232,7 @@ def flow_forward(d: M.Dataflow) -> list[str]:
         elif merge == "concat":
             expr = f"torch.cat([{', '.join(args)}], 1)"
         else:
-            expr = (" + " if merge == "add" else " * ").join(args)
+            expr = {"add": " + ", "mul": " * ", "sub": " - "}[merge].join(args)
         lines.append(f"{_var(out)} = {expr}")
     return lines + [f"return {_var(d.output)}"]
 
@@ -262,12 +266,21 @@ def emit_source(model: M.Network, net=None) -> str:
     if len(model.transitions):
         init.append(f"        self.transitions = {e.ctor(model.transitions, 'transitions', 2)}")
     init.append(f"        self.head = {e.ctor(model.head, 'head', 2)}")
+    aux = list(getattr(model, "aux", ()))
+    if aux:                                   # auxiliary classifiers: side outputs in training only
+        init.append(f"        self.aux = {e.ctor(model.aux, 'aux', 2)}")
+        init.append(f"        self.aux_weights = {model.aux_weights!r}")
     init += [f"        {_attr_path(dst)} = {_attr_path(src)}  # shared weights" for dst, src in e.ties]
-    fwd = ["        x = self.stem(x)"]
+    fwd = ["        x = self.stem(x)"] + ["        aux = []"] * bool(aux)
     for m in model._body:
+        if any(m is a for a in aux):
+            i = next(i for i, a in enumerate(aux) if a is m)
+            fwd.append(f"        if self.training:\n            aux.append(self.aux[{i}](x))")
+            continue
         kind = "stages" if any(m is s for s in model.stages) else "transitions"
         i = next(i for i, s in enumerate(getattr(model, kind)) if s is m)
         fwd.append(f"        x = self.{kind}[{i}](x)")
+    fwd += ["        if self.training:\n            self.aux_outputs = aux"] * bool(aux)
     fwd.append("        return self.head(x)")
     out = [_HEADER.format(name=model.spec_name, shape=tuple(model.input_shape), torch=torch.__version__)]
     out += [inspect.getsource(h) for h in HELPERS if h in e.helpers] + [inspect.getsource(h) for h in e.own]

@@ -103,6 +103,13 @@ class ZeroPadChannels(nn.Module):
         return F.pad(x, pad)
 
 
+class Negate(nn.Module):
+    """y = −x (no parameters)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return -x
+
+
 class Multiply(nn.Module):
     """Elementwise product of its inputs, broadcast (a C×1×1 gate times a C×H×W map)."""
 

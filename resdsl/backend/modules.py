@@ -73,9 +73,11 @@ class Branches(nn.ModuleList):
 
 
 def merged(kind: str, xs: list[torch.Tensor]) -> torch.Tensor:
-    """A merge of a dataflow body: sum, channel concatenation or (broadcast) product."""
+    """A merge of a dataflow body: sum, channel concatenation, (broadcast) product or difference."""
     if kind == "concat":
         return torch.cat(xs, 1)
+    if kind == "sub":
+        return xs[0] - xs[1]
     y = xs[0]
     for x in xs[1:]:
         y = y + x if kind == "add" else y * x
@@ -172,22 +174,43 @@ class Network(nn.Module):
     """A compiled resdsl network: stem, stages (and transitions between them), head."""
 
     def __init__(self, name: str, input_shape: tuple[int, ...], num_classes: int, stem: nn.Module,
-                 body: list[tuple[str, nn.Module]], head: nn.Module):
+                 body: list[tuple[str, nn.Module]], head: nn.Module, aux_weights: list[float] = ()):
         super().__init__()
         self.spec_name, self.input_shape, self.num_classes = name, tuple(input_shape), num_classes
         self.stem = stem
         self.stages = nn.ModuleList([m for kind, m in body if kind == "stage"])
         self.transitions = nn.ModuleList([m for kind, m in body if kind == "transition"])
         self.head = head
-        self._body = [m for _, m in body]     # execution order; registered above
+        self._body = [m for kind, m in body if kind != "aux"]     # execution order; registered above
+        if aux_weights:                       # auxiliary classifiers (`aux`): side outputs in training
+            self.aux = nn.ModuleList([m for kind, m in body if kind == "aux"])
+            self.aux_weights = list(aux_weights)
+            self.aux_outputs: list[torch.Tensor] = []
+            self._body = [m for _, m in body]
 
         self._names = [f"{kind}s.{[k for k, _ in body[:i]].count(kind)}" for i, (kind, _) in enumerate(body)]
         self.frozen: tuple[str, ...] = ()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)
+        if hasattr(self, "aux"):
+            return self._with_aux(x)
         for m in self._body:
             x = m(x)
+        return x
+
+    def _with_aux(self, x: torch.Tensor) -> torch.Tensor:
+        """The body with its aux heads: in training each one's output goes to `aux_outputs` (in
+        order; `train` adds weight · its loss); in eval mode they do not run (torchvision's rule)."""
+        outs = []
+        for m in self._body:
+            if any(m is a for a in self.aux):
+                if self.training:
+                    outs.append(m(x))
+            else:
+                x = m(x)
+        if self.training:
+            self.aux_outputs = outs
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -231,6 +231,11 @@ class head(Node):
     body: seq
 
 
+class aux(Node):
+    weight: Expr | None
+    body: seq
+
+
 class init_stmt(Node):
     args: tuple[Expr, ...]
 
@@ -239,7 +244,7 @@ class drop_path_stmt(Node):
     args: tuple[Expr, ...]
 
 
-NetStmt = Union[input_stmt, let_stmt, stem, stage, transition, head, init_stmt, drop_path_stmt]
+NetStmt = Union[input_stmt, let_stmt, stem, stage, transition, head, aux, init_stmt, drop_path_stmt]
 
 
 class network(Node):

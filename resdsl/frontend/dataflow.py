@@ -3,8 +3,8 @@
     split 2 -> a b; from b; conv w k1; bn; relu -> c; concat a c; shuffle 2
 
 Each statement reads the current tensor and makes a new one; `-> h` names it, `from h` makes a
-named tensor current again, and the merges `add`, `concat`, `mul` read tensors by name (with one
-name, the current tensor comes first: `mul g` is current · g). `x` names the sequence's input.
+named tensor current again, and the merges `add`, `concat`, `mul`, `sub` read tensors by name (with
+one name, the current tensor comes first: `mul g` is current · g, `sub x` is current − x). `x` names the sequence's input.
 `split N -> a b ...` (or `split [c1, c2] -> a b`) cuts the channels into named parts. A body that
 uses any of these lowers to one `Dataflow` item named `{prefix}flow` holding its steps.
 """
@@ -21,7 +21,7 @@ from . import ast
 from .context import Context, layer
 from .values import is_int, show
 
-MERGES = {"add": {"scale": 1.0, "drop_prob": 0.0, "drop_mode": "batch"}, "concat": {}, "mul": {}}
+MERGES = {"add": {"scale": 1.0, "drop_prob": 0.0, "drop_mode": "batch"}, "concat": {}, "mul": {}, "sub": {}}
 WORDS = (*MERGES, "split")       # statements of a dataflow body that are not layers
 
 

@@ -25,6 +25,9 @@ from .sequences import seq
 from .stages import count_blocks, stage
 from .values import Evaluator, Symbol, is_int, is_num, show
 
+AUX_WEIGHT = 0.3        # an auxiliary classifier's loss weight unless `aux weight W` says otherwise
+
+
 @dataclass
 class Body:
     """What a network's statements have produced so far."""
@@ -70,6 +73,8 @@ def statement(ctx: Context, st, env: dict, b: Body) -> None:
         raise SpecError("'input' must come before the layers", st.span).with_note("e.g. 'input 3x224x224'")
     if isinstance(st, (ast.stem, ast.transition, ast.head)):
         section(ctx, st, env, b)
+    elif isinstance(st, ast.aux):
+        aux(ctx, st, env, b)
     elif isinstance(st, ast.stage):
         part, b.shape = stage(ctx, st, env, b.shape, f"stages.{b.counts['stage']}")
         if part.blocks:                 # `stage x 0`: nothing (and no stage index)
@@ -92,6 +97,25 @@ def section(ctx: Context, st, env: dict, b: Body) -> None:
         raise SpecError(f"a network has one '{role}'", st.span)
     items, b.shape = seq(ctx, st.body, {**env, "in": b.shape[0]}, b.shape, f"{name}.")
     b.parts.append(Section(name=name, role=role, items=items, span=st.span))
+
+
+def aux(ctx: Context, st: ast.aux, env: dict, b: Body) -> None:
+    """aux.{i}: an auxiliary classifier on the current tensor, a side output (the network goes on
+    from the tensor it read); its loss weight defaults to GoogLeNet's 0.3 (Szegedy et al. 2015, §5).
+    A body left empty (its layers in a false `if`) is no head at all."""
+    b.counts["aux"] += 1
+    name = f"aux.{b.counts['aux'] - 1}"
+    weight = AUX_WEIGHT if st.weight is None else ctx.eval(st.weight, env)
+    if not is_num(weight) or weight < 0:
+        raise SpecError(f"aux weight must be a non-negative number, got {show(weight)}", st.weight.span)
+    items, out = seq(ctx, st.body, {**env, "in": b.shape[0]}, b.shape, f"{name}.")
+    if not items:                       # `aux { if aux_logits { ... } }`: torchvision's aux_logits=False
+        b.counts["aux"] -= 1
+        return
+    if len(out) != 1:
+        raise SpecError(f"an aux head must end in a vector of class scores, got {ops.fmt(out)}", st.span).with_note(
+            "end it with `fc classes` (after a global `avgpool`, or `flatten`)")
+    b.parts.append(Section(name=name, role="aux", items=items, span=st.span, weight=float(weight)))
 
 
 def init_directive(ctx: Context, st: ast.init_stmt, env) -> tuple[str, Any]:

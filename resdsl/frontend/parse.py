@@ -270,6 +270,9 @@ class ToAst(Transformer):
     def head(self, meta, c):
         return ast.head(span=self._s(meta), body=c[0])
 
+    def aux(self, meta, c):
+        return ast.aux(span=self._s(meta), weight=c[0], body=c[1])
+
     def init_stmt(self, meta, c):
         return ast.init_stmt(span=self._s(meta), args=tuple(c))
 

@@ -27,7 +27,7 @@ _EXPR_START = {"INT", "FLOAT", "STRING", "NAME", "SHAPE", "LPAR", "_PAREN_OPEN",
                "TRUE", "FALSE", "NOT"}
 # Statements of a network or block body: one found nested deeper means a '}' is missing before it.
 _STATEMENT_WORDS = {"network": 0, "block": 0, "import": 0, "input": 1, "stem": 1, "stage": 1,
-                    "transition": 1, "head": 1, "init": 1, "drop_path": 1, "pre": 1, "residual": 1,
+                    "transition": 1, "head": 1, "aux": 1, "init": 1, "drop_path": 1, "pre": 1, "residual": 1,
                     "shortcut": 1, "post": 1, "scale": 1, "merge": 1, "combine": 1}
 _MAX_EXPECTED = 6
 

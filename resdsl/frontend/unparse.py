@@ -290,6 +290,10 @@ class Generator:
     def head(self, n: ast.head, depth: int):
         return self.seq_stmt("head", n, n.body, depth)
 
+    def aux(self, n: ast.aux, depth: int):
+        word = "aux" if n.weight is None else self.args_stmt("aux weight", (n.weight,), depth)
+        return self.seq_stmt(word, n, n.body, depth)
+
     def branch(self, n: ast.branch, depth: int):
         return self.seq_stmt("branch", n, n.body, depth)
 

@@ -50,7 +50,7 @@ class Where(NamedTuple):
 class GraphBuilder:
     def __init__(self, net: Net):
         self.g = nx.DiGraph(name=net.name, input_shape=net.input_shape, args=dict(net.args),
-                            stages=[], blocks={}, containers={}, init=net.init, span=net.span)
+                            stages=[], blocks={}, containers={}, init=net.init, span=net.span, aux=[])
         where = Where("input", None, None, None, "input", "")
         self._add(where, "input", "input", {}, net.span)
 
@@ -185,7 +185,11 @@ class GraphBuilder:
         for part in net.body:
             if isinstance(part, Section):
                 self.container(part.name, None, "section", role=part.role)
-                x = self.items(part.items, x, Where(part.name, None, None, None, part.role, part.name))
+                y = self.items(part.items, x, Where(part.name, None, None, None, part.role, part.name))
+                if part.role == "aux":          # a side output: the network goes on from x
+                    self.g.graph["aux"].append({"name": part.name, "output": y, "weight": part.weight})
+                else:
+                    x = y
                 continue
             self.g.graph["stages"].append({"name": part.name, "block": part.block,
                                            "blocks": [b.name for b in part.blocks], "span": part.span})

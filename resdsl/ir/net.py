@@ -14,6 +14,7 @@ Names are the public module paths (and so state_dict keys) of the compiled model
     ....residual.flow.conv1                         a layer of a dataflow body (named tensors)
     transitions.{t}.conv1                           layers between stages
     head.fc1                                        classifier
+    aux.{i}.conv1                                   auxiliary classifier i (`aux`, training only)
 """
 from __future__ import annotations
 
@@ -112,11 +113,13 @@ class Stage(IR):
 
 
 class Section(IR):
-    """A plain sequence of layers: stem, transition or head."""
+    """A plain sequence of layers: stem, transition or head; or an auxiliary classifier (`aux`),
+    which reads the tensor where it is written and gives a side output used only in training."""
     name: str
-    role: Literal["stem", "transition", "head"]
+    role: Literal["stem", "transition", "head", "aux"]
     items: tuple[Item, ...]
     span: Span
+    weight: float = 0.0              # an aux head's loss weight
 
 
 class Net(IR):

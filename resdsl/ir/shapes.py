@@ -25,8 +25,10 @@ def _topological(g: nx.DiGraph) -> list[str]:
 
 
 def infer_shapes(g: nx.DiGraph) -> nx.DiGraph:
-    """One pass in topological order; a mismatch is a SpecError at the op's source span."""
+    """One pass in topological order; a mismatch is a SpecError at the op's source span. MACs are
+    those of the inference forward pass: an aux head (training only) costs parameters, not MACs."""
     nodes = g.nodes
+    aux = {a["name"] for a in g.graph.get("aux", ())}
     for n in _topological(g):
         d = nodes[n]
         if d["kind"] == "input":
@@ -40,6 +42,8 @@ def infer_shapes(g: nx.DiGraph) -> nx.DiGraph:
         params, macs = ops.cost(d["kind"], d["attrs"], ins, out)
         if d.get("shared_from"):
             params = 0
+        if d["scope"]["section"] in aux:
+            macs = 0
         d.update(in_shapes=ins, out_shape=out, params=params, macs=macs)
     return g
 
@@ -49,8 +53,9 @@ def lint(g: nx.DiGraph) -> None:
     if not nx.is_directed_acyclic_graph(g):
         raise AssertionError("graph has a cycle")
     sinks = [n for n in g if g.out_degree(n) == 0]
-    if sinks != [g.graph["output"]]:
-        raise AssertionError(f"graph must have one output, has {sinks}")
+    if set(sinks) != {g.graph["output"], *(a["output"] for a in g.graph.get("aux", ()))} or len(sinks) != 1 + len(
+            g.graph.get("aux", ())):
+        raise AssertionError(f"graph must have one output (and one per aux head), has {sinks}")
     for n, d in g.nodes(data=True):
         if d["kind"] != "input" and d["kind"] not in ops.OPS:
             raise AssertionError(f"node {n} has unknown kind {d['kind']}")

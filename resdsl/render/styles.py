@@ -35,6 +35,7 @@ ROLE_COLOURS: dict[str, Fill] = {
     "nested": Fill("#d6e6f7", "#4f7fab"),
     "transition": Fill("#f7e1ed", "#ad5f89"),
     "head": Fill("#dcefd5", "#5f9a4c"),
+    "aux": Fill("#f4f4ec", "#9a9a6a"),        # an auxiliary classifier (training only): the head's, paler
 }
 GENERIC_FILL = Fill("#eeeeee", "#888888")
 

@@ -98,6 +98,15 @@ def evaluate(model: nn.Module, batches, precision: str, place: D.Place) -> tuple
     return loss / n, correct / n, int(n)
 
 
+def training_loss(net: nn.Module, out: torch.Tensor, y: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """Cross-entropy of the output, plus weight · that of each auxiliary classifier's output of
+    this forward pass (`aux` heads: GoogLeNet, Inception-v3; weight 0.3 unless the spec says)."""
+    loss = F.cross_entropy(out, y, label_smoothing=smoothing)
+    for w, aux in zip(getattr(net, "aux_weights", ()), getattr(net, "aux_outputs", ())):
+        loss = loss + w * F.cross_entropy(aux, y, label_smoothing=smoothing)
+    return loss
+
+
 class Trainer:
     """One training run on this process's share of the data."""
 
@@ -205,7 +214,7 @@ class Trainer:
         try:
             with autocast(self.cfg.precision, self.place.device):
                 out = self.model(x)
-                loss = F.cross_entropy(out, y, label_smoothing=self.cfg.smoothing)
+                loss = training_loss(self.net, out, y, self.cfg.smoothing)
         except ValueError as e:           # batch norm over a single value per channel
             if "more than 1 value per channel" not in str(e):
                 raise

@@ -18,7 +18,8 @@ from resdsl.render.styles import op_text
 USER = ops.user_kinds()
 VALUES = {int: "4", ops.NUM: "0.25", float: "0.25"}     # a value for each required positional attribute
 EXAMPLES = {"slice": "slice 0 2", "space_to_depth": "space_to_depth 2", "pad": "pad [1, 0, 2, 0]",
-            "to_map": "to_map 8x8", "token": "token 0"}                       # where those values do not make a valid op
+            "to_map": "to_map 8x8", "token": "token 0",
+            "upsample": "upsample 2"}                       # where those values do not make a valid op
 
 
 def clause(kind: str) -> str:

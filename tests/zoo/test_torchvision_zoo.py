@@ -1,4 +1,8 @@
-"""Every residual CNN of torchvision's classification zoo as a resdsl zoo name: the honest to-do list.
+"""Every CNN of torchvision's classification zoo as a resdsl zoo name: the honest to-do list.
+
+The 55 residual CNNs (FAMILIES), and the 13 that are not residual (CLASSIC: VGG, AlexNet, GoogLeNet,
+Inception-v3, SqueezeNet), their auxiliary classifiers counted as torchvision builds them
+(weights=None: aux_logits=True) and compared in eval mode, where they do not run.
 
 Each row is a torchvision model. Parameter counts and MACs are compared for every row (graphs
 and meta-device torchvision models, nothing allocated); outputs after `transfer_weights` for one
@@ -42,6 +46,17 @@ FAMILIES = {
                    ("shufflenet_v2_x1_5", 3_503_624), ("shufflenet_v2_x2_0", 7_393_996)],
 }
 
+# torchvision's classification CNNs that are not residual (issue 20)
+CLASSIC = {
+    "vgg": [("vgg11", 132_863_336), ("vgg11_bn", 132_868_840), ("vgg13", 133_047_848), ("vgg13_bn", 133_053_736),
+            ("vgg16", 138_357_544), ("vgg16_bn", 138_365_992), ("vgg19", 143_667_240), ("vgg19_bn", 143_678_248)],
+    "alexnet": [("alexnet", 61_100_840)],
+    # torchvision publishes 6,624,904: its weights load with aux_logits=False (see test_googlenet_aux_heads)
+    "googlenet": [("googlenet", None)],
+    "inception": [("inception_v3", 27_161_264)],
+    "squeezenet": [("squeezenet1_0", 1_248_424), ("squeezenet1_1", 1_235_496)],
+}
+
 # Families without a spec yet, and what they need that the language lacks.
 NOT_YET = {
 }
@@ -50,7 +65,13 @@ NOT_YET = {
 RUN = {"resnet": "resnet18", "densenet": "densenet121", "regnet": ("regnet_x_400mf", "regnet_y_400mf"),
        "mobilenet": ("mobilenet_v2", "mobilenet_v3_small"), "efficientnet": "efficientnet_b0",
        "efficientnet_v2": "efficientnet_v2_s", "convnext": "convnext_tiny", "mnasnet": "mnasnet0_5",
-       "shufflenet": "shufflenet_v2_x0_5"}
+       "shufflenet": "shufflenet_v2_x0_5",
+       "vgg": "vgg11_bn", "alexnet": "alexnet", "googlenet": "googlenet", "inception": "inception_v3",
+       "squeezenet": ("squeezenet1_0", "squeezenet1_1")}
+SIZE = {"inception_v3": 75}           # the smallest input the model takes in eval mode; 64 elsewhere
+# GoogLeNet and Inception-v3 initialise with scipy's truncated normal when asked (slow); transfer
+# overwrites every weight, so the reference is built without it (the modules are the same)
+NO_INIT = {"googlenet", "inception_v3"}
 
 
 def _row(family, name, *rest):
@@ -58,19 +79,24 @@ def _row(family, name, *rest):
     return pytest.param(family, name, *rest, marks=marks, id=name)
 
 
-ROWS = [_row(f, n, p) for f, models in FAMILIES.items() for n, p in models]
+ROWS = [_row(f, n, p) for f, models in (FAMILIES | CLASSIC).items() for n, p in models]
 RUNS = [_row(f, n) for f, names in RUN.items() for n in ((names,) if isinstance(names, str) else names)]
 
 
 def test_the_table_is_torchvisions_residual_zoo():
     assert sum(len(m) for m in FAMILIES.values()) == 55
     assert len({n for m in FAMILIES.values() for n, _ in m}) == 55
+    assert sum(len(m) for m in CLASSIC.values()) == 13
+
+
+def reference_kwargs(name: str) -> dict:
+    return {"init_weights": False} if name in NO_INIT else {}
 
 
 def reference(name: str) -> torch.nn.Module:
     """The torchvision model with random weights; on the meta device, so nothing is allocated."""
     with torch.device("meta"), _regnet_widths_on_cpu():
-        return getattr(torchvision.models, name)()
+        return getattr(torchvision.models, name)(**reference_kwargs(name))
 
 
 @contextlib.contextmanager
@@ -95,13 +121,14 @@ def _regnet_widths_on_cpu():
 def test_parameters_and_macs_equal_torchvisions(family, name, published):
     from resdsl.cost.crosscheck import counted_macs
 
-    params, macs = totals(resdsl.graph(name))
+    g = resdsl.graph(name)
+    params, macs = totals(g)
     ref = reference(name)
     expected = sum(p.numel() for p in ref.parameters())
     if published is not None:
         assert expected == published          # the issue's table is torchvision's
     assert params == expected
-    assert macs == sum(counted_macs(ref, (3, 224, 224))[0].values())
+    assert macs == sum(counted_macs(ref, tuple(g.graph["input_shape"]))[0].values())
 
 
 @pytest.mark.slow
@@ -109,10 +136,24 @@ def test_parameters_and_macs_equal_torchvisions(family, name, published):
 def test_outputs_equal_after_transfer(family, name):
     ours = resdsl.compile(name)
     torch.manual_seed(0)
-    ref = randomise_bn(getattr(torchvision.models, name)())
+    ref = randomise_bn(getattr(torchvision.models, name)(**reference_kwargs(name)))
     resdsl.transfer_weights(ref, ours)
     ours.eval()
-    x = torch.randn(2, 3, 64, 64)
+    x = torch.randn(2, 3, SIZE.get(name, 64), SIZE.get(name, 64))
     with torch.no_grad():
         a, b = ref(x), ours(x)
     assert ((a - b).norm() / a.norm()).item() < 1e-5
+
+
+@pytest.mark.parametrize("name,without", [("googlenet", 6_624_904), ("inception_v3", None)])
+def test_aux_heads_count_as_torchvision_builds_them(name, without):
+    """With torchvision's aux_logits=False the aux heads are gone: GoogLeNet then has torchvision's
+    published 6,624,904 parameters (its weights load that way). The heads run in training only and
+    cost no inference MACs: with or without them, MACs are equal."""
+    g, bare = resdsl.graph(name), resdsl.graph(name, aux_logits=False)
+    with torch.device("meta"):
+        ref = getattr(torchvision.models, name)(aux_logits=False, init_weights=False)
+    expected = sum(p.numel() for p in ref.parameters())
+    assert totals(bare)[0] == expected == (without or expected) and not bare.graph["aux"]
+    assert totals(g)[1] == totals(bare)[1] and totals(g)[0] > totals(bare)[0]
+    assert [a["weight"] for a in g.graph["aux"]] == [0.3] * (2 if name == "googlenet" else 1)

@@ -14,11 +14,11 @@ FAMILIES) plus one line in docs/language.md.
 """
 from __future__ import annotations
 
-from . import activation, attention, channels, conv, eca, merge, norm, pool, resample, scalar, se, stdconv, tokens
+from . import activation, attention, channels, conv, eca, merge, norm, pool, resample, resize, scalar, se, stdconv, tokens
 from .activation import ACT, GATE
 from .base import NUM, SIZE, WORDS, Attr, AttrError, Op, OpError, Shape, Tokens, fmt, is_tokens, pair, runtime_shape
 
-FAMILIES = (conv, stdconv, norm, activation, scalar, channels, pool, resample, se, eca, tokens, attention, merge)
+FAMILIES = (conv, stdconv, norm, activation, scalar, channels, pool, resample, resize, se, eca, tokens, attention, merge)
 OPS: dict[str, Op] = {op.kind: op for family in FAMILIES for op in family.OPS}
 
 

@@ -45,6 +45,12 @@ def _dropout(a: dict, ins: list[Shape], inplace: bool):
     return nn.Dropout(a["p"])
 
 
+def _neg(a: dict, ins: list[Shape], inplace: bool):
+    from ...backend.layers import Negate
+
+    return Negate()
+
+
 def act(kind: str, doc: str, module: str, **kwargs) -> Op:
     return Op(kind, doc, (), (), same_shape, torch_module(module, **kwargs), activation=True)
 
@@ -66,6 +72,8 @@ OPS = (
        _leaky_relu),
     Op("crelu", "concatenated ReLU: [relu(x), relu(-x)], doubles the channels", (), (),
        lambda a, ins: (2 * ins[0][0], *ins[0][1:]), _crelu),
+    Op("neg", "negation: y = −x (with `sub`, PoolFormer's pool(x) − x; `from h; neg` negates a named tensor)",
+       (), (), same_shape, _neg, label=lambda a, brief: "−x", per_channel=True),
     Op("dropout", "dropout with probability P: dropout P", ("p",), (Attr("p", NUM, check=probability),),
        same_shape, _dropout, label=lambda a, brief: f"dropout {a['p']:g}", per_channel=True),
 )

@@ -1,5 +1,5 @@
 """Ops produced by lowering, never written as layers: the merges of residual units, branches and
-dataflow bodies (`add a b`, `concat a b`, `mul a g`), and the zero-padding shortcut. Merges build
+dataflow bodies (`add a b`, `concat a b`, `mul a g`, `sub a b`), and the zero-padding shortcut. Merges build
 no module: ResidualBlock, Branches and Dataflow (backend/modules.py) run them."""
 from __future__ import annotations
 
@@ -17,6 +17,16 @@ def concat_shape(a: dict, ins: list[Shape]) -> Shape:
         raise OpError("cannot concatenate tensors of shapes " + " and ".join(fmt(s) for s in ins)
                       + " (spatial sizes differ)")
     return (sum(s[0] for s in ins), *ins[0][1:])
+
+
+def sub_shape(a: dict, ins: list[Shape]) -> Shape:
+    """a − b of two tensors of one shape (PoolFormer's `pool(x) − x`); no broadcasting, as `add`."""
+    if len(ins) != 2:
+        raise OpError(f"sub takes two tensors (a − b), got {len(ins)}")
+    if ins[1] != ins[0]:
+        raise OpError("cannot subtract tensors of shapes " + " and ".join(fmt(s) for s in ins)).note(
+            "sub needs two tensors of one shape")
+    return ins[0]
 
 
 def mul_shape(a: dict, ins: list[Shape]) -> Shape:
@@ -53,6 +63,8 @@ OPS = (
        label=lambda a, brief: "+" if a["scale"] == 1.0 else f"+ (×{a['scale']:g})"),
     Op("highway", "gated merge: h·t + x·(1 − t) of (h, x, t)", (), (), add_shape, None, n_inputs=3, user=False),
     Op("concat", "channel concatenation", (), (), concat_shape, None, n_inputs=-1, user=False, merge="‖"),
+    Op("sub", "difference of two named tensors of one shape: sub a b = a − b", (), (), sub_shape, None,
+       n_inputs=2, user=False, merge="−"),
     Op("mul", "elementwise product of named tensors (gating); an axis of size 1 broadcasts (C×1×1, 1×H×W)", (), (), mul_shape, None,
        n_inputs=-1, user=False, merge="×"),
     Op("zeropad", "option-A shortcut: subsample by stride, pad channels with zeros", (),

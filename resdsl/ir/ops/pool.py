@@ -13,6 +13,14 @@ def pool_resolve(kind: str) -> Callable[[dict, list[Shape]], dict]:
     to (k − 1)/2 for maxpool, 0 for avgpool."""
     def resolve(a: dict, ins: list[Shape] | None) -> dict:
         k = a["kernel"]
+        if a.get("size") is not None:          # adaptive pooling to a size
+            if k is not None:
+                raise AttrError("size", f"{kind} takes a kernel or an output size, not both")
+            rank = len(ins[0]) - 1 if ins and len(ins[0]) in (2, 3) else rank_of(a["size"])
+            try:
+                return {**a, "size": sizes(a["size"], rank)}
+            except OpError as e:
+                raise AttrError("size", f"{kind} size {e}") from None
         if k is None:                          # global pooling
             return a
         rank = len(ins[0]) - 1 if ins and len(ins[0]) in (2, 3) else rank_of(k)
@@ -34,6 +42,11 @@ def pool_shape(kind: str) -> Callable[[dict, list[Shape]], Shape]:
             return (ins[0][0],)
         rank = windowed(ins[0], kind)
         c, *dims = ins[0]
+        if a.get("size") is not None:          # adaptive: any input size gives this one (AlexNet, VGG)
+            size = sizes(a["size"], rank)
+            if min(size) < 1:
+                raise OpError(f"{kind} size must be positive, got {fmt(size)}")
+            return (c, *size)
         if a["kernel"] is None:                # global pooling
             return (c,) + (1,) * rank
         require_positive(a, "stride")
@@ -66,6 +79,8 @@ def _avgpool(a: dict, ins: list[Shape], inplace: bool):
         from ...backend.tokens import TokenMean
 
         return TokenMean(prefix=ins[0].prefix)
+    if a.get("size") is not None:             # lowering's own pools (avgdown) leave it out
+        return (nn.AdaptiveAvgPool1d if one else nn.AdaptiveAvgPool2d)(a["size"][0] if one else a["size"])
     if a["kernel"] is None:
         return (nn.AdaptiveAvgPool1d if one else nn.AdaptiveAvgPool2d)(1)
     return (nn.AvgPool1d if one else nn.AvgPool2d)(a["kernel"], a["stride"], a["padding"], ceil_mode=a["ceil"],
@@ -76,15 +91,29 @@ def pool_facets(kind: str) -> dict:
     """Window, label and row text shared by both pools."""
     def label(a: dict, brief: bool) -> str:
         k = a["kernel"]
+        if a.get("size") is not None:
+            return f"adaptive {kind} to {fmt(a['size'])}"
         return f"global {kind}" if k is None else f"{window_text(k)} {kind}{strided(a['stride'])}"
 
     def what(a: dict) -> str:
+        if a.get("size") is not None:
+            return f"{kind} (adaptive {fmt(a['size'])})"
         if a["kernel"] is None:
             return kind + (" (global)" if kind == "avgpool" else "")
         return " ".join([kind, window_text(a["kernel"])] + ([f"s{a['stride']}"] if a["stride"] != 1 else []))
 
-    return dict(resolve=pool_resolve(kind), label=label, what=what,
-                window=lambda a, ins: None if a["kernel"] is None else (max(sizes(a["kernel"])), a["stride"], 1))
+    return dict(resolve=pool_resolve(kind), label=label, what=what, window=pool_window)
+
+
+def pool_window(a: dict, ins: list[Shape]):
+    """The kernel's window; global pooling sees everything; adaptive pooling to a size is the
+    identity where the input has that size, else windows of about input/size (torch's bins)."""
+    if a.get("size") is not None:
+        dims, size = ins[0][1:], a["size"]
+        if tuple(dims) == tuple(size):
+            return (1, 1, 1)
+        return (max(-(-d // o) for d, o in zip(dims, size)), max(1, min(d // o for d, o in zip(dims, size))), 1)
+    return None if a["kernel"] is None else (max(sizes(a["kernel"])), a["stride"], 1)
 
 
 OPS = (
@@ -92,9 +121,9 @@ OPS = (
        (Attr("kernel", SIZE, 3, short="k"), Attr("stride", int, None, short="s"),
         Attr("padding", int, None, short="p"), Attr("ceil", bool, False, flag=True)),
        pool_shape("maxpool"), _maxpool, **pool_facets("maxpool")),
-    Op("avgpool", "average pooling: global without a kernel (on tokens: their mean, learned tokens left out), else avgpool k K s S", (),
+    Op("avgpool", "average pooling: global without a kernel (on tokens: their mean, learned tokens left out), else avgpool k K s S; avgpool size 7: adaptive to 7×7", (),
        (Attr("kernel", SIZE, None, short="k"), Attr("stride", int, None, short="s"),
         Attr("padding", int, None, short="p"), Attr("ceil", bool, False, flag=True),
-        Attr("count_pad", bool, True)),
+        Attr("count_pad", bool, True), Attr("size", SIZE, None)),
        pool_shape("avgpool"), _avgpool, **pool_facets("avgpool")),
 )
