@@ -21,6 +21,7 @@ LAZY_COMMANDS = {
     "show": "resdsl.source_cli:show",
     "analyze": "resdsl.analyze.cli:analyze",
     "sweep": "resdsl.analyze.sweep_cli:sweep",
+    "serve": "resdsl.serve.cli:serve",
 }
 
 

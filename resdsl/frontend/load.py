@@ -81,6 +81,22 @@ def load(spec: str | Path, allow_imports: Iterable[str | Path] = ()) -> Program:
     return prog
 
 
+def load_as(text: str, path: str | Path, allow_imports: Iterable[str | Path] = (), shown_as: str | None = None) -> Program:
+    """The program of unsaved text standing for the file `path` (an editor's buffer, `resdsl serve`):
+    imports resolve from the file's folder and messages name it (`shown_as`, default the path),
+    as if the text were saved there."""
+    path = Path(path)
+    limits.SOURCE_BYTES.check(len(text.encode("utf-8", "surrogatepass")), None,
+                              f"'{shown_as or path}' has {len(text.encode('utf-8', 'surrogatepass')):,} bytes")
+    prog = Program()
+    _add(prog, parse(prelude_text(), PRELUDE), None, prelude=True)
+    files = Files([path.resolve().parent, *allow_imports])
+    prog.file, prog.text, key = shown_as or str(path), text, path.name
+    prog.files[key], prog.names[key] = prog.text, prog.file
+    _add(prog, _parse(prog.text, prog.file), _Where(files, path.resolve(), key), main=True)
+    return prog
+
+
 def load_bundle(files: Mapping[str, str], main: str) -> Program:
     """The program of a bundle written by `bundle` (a run directory's spec.json): no disk reads."""
     if main not in files:
