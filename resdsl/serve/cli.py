@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 from pathlib import Path
 
 import click
@@ -51,7 +52,7 @@ def serve(target, port, time_limit, allow_imports):
     root, opened = target_of(target)
     token = new_token()
     worker = Worker(time_limit=time_limit)
-    worker.start()
+    threading.Thread(target=worker.ensure_started, daemon=True).start()    # imports while the page loads
     server = Server(root, token, worker, opened, allow_imports)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

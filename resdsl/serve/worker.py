@@ -131,6 +131,18 @@ def _compare(a_net, a_g, req: dict) -> dict:
     return {"a": title(a), "b": title(b), "rows": rows, "svg": svg, "note": note}
 
 
+_last: dict = {}          # the last program's net and graph, reused while only comments, layout, the level or the focus change
+
+
+def _same_program(prog, network, values) -> tuple:
+    """What the net depends on: the syntax trees without positions (comments and spacing do not
+    count), the imported files, the network and its arguments."""
+    from ..format import tree_key
+
+    trees = tuple((k, tree_key(v)) for d in (prog.blocks, prog.networks) for k, v in sorted(d.items()))
+    return trees, tuple(sorted(prog.files.items()))[1:], network, repr(sorted(values.items()))
+
+
 def check(req: dict) -> dict:
     """One answer to the page: the drawing, the per-stage table and totals, or the error; `seq` echoed."""
     from ..api import graph_of, load_spec
@@ -140,13 +152,17 @@ def check(req: dict) -> dict:
     try:
         prog, network, values = _load(req)
         out["form"] = _form(prog, network, values)
-        net = load_spec(prog, network, **values)
-        g = graph_of(net)
+        key = _same_program(prog, network, values)
+        if _last.get("key") != key:
+            _last.clear()
+            net = load_spec(prog, network, **values)
+            _last.update(key=key, net=net, g=graph_of(net))
+        net, g = _last["net"], _last["g"]
         t1 = time.perf_counter()
         focus = focus_of(g, req.get("focus"))
         out["svg"], out["level"], out["note"] = _svg(g, req.get("level"), focus)
         out["focus"] = focus
-        out["table"] = _table(g)
+        out["table"] = _last.get("table") or _last.setdefault("table", _table(g))
         out["ok"] = True
         if req.get("vs"):
             try:
@@ -239,6 +255,11 @@ class Worker:
         parent.recv()
         self.proc, self.conn = proc, parent
 
+    def ensure_started(self) -> None:
+        with self.lock:
+            if self.proc is None or not self.proc.is_alive():
+                self.start()
+
     def call(self, req: dict, time_limit: float | None = None) -> dict:
         """The worker's answer, or an error saying it was stopped (time limit, crash)."""
         limit = self.time_limit if time_limit is None else time_limit
@@ -258,6 +279,7 @@ class Worker:
                        "it runs under the memory budget (RESDSL_LIMIT_MEMORY)")
             self.stop()
             self.restarts += 1
+            threading.Thread(target=self.ensure_started, daemon=True).start()   # a fresh one, in the background
             return {"seq": req.get("seq"), "ok": False, "killed": True,
                     "error": {"message": why[0], "notes": [why[1]], "text": f"error: {why[0]}\nnote: {why[1]}"}}
 

@@ -16,7 +16,7 @@ const state = {
   level: "", focus: null, network: null, sets: {},
   vs: null,             // {path|zoo, text}
   error: null,          // the error on screen: {line, column, end_line, end_column, file}
-  view: {scale: 1, x: 0, y: 0, key: null},
+  view: {scale: 1, x: 0, y: 0, key: null, user: false},
   timer: null, sentAt: {},
 };
 
@@ -162,7 +162,8 @@ function apply(a) {
     fillTable(a.table);
     fillCompare(a.vs);
     const key = `${a.level}|${a.focus}|${state.doc.path || state.doc.zoo}`;
-    if (key !== state.view.key) { state.view.key = key; fit(); } else place();
+    if (key !== state.view.key) { state.view.key = key; state.view.user = false; }
+    if (state.view.user) place(); else fit();          // follow the drawing until the user zooms or pans
   } else {
     state.error = a.error || {text: "error"};
     $("error").hidden = false;
@@ -305,6 +306,7 @@ function zoom(factor, cx, cy) {
   v.x = cx - (cx - v.x) * (s / v.scale);
   v.y = cy - (cy - v.y) * (s / v.scale);
   v.scale = s;
+  v.user = true;
   place();
 }
 
@@ -324,6 +326,7 @@ function setupDiagram() {
     const dx = e.clientX - drag.x, dy = e.clientY - drag.y;
     if (Math.abs(dx) + Math.abs(dy) > 4) drag.moved = true;
     if (drag.moved) {
+      state.view.user = true;
       state.view.x = drag.vx + dx;
       state.view.y = drag.vy + dy;
       place();
@@ -343,7 +346,7 @@ function setupDiagram() {
   });
   $("zoom-in").onclick = () => zoom(1.25, box.clientWidth / 2, box.clientHeight / 2);
   $("zoom-out").onclick = () => zoom(0.8, box.clientWidth / 2, box.clientHeight / 2);
-  $("fit").onclick = fit;
+  $("fit").onclick = () => { state.view.user = false; fit(); };
   $("unfocus").onclick = () => { state.focus = null; schedule(true); };
   $("level").onchange = () => { state.level = $("level").value; schedule(true); };
 }
