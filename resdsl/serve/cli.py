@@ -44,9 +44,13 @@ def serve(target, port, time_limit, allow_imports):
     Serves DIR (or FILE's folder; a zoo name read-only, with the working folder for "save as")
     on http://127.0.0.1:PORT/?token=...; prints that URL and opens nothing. Only files under the
     served folder are read or written."""
-    import uvicorn
+    try:
+        import uvicorn
 
-    from .app import Server, create_app, new_token
+        from .app import Server, create_app, new_token
+    except ImportError as e:
+        raise click.ClickException(f"resdsl serve needs Starlette and uvicorn ({e.name} is missing): "
+                                   "pip install 'resdsl[serve]'") from None
     from .worker import Worker
 
     root, opened = target_of(target)
