@@ -177,9 +177,12 @@ function apply(a) {
   const sent = state.sentAt[a.seq];
   for (const k of Object.keys(state.sentAt)) if (+k <= a.seq) delete state.sentAt[k];
   $("timing").textContent = sent ? `server ${server} ms · round trip ${Math.round(done - sent)} ms` : "";
-  window.resdslLastRedraw = {seq: a.seq, ok: a.ok, serverMs: server, browserMs: done - browserStart,
+  window.resdslLastRedraw = {seq: a.seq, ok: a.ok, serverMs: server, serverCpuMs: a.ms ? a.ms.cpu : null,
+                             browserMs: done - browserStart,
                              roundTripMs: sent ? done - sent : null, at: done};
   status(a.ok ? (a.seq === state.seq ? "ok" : "checking…") : "error", !a.ok);
+  const record = window.resdslLastRedraw;
+  requestAnimationFrame(() => setTimeout(() => { record.paintedAt = performance.now(); }, 0));   // after layout and paint
 }
 
 // Graphviz's SVG, with anything active removed (the CSP forbids scripts anyway).
