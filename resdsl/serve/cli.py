@@ -56,7 +56,7 @@ def serve(target, port, time_limit, allow_imports):
     root, opened = target_of(target)
     token = new_token()
     worker = Worker(time_limit=time_limit)
-    threading.Thread(target=worker.ensure_started, daemon=True).start()    # imports while the page loads
+    threading.Thread(target=worker._restart, daemon=True).start()    # imports while the page loads
     server = Server(root, token, worker, opened, allow_imports)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -68,4 +68,4 @@ def serve(target, port, time_limit, allow_imports):
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
-        worker.stop()
+        worker.close()

@@ -8,12 +8,14 @@ fresh one. A spec that hangs or eats memory therefore costs one error message, n
 """
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 MAX_BOXES = 1500          # a drawing with more boxes takes seconds in `dot` and is unreadable
@@ -215,9 +217,14 @@ def _describe(e: BaseException) -> dict:
 HANDLERS = {"check": check}
 
 
-def _main(conn, memory: int) -> None:
-    """The child: its own process group (killed whole), bounded memory, then answer requests."""
-    os.setsid()
+def _main() -> None:
+    """The child (`python -m resdsl.serve.worker MEMORY`): its own session (killed whole), bounded
+    memory, then one JSON line in, one JSON line out. Its stdout is the answer channel only:
+    anything printed by a library goes to stderr."""
+    import json
+    import sys
+
+    memory = int(sys.argv[1]) if len(sys.argv) > 1 else 0
     if memory > 0:
         try:
             import resource
@@ -225,23 +232,31 @@ def _main(conn, memory: int) -> None:
             resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
         except (ImportError, ValueError, OSError):
             pass
+    answers = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
     from .. import api, render  # noqa: F401  (imported once, before the first request)
     from ..cost import static, tables  # noqa: F401
 
-    conn.send({"ready": os.getpid()})
-    while True:
+    def send(doc: dict) -> None:
+        answers.write(json.dumps(doc) + "\n")
+        answers.flush()
+
+    send({"ready": os.getpid()})
+    for line in sys.stdin:
+        req: dict = {}
         try:
-            req = conn.recv()
-        except (EOFError, OSError):         # the server went away
-            return
-        try:
+            req = json.loads(line)
             out = HANDLERS[req.get("op", "check")](req)
         except BaseException as e:          # noqa: BLE001  (the loop must answer)
             out = {"seq": req.get("seq"), "ok": False, "error": _describe(e)}
-        conn.send(out)
+        send(out)
 
 
 # ---- the server's side ----
+
+class WorkerStopped(Exception):
+    pass
+
 
 class Worker:
     """A child process answering one request at a time; killed and replaced after `time_limit` s."""
@@ -251,63 +266,113 @@ class Worker:
 
         self.time_limit = time_limit
         self.memory = limits.memory_budget() if memory is None else memory
-        self.proc = None
-        self.conn = None
+        self.proc: subprocess.Popen | None = None
+        self.buffer = b""
         self.lock = threading.Lock()
         self.restarts = 0
+        self.closed = False
 
     def start(self) -> None:
-        ctx = mp.get_context("spawn")       # no fork of a threaded server
-        parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_main, args=(child, self.memory), daemon=True, name="resdsl-serve-worker")
-        proc.start()
-        child.close()
-        if not parent.poll(START_TIMEOUT):
-            _kill(proc)
-            raise RuntimeError("the resdsl worker did not start")
-        parent.recv()
-        self.proc, self.conn = proc, parent
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_package_root(), os.environ.get("PYTHONPATH")]))}
+        proc = subprocess.Popen([sys.executable, "-m", "resdsl.serve.worker", str(self.memory)], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, env=env, start_new_session=True)
+        self.proc, self.buffer = proc, b""
+        try:
+            self._read(START_TIMEOUT)
+        except (WorkerStopped, TimeoutError):
+            self.stop()
+            raise RuntimeError("the resdsl checking process did not start") from None
 
     def ensure_started(self) -> None:
         with self.lock:
-            if self.proc is None or not self.proc.is_alive():
+            if not self.closed and (self.proc is None or self.proc.poll() is not None):
                 self.start()
+
+    def _restart(self) -> None:
+        try:
+            self.ensure_started()
+        except RuntimeError:           # the next call tries again, and says so if it fails
+            pass
+
+    def close(self) -> None:
+        """Stop for good (the server is shutting down): no replacement is started."""
+        self.closed = True
+        with self.lock:
+            self.stop()
+
+    def _read(self, limit: float) -> dict:
+        """The next JSON line from the child, within `limit` seconds."""
+        import json
+        import select
+
+        deadline = time.monotonic() + limit
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self.buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            ready, _, _ = select.select([fd], [], [], left)
+            if ready:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    raise WorkerStopped
+                self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return json.loads(line)
 
     def call(self, req: dict, time_limit: float | None = None) -> dict:
         """The worker's answer, or an error saying it was stopped (time limit, crash)."""
+        import json
+
         limit = self.time_limit if time_limit is None else time_limit
         with self.lock:
-            if self.proc is None or not self.proc.is_alive():
+            if self.closed:
+                raise RuntimeError("the server is shutting down")
+            if self.proc is None or self.proc.poll() is not None:
                 self.start()
             t0 = time.perf_counter()
             try:
-                self.conn.send(req)
-                if self.conn.poll(limit):
-                    return self.conn.recv()
+                self.proc.stdin.write((json.dumps(req) + "\n").encode("utf-8"))
+                self.proc.stdin.flush()
+                return self._read(limit)
+            except TimeoutError:
                 why = (f"stopped after {limit:g} s: checking this spec took longer than the time limit",
                        "`resdsl serve --time-limit SECONDS` raises it")
-            except (EOFError, OSError, BrokenPipeError):
-                code = self.proc.exitcode if self.proc else None
+            except (WorkerStopped, OSError, ValueError):
+                code = self.proc.poll()
                 why = (f"the checking process stopped (exit code {code}) after {time.perf_counter() - t0:.1f} s",
                        "it runs under the memory budget (RESDSL_LIMIT_MEMORY)")
             self.stop()
             self.restarts += 1
-            threading.Thread(target=self.ensure_started, daemon=True).start()   # a fresh one, in the background
+            threading.Thread(target=self._restart, daemon=True).start()   # a fresh one, in the background
             return {"seq": req.get("seq"), "ok": False, "killed": True,
                     "error": {"message": why[0], "notes": [why[1]], "text": f"error: {why[0]}\nnote: {why[1]}"}}
 
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
     def stop(self) -> None:
-        if self.proc is not None:
-            _kill(self.proc)
-        if self.conn is not None:
-            self.conn.close()
-        self.proc = self.conn = None
+        """SIGKILL the child's whole session (it may be running `dot`)."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError, OSError):
+            proc.kill()
+        proc.wait(5)
+        for f in (proc.stdin, proc.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
 
 
-def _kill(proc) -> None:
-    """SIGKILL the worker's process group (it called setsid), so a `dot` it started dies too."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError, OSError):
-        proc.kill()
-    proc.join(5)
+def _package_root() -> str:
+    """The folder holding the `resdsl` package this server runs, so the child imports the same one."""
+    return str(Path(__file__).resolve().parents[2])
+
+
+if __name__ == "__main__":
+    _main()
