@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -353,3 +354,24 @@ def test_serve_is_lazy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.stdout.strip() == "False"
+
+
+def test_level_switch_draws_each_level(served):
+    server, client, _ = served
+    boxes = {}
+    for i, level in enumerate(("network", "stage", "block", "layer")):
+        out = check(client, level=level, seq=10 + i)
+        assert out["ok"] and out["level"] == level and f"{level} level" in out["svg"]
+        boxes[level] = len(re.findall(r'<g id="node\d+" class="node\b', out["svg"]))
+    assert boxes["network"] < boxes["stage"] <= boxes["block"] < boxes["layer"]
+    out = check(client, level="everything", seq=20)
+    assert not out["ok"] and "unknown level 'everything'" in out["error"]["text"]
+
+
+def test_a_drawing_too_big_is_not_drawn_but_the_table_is(served):
+    """ResNet-1001 at layer level is ~3,300 boxes: `dot` would take minutes; the page says why."""
+    server, client, _ = served
+    text = (ROOT / "resdsl/zoo/specs/preact_resnet.res").read_text()
+    out = check(client, text, sets={"depth": "1001"}, level="layer")
+    assert out["ok"] and out["svg"] is None and "too many to draw" in out["note"]
+    assert [r["what"] for r in out["table"]["rows"]][1:4] == ["preact_bottleneck ×111"] * 3   # (1001 - 2) / 9 units (He et al. 2016b)

@@ -384,10 +384,15 @@ async function open(ref) {
   }
 }
 
+function dirty() {
+  return !!state.doc && !state.doc.readonly && $("text").value !== state.doc.text;
+}
+
 async function save(path, overwrite) {
   const text = $("text").value;
   try {
     const r = await api("/api/save", {path, text, overwrite});
+    if (state.doc && state.doc.path === r.saved) state.doc.text = text;
     status(`saved ${r.saved} (${r.bytes} bytes)`);
     return r;
   } catch (e) {
@@ -446,8 +451,16 @@ async function init() {
       if (!$("save").disabled && state.doc.path) save(state.doc.path, true);
     }
   });
-  $("file").onchange = () => { if ($("file").value) open({path: $("file").value}); };
-  zoo.onchange = () => { if (zoo.value) open({zoo: zoo.value}); };
+  const leave = (select, ref) => {
+    if (dirty() && !window.confirm("Discard the unsaved changes?")) {
+      select.value = select === zoo ? (state.doc.zoo || "") : (state.doc.path || "");
+      return;
+    }
+    open(ref);
+  };
+  $("file").onchange = () => { if ($("file").value) leave($("file"), {path: $("file").value}); };
+  zoo.onchange = () => { if (zoo.value) leave(zoo, {zoo: zoo.value}); };
+  window.addEventListener("beforeunload", (e) => { if (dirty()) e.preventDefault(); });
   $("network").onchange = () => { state.network = $("network").value; state.sets = {}; schedule(true); };
   $("save").onclick = () => {
     if (state.doc.path) save(state.doc.path, true);
