@@ -375,3 +375,12 @@ def test_a_drawing_too_big_is_not_drawn_but_the_table_is(served):
     out = check(client, text, sets={"depth": "1001"}, level="layer")
     assert out["ok"] and out["svg"] is None and "too many to draw" in out["note"]
     assert [r["what"] for r in out["table"]["rows"]][1:4] == ["preact_bottleneck ×111"] * 3   # (1001 - 2) / 9 units (He et al. 2016b)
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000, b"{\"seq\": 1, \"text\": 5}", b"not json", b"[1, 2]",
+                                  b"{\"seq\": \"1\", \"text\": \"x\"}", b"{\"seq\": 1, \"text\": \"\", \"vs\": 3}",
+                                  b"{\"seq\": 1, \"text\": \"\", \"sets\": {\"a\": 1}}"])
+def test_malformed_bodies_are_400(served, body):
+    server, client, _ = served
+    r = client.post("/api/check", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and "error" in r.json()

@@ -99,7 +99,7 @@ async def read_json(request: Request, max_body: int) -> dict:
         chunks.append(chunk)
     try:
         doc = json.loads(b"".join(chunks) or b"{}")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise _Refused(400, "the body is not JSON") from None
     if not isinstance(doc, dict):
         raise _Refused(400, "the body is not a JSON object")
@@ -188,9 +188,13 @@ class Server:
         seq, page = body.get("seq"), str(body.get("page", ""))[:64]
         if not isinstance(seq, int):
             raise _Refused(400, "a check needs an integer `seq`")
+        if len(self.newest) > 1000:                    # pages long closed
+            self.newest.clear()
         self.newest[page] = max(seq, self.newest.get(page, -1))
         req = self._request(body)
         if body.get("vs"):
+            if not isinstance(body["vs"], dict):
+                raise _Refused(400, "`vs` is a second spec: {path or zoo, text}")
             req["vs"] = self._request(body["vs"])
         async with self.lock:                          # one check at a time, in order of arrival
             if seq < self.newest[page]:                # a newer edit from this page is waiting
