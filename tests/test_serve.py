@@ -384,3 +384,13 @@ def test_malformed_bodies_are_400(served, body):
     server, client, _ = served
     r = client.post("/api/check", content=body, headers={"Content-Type": "application/json"})
     assert r.status_code == 400 and "error" in r.json()
+
+
+def test_cli_refuses_what_it_cannot_serve_in_one_message():
+    from resdsl.cli import main
+
+    r = CliRunner().invoke(main, ["serve", "resnet5O"])
+    assert r.exit_code == 1 and "neither a spec file nor a zoo name" in r.stderr and "resnet50" in r.stderr
+    assert "Traceback" not in r.output
+    r = CliRunner().invoke(main, ["serve", "--help"])
+    assert r.exit_code == 0 and "127.0.0.1" in r.output
