@@ -129,7 +129,8 @@ def _compare(a_net, a_g, req: dict) -> dict:
             continue
         rows.append({"label": label, "a": "-" if va is None else fmt(va), "b": "-" if vb is None else fmt(vb),
                      "ratio": f"{vb / va:.3f}" if va and vb is not None else "-"})
-    svg, _, note = _svg(b_g, "stage", None)
+    level = req.get("level") if req.get("level") in ("network", "stage") else "stage"    # B whole, as A is drawn
+    svg, _, note = _svg(b_g, level, None)
     return {"a": title(a), "b": title(b), "rows": rows, "svg": svg, "note": note}
 
 
@@ -168,7 +169,7 @@ def check(req: dict) -> dict:
         out["ok"] = True
         if req.get("vs"):
             try:
-                out["vs"] = _compare(net, g, req["vs"])
+                out["vs"] = _compare(net, g, {**req["vs"], "level": out["level"]})
             except Exception as e:                 # B's mistake is B's: A stays drawn
                 out["vs"] = {"error": _describe(e)}
         out["ms"] = {"check": round((t1 - t0) * 1000)}

@@ -235,7 +235,7 @@ function fillCompare(vs) {
     return;
   }
   drawInto($("vs-diagram"), vs.svg);
-  table.caption.textContent = `A: ${vs.a}   B: ${vs.b}`;
+  table.caption.textContent = `A: ${vs.a}\nB: ${vs.b}`;
   const body = table.tBodies[0];
   body.textContent = "";
   for (const r of vs.rows) {
@@ -493,6 +493,15 @@ async function init() {
       state.vs = null;
     }
     schedule(true);
+  };
+  $("error").title = "Go to the error";
+  $("error").onclick = () => {                    // put the cursor at the error and scroll to it
+    const range = errorRange(ta.value);
+    if (!range) return;
+    ta.focus();
+    ta.setSelectionRange(range[0], range[1]);
+    const lineHeight = 18;
+    $("editor").scrollTop = Math.max(0, (state.error.line - 5) * lineHeight);
   };
   setupDiagram();
   if (info.opened && (info.opened.path || info.opened.zoo)) await open(info.opened);
