@@ -187,13 +187,38 @@ def test_a_late_answer_never_overwrites_a_newer_one(page, server):
     assert page.evaluate("() => window.resdslLastRedraw.seq") == newest
 
 
-def test_zoo_is_read_only_and_compare_shows_ratios(page):
+def test_zoo_set_fields_level_zoom_and_compare(page):
     page.select_option("#zoo", "resnet50")
     page.wait_for_function("() => document.querySelector('#totals td:nth-child(4)').textContent === '25,557,032'",
                            timeout=T)                                       # torchvision's resnet50
     assert page.locator("#text").evaluate("t => t.readOnly") and page.locator("#save").is_disabled()
+
+    # a --set field: classes = 10 changes the head and the output
+    page.fill("#set-classes", "10")
+    page.wait_for_function("() => document.querySelector('#totals td:nth-child(3)').textContent === '10'", timeout=T)
+
+    # the level switch: the network level draws one box per stage
+    stage_boxes = page.locator("#canvas g.node").count()
+    page.select_option("#level", "network")
+    page.wait_for_function("() => document.querySelector('#canvas svg').textContent.includes('network level')", timeout=T)
+    assert page.locator("#canvas g.node").count() < stage_boxes
+
+    # zoom: the button and the wheel scale the drawing; fit puts it back
+    scale = "() => new DOMMatrix(getComputedStyle(document.querySelector('#canvas')).transform).a"
+    fitted = page.evaluate(scale)
+    page.click("#zoom-in")
+    assert page.evaluate(scale) > fitted * 1.2
+    page.mouse.move(900, 300)
+    page.mouse.wheel(0, 400)
+    page.mouse.wheel(0, 400)
+    assert page.evaluate(scale) < fitted * 1.2
+    page.click("#fit")
+    assert abs(page.evaluate(scale) - fitted) < 1e-6
+
+    # compare with resnet18: B's drawing beside, profile --vs ratios below
     page.select_option("#vs", "zoo:resnet18")
     page.wait_for_selector("#vs-table:not([hidden]) tbody tr", timeout=T)
     ratios = dict(page.eval_on_selector_all("#vs-table tbody tr", "rs => rs.map(r => [r.cells[0].textContent, r.cells[3].textContent])"))
-    assert ratios["params"] == f"{11_689_512 / 25_557_032:.3f}"             # resnet18 / resnet50, torchvision
+    a = 25_557_032 - 2048 * 1000 - 1000 + 2048 * 10 + 10                     # resnet50 with a 10-way head
+    assert ratios["params"] == f"{11_689_512 / a:.3f}"                      # resnet18 (torchvision) / that
     assert page.locator("#vs-diagram svg").count() == 1
