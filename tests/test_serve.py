@@ -251,6 +251,26 @@ def test_a_spec_that_would_hang_is_killed_and_reported(tmp_path):
         w.close()
 
 
+EAT = HANG.replace("[[i * j for j in range(n)] for i in range(n)]", "[range(n) for i in range(n)]")
+
+
+def test_a_spec_that_eats_memory_stops_at_the_workers_cap(tmp_path):
+    """10^10 integers (each list under the list budget): in the worker, whose address space is
+    capped (here at 300 MiB; by default the memory budget), allocation fails in about a second, the
+    check answers check's out-of-memory message, and the same worker answers the next check."""
+    w = Worker(time_limit=60, memory=300 << 20)
+    w.start()
+    try:
+        pid = w.pid
+        req = {"op": "check", "seq": 1, "text": EAT, "path": str(tmp_path / "e.res"), "shown": "e.res"}
+        out = w.call(req)
+        assert not out["ok"] and out["error"]["message"].startswith("out of memory")
+        out = w.call({**req, "text": EAT.replace("99999", "3"), "seq": 2})
+        assert out["ok"] and w.pid == pid and w.restarts == 0
+    finally:
+        w.close()
+
+
 def test_server_reports_a_killed_check_and_goes_on(served, tmp_path):
     server, client, _ = served
     quick = Worker(time_limit=1)
