@@ -23,7 +23,7 @@ from starlette.testclient import TestClient  # noqa: E402
 from resdsl.serve.app import MAX_BODY, Server, create_app, new_token  # noqa: E402
 from resdsl.serve.worker import Worker  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT  # noqa: E402
 SPEC = """network tiny(width = 16, classes = 10) {
   input 3x32x32
   stem { conv width k3; bn; relu }

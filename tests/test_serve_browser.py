@@ -22,7 +22,7 @@ import pytest
 pytest.importorskip("starlette", reason="resdsl serve needs the `serve` extra (starlette, uvicorn)")
 sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need the `playwright` package")
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT  # noqa: E402
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (apt-get install chromium; "
                                                          "scripts/setup.sh does it where it can)")
