@@ -84,16 +84,26 @@ def focus_of(g, clicked: str | None) -> str | None:
     return clicked
 
 
-def _svg(g, level: str | None, focus: str | None) -> tuple[str | None, str, str | None]:
-    """(SVG text or None, level drawn, a note) for one view of the graph."""
+def _svg(g, level: str | None, focus: str | None, meanwhile=None) -> tuple[str | None, str, str | None]:
+    """(SVG text or None, level drawn, a note) for one view of the graph; `meanwhile()` runs while
+    `dot` lays the drawing out (another process: the two overlap)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from ..render import level_for, to_dot, view
 
     lvl = level_for(level, focus)
     drawn = view(g, lvl, focus)
     if len(drawn.nodes) > MAX_BOXES:
+        if meanwhile:
+            meanwhile()
         return None, lvl, (f"{len(drawn.nodes):,} boxes at {lvl} level are too many to draw quickly; "
                            "choose the stage or network level, or focus on one stage or block")
-    svg = to_dot(drawn).pipe(format="svg").decode("utf-8")
+    dot = to_dot(drawn)
+    with ThreadPoolExecutor(1) as pool:
+        laid_out = pool.submit(dot.pipe, format="svg")
+        if meanwhile:
+            meanwhile()
+        svg = laid_out.result().decode("utf-8")
     return svg[svg.find("<svg"):], lvl, None
 
 
@@ -163,9 +173,11 @@ def check(req: dict) -> dict:
         net, g = _last["net"], _last["g"]
         t1 = time.perf_counter()
         focus = focus_of(g, req.get("focus"))
-        out["svg"], out["level"], out["note"] = _svg(g, req.get("level"), focus)
+
+        def table() -> None:
+            out["table"] = _last.get("table") or _last.setdefault("table", _table(g))
+        out["svg"], out["level"], out["note"] = _svg(g, req.get("level"), focus, table)
         out["focus"] = focus
-        out["table"] = _last.get("table") or _last.setdefault("table", _table(g))
         out["ok"] = True
         if req.get("vs"):
             try:
