@@ -414,3 +414,17 @@ def test_cli_refuses_what_it_cannot_serve_in_one_message():
     assert "Traceback" not in r.output
     r = CliRunner().invoke(main, ["serve", "--help"])
     assert r.exit_code == 0 and "127.0.0.1" in r.output
+
+
+def test_save_refuses_to_overwrite_a_change_made_on_disk(served):
+    """The page sends the version it opened; a file changed since (another editor) is not replaced."""
+    server, client, root = served
+    opened = client.get("/api/open", params={"path": "tiny.res"}).json()
+    (root / "tiny.res").write_text(SPEC + "# edited elsewhere\n")
+    r = client.post("/api/save", json={"path": "tiny.res", "text": SPEC, "base": opened["version"]})
+    assert r.status_code == 409 and "changed on disk" in r.json()["error"]
+    assert (root / "tiny.res").read_text().endswith("# edited elsewhere\n")
+    again = client.get("/api/open", params={"path": "tiny.res"}).json()
+    r = client.post("/api/save", json={"path": "tiny.res", "text": SPEC, "base": again["version"]})
+    assert r.status_code == 200 and (root / "tiny.res").read_text() == SPEC
+    assert r.json()["version"] == client.get("/api/open", params={"path": "tiny.res"}).json()["version"]

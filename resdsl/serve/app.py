@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .files import Folder, PathRefused
+from .files import Folder, PathRefused, version
 from .worker import Worker
 
 MAX_BODY = 1 << 20       # bytes of one request: a spec (source_bytes budget, 256 KiB) and a second one, as JSON
@@ -181,7 +181,8 @@ class Server:
         if q.get("zoo"):
             return JSONResponse(zoo_doc(q["zoo"]))
         rel = q.get("path", "")
-        return JSONResponse({"path": rel, "shown": rel, "text": self.folder.read(rel), "readonly": False})
+        text, ver = self.folder.read(rel)
+        return JSONResponse({"path": rel, "shown": rel, "text": text, "readonly": False, "version": ver})
 
     async def check(self, request: Request) -> Response:
         body = await read_json(request, self.max_body)
@@ -211,8 +212,12 @@ class Server:
 
         if len(text.encode("utf-8", "replace")) > limits.SOURCE_BYTES.value:
             raise _Refused(413, "the text is over the source_bytes budget")
-        out = await run_in_threadpool(self.folder.save, rel, text, bool(body.get("overwrite", True)))
-        return JSONResponse({"saved": self.folder.shown(out), "bytes": len(text.encode("utf-8"))})
+        base = body.get("base")
+        if base is not None and not isinstance(base, str):
+            raise _Refused(400, "`base` is the version /api/open gave")
+        out = await run_in_threadpool(self.folder.save, rel, text, bool(body.get("overwrite", True)), base)
+        return JSONResponse({"saved": self.folder.shown(out), "bytes": len(text.encode("utf-8")),
+                             "version": version(text.encode("utf-8"))})
 
     # -- helpers --
     def _request(self, body: dict) -> dict[str, Any]:

@@ -15,6 +15,13 @@ MAX_PATH = 1024           # characters of a relative path
 MAX_FILES = 2000          # .res files listed
 
 
+def version(data: bytes) -> str:
+    """What the page remembers of a file it opened, to notice a change made by someone else."""
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
 class PathRefused(Exception):
     """A path outside the served folder, or not a .res file: the page gets a 403 or 404."""
 
@@ -69,19 +76,25 @@ class Folder:
             raise PathRefused(f"'{rel[:200]}' is not a file", 400)
         return out
 
-    def read(self, rel: str) -> str:
+    def read(self, rel: str) -> tuple[str, str]:
+        """(text, version) of a served file."""
         from .. import limits
 
         real = self.existing(rel)
         size = real.stat().st_size
         if size > limits.SOURCE_BYTES.value:
             raise PathRefused(f"'{rel[:200]}' has {size:,} bytes, over the source_bytes budget", 413)
-        return real.read_bytes().decode("utf-8", "replace")
+        data = real.read_bytes()
+        return data.decode("utf-8", "replace"), version(data)
 
-    def save(self, rel: str, text: str, overwrite: bool = True) -> Path:
+    def save(self, rel: str, text: str, overwrite: bool = True, base: str | None = None) -> Path:
+        """Write `text` to `rel`; refused when it exists and `overwrite` is false, or when `base`
+        (the version the page opened) is given and the file has changed on disk since."""
         out = self.target(rel)
         if out.exists() and not overwrite:
             raise PathRefused(f"'{rel[:200]}' exists already", 409)
+        if base is not None and out.exists() and version(out.read_bytes()) != base:
+            raise PathRefused(f"'{rel[:200]}' has changed on disk since it was opened", 409)
         write_atomic(out, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
         return out
 

@@ -390,9 +390,17 @@ function dirty() {
 
 async function save(path, overwrite) {
   const text = $("text").value;
+  const same = state.doc && state.doc.path === path;
   try {
-    const r = await api("/api/save", {path, text, overwrite});
-    if (state.doc && state.doc.path === r.saved) state.doc.text = text;
+    let r;
+    try {
+      r = await api("/api/save", {path, text, overwrite, base: same ? state.doc.version : undefined});
+    } catch (e) {
+      if (!(same && e.status === 409 && /changed on disk/.test(e.message)
+            && window.confirm(`${path} has changed on disk since it was opened; replace it with this text?`))) throw e;
+      r = await api("/api/save", {path, text, overwrite: true});
+    }
+    if (state.doc && state.doc.path === r.saved) Object.assign(state.doc, {text, version: r.version});
     status(`saved ${r.saved} (${r.bytes} bytes)`);
     return r;
   } catch (e) {
@@ -473,7 +481,7 @@ async function init() {
     if (!r && window.confirm(`${name} exists; replace it?`)) r = await save(name, true);
     if (r) {
       await refreshFiles(r.saved);
-      state.doc = {path: r.saved, shown: r.saved, text: $("text").value, readonly: false};
+      state.doc = {path: r.saved, shown: r.saved, text: $("text").value, readonly: false, version: r.version};
       $("text").readOnly = false;
       $("save").disabled = false;
       $("zoo").value = "";
