@@ -113,6 +113,8 @@ function paint() {
   ta.style.height = ta.scrollHeight + "px";
   ta.style.width = "100%";
   if (ta.scrollWidth > ta.clientWidth) ta.style.width = ta.scrollWidth + 16 + "px";
+  $("highlight").style.width = ta.style.width === "100%" ? "" : ta.style.width;   // long lines: both scroll together
+  $("highlight").style.height = ta.style.height;
 }
 
 // ---- checking ----
