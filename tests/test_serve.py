@@ -428,3 +428,10 @@ def test_save_refuses_to_overwrite_a_change_made_on_disk(served):
     r = client.post("/api/save", json={"path": "tiny.res", "text": SPEC, "base": again["version"]})
     assert r.status_code == 200 and (root / "tiny.res").read_text() == SPEC
     assert r.json()["version"] == client.get("/api/open", params={"path": "tiny.res"}).json()["version"]
+
+
+def test_a_focus_the_edit_removed_is_cleared(served):
+    server, client, _ = served
+    out = check(client, SPEC.replace("stage x 2 basic(width * 2) stride 2\n", ""), focus="stages.1.blocks.0")
+    assert out["ok"] and out["focus"] is None and "no longer in the network" in out["note"]
+    assert "stage level" in out["svg"]

@@ -159,6 +159,7 @@ def _same_program(prog, network, values) -> tuple:
 def check(req: dict) -> dict:
     """One answer to the page: the drawing, the per-stage table and totals, or the error; `seq` echoed."""
     from ..api import graph_of, load_spec
+    from ..errors import SpecError
 
     t0, c0 = time.perf_counter(), _cpu()
     out: dict[str, Any] = {"seq": req.get("seq"), "ok": False}
@@ -176,7 +177,14 @@ def check(req: dict) -> dict:
 
         def table() -> None:
             out["table"] = _last.get("table") or _last.setdefault("table", _table(g))
-        out["svg"], out["level"], out["note"] = _svg(g, req.get("level"), focus, table)
+        try:
+            out["svg"], out["level"], out["note"] = _svg(g, req.get("level"), focus, table)
+        except SpecError as e:
+            if not focus or not e.message.startswith("nothing to focus on"):
+                raise
+            gone, focus = focus, None          # an edit removed the focused part: draw the whole net
+            out["svg"], out["level"], out["note"] = _svg(g, req.get("level"), None, table)
+            out["note"] = f"'{gone}' is no longer in the network; focus cleared"
         out["focus"] = focus
         out["ok"] = True
         if req.get("vs"):
