@@ -435,3 +435,16 @@ def test_a_focus_the_edit_removed_is_cleared(served):
     out = check(client, SPEC.replace("stage x 2 basic(width * 2) stride 2\n", ""), focus="stages.1.blocks.0")
     assert out["ok"] and out["focus"] is None and "no longer in the network" in out["note"]
     assert "stage level" in out["svg"]
+
+
+def test_unsaved_text_imports_from_its_files_folder_and_no_further(served):
+    """The buffer stands for its file: `import` resolves beside it, as `check` would after a save,
+    and an import out of the folder is the CLI's located error."""
+    server, client, root = served
+    (root / "blocks.res").write_text("block twice(c) {\n  residual { conv c k3; bn; relu; conv c k3; bn }\n}\n")
+    text = 'import "blocks.res"\n' + SPEC.replace("stage x 2 basic(width)", "stage x 2 twice(width)")
+    out = check(client, text)
+    assert out["ok"] and out["table"]["rows"][1]["what"] == "twice ×2"
+    out = check(client, 'import "../secret.res"\n' + SPEC, seq=2)
+    assert not out["ok"] and "outside the project folder" in out["error"]["message"]
+    assert (out["error"]["file"], out["error"]["line"]) == ("tiny.res", 1)
