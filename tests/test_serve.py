@@ -233,22 +233,24 @@ HANG = """network hang(n = 99999) {
 """
 
 
-def test_a_spec_that_would_hang_is_killed_and_reported(tmp_path):
+def test_a_spec_that_would_hang_is_killed_and_reported(served):
     """A nested comprehension of 10^10 values (each list under the list budgets) runs for minutes
     in `resdsl check`; the worker running it is killed at the time limit, its whole process
-    group with it, and a fresh worker answers the next check."""
-    w = Worker(time_limit=2)
-    w.start()
+    group with it, the page gets the reason, and a fresh worker answers the next check."""
+    server, client, _ = served
+    quick = Worker(time_limit=1)
+    quick.start()
+    server.worker, old = quick, quick.pid
     try:
-        old = w.pid
-        req = {"op": "check", "seq": 1, "text": HANG, "path": str(tmp_path / "h.res"), "shown": "h.res"}
-        out = w.call(req)
-        assert out["killed"] and "stopped after 2 s" in out["error"]["text"]
+        out = check(client, HANG)
+        assert not out["ok"] and out["killed"] and "stopped after 1 s" in out["error"]["text"]
+        assert "time limit" in out["error"]["message"] and out["error"]["notes"]
         assert not Path(f"/proc/{old}").exists()
-        out = w.call({**req, "text": HANG.replace("99999", "3"), "seq": 2}, time_limit=60)
-        assert out["ok"] and w.pid != old and w.restarts == 1
+        quick.time_limit = 60
+        assert check(client, SPEC, seq=2)["ok"]
+        assert quick.pid != old and quick.restarts == 1
     finally:
-        w.close()
+        quick.close()
 
 
 EAT = HANG.replace("[[i * j for j in range(n)] for i in range(n)]", "[range(n) for i in range(n)]")
@@ -269,19 +271,6 @@ def test_a_spec_that_eats_memory_stops_at_the_workers_cap(tmp_path):
         assert out["ok"] and w.pid == pid and w.restarts == 0
     finally:
         w.close()
-
-
-def test_server_reports_a_killed_check_and_goes_on(served, tmp_path):
-    server, client, _ = served
-    quick = Worker(time_limit=1)
-    server.worker = quick
-    try:
-        out = check(client, HANG)
-        assert not out["ok"] and out["killed"] and "time limit" in out["error"]["message"]
-        server.worker.time_limit = 60
-        assert check(client, SPEC, seq=2)["ok"]
-    finally:
-        quick.close()
 
 
 def test_a_check_overtaken_by_a_newer_edit_is_superseded(served):
