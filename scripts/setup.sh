@@ -20,7 +20,7 @@ if ! command -v dot >/dev/null 2>&1; then
     echo "note: install Graphviz for 'resdsl render' (apt-get install graphviz / brew install graphviz)"
   fi
 fi
-# Chromium for the browser tests of `resdsl serve` (tests/test_serve_browser.py drives it with
+# Chromium for the browser tests of `resdsl serve` (tests/serve/test_serve_browser.py drives it with
 # Playwright; they skip, saying why, where no browser is installed). Never `playwright install`:
 # Debian's chromium is used as it is.
 if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
