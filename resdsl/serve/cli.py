@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..cli_common import reports_errors
+from ..cli_common import allow_imports_option, reports_errors
 from ..errors import SpecError
 
 
@@ -34,9 +34,7 @@ def target_of(target: str) -> tuple[Path, dict]:
               help="Port on 127.0.0.1 (0: any free port).")
 @click.option("--time-limit", type=click.FloatRange(0.01, 3600), default=10.0, show_default=True,
               help="Seconds one check may take before its worker process is stopped and replaced.")
-@click.option("--allow-import", "allow_imports", multiple=True, metavar="DIR",
-              type=click.Path(file_okay=False, exists=True),
-              help="Also allow imports from this folder (default: only the spec's own folder).")
+@allow_imports_option()
 @reports_errors
 def serve(target, port, time_limit, allow_imports):
     """Edit a spec in the browser and watch its diagram, costs and errors update as you type.
