@@ -22,6 +22,7 @@ LAZY_COMMANDS = {
     "analyze": "resdsl.analyze.cli:analyze",
     "sweep": "resdsl.analyze.sweep_cli:sweep",
     "runs": "resdsl.train.runs_cli:runs",
+    "serve": "resdsl.serve.cli:serve",
 }
 
 
@@ -38,6 +39,7 @@ LAZY_HELP = {
     "analyze": 'Measure residual behaviour: paths, lesions, shattered gradients, residual norms.',
     "sweep": 'Train SPEC at every --grid setting; table of params, MACs, validation and test accuracy (mean ± std over seeds), time; curves.',
     "runs": 'Tabulate (and plot) run directories: the options that differ between them, validation and test accuracy.',
+    "serve": 'Edit a spec in the browser and watch its diagram, costs and errors update as you type.',
 }
 
 

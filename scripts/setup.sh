@@ -29,3 +29,14 @@ if ! command -v dot >/dev/null 2>&1; then
     echo "note: install Graphviz for 'resdsl render' (apt-get install graphviz / brew install graphviz)"
   fi
 fi
+# Chromium for the browser tests of `resdsl serve` (tests/serve/test_serve_browser.py drives it with
+# Playwright; they skip, saying why, where no browser is installed). Never `playwright install`:
+# Debian's chromium is used as it is.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)) \
+      || echo "note: could not install chromium; the browser tests of 'resdsl serve' will skip"
+  else
+    echo "note: install Chromium (apt-get install chromium) to run the browser tests of 'resdsl serve'"
+  fi
+fi

@@ -7,6 +7,7 @@ kept in `Program.files`, so a run directory can hold the whole resolved spec (se
 """
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 from dataclasses import dataclass, field
@@ -78,6 +79,28 @@ def load(spec: str | Path, allow_imports: Iterable[str | Path] = ()) -> Program:
         prog.text, key, path = str(spec), "<spec>", None
     prog.files[key], prog.names[key] = prog.text, prog.file
     _add(prog, _parse(prog.text, prog.file), _Where(files, path.resolve() if path else None, key), main=True)
+    return prog
+
+
+@functools.lru_cache(maxsize=1)
+def _prelude_module() -> ast.module:
+    """The prelude's syntax tree, parsed once per process (frozen: shared by every Program)."""
+    return parse(prelude_text(), PRELUDE)
+
+
+def load_as(text: str, path: str | Path, allow_imports: Iterable[str | Path] = (), shown_as: str | None = None) -> Program:
+    """The program of unsaved text standing for the file `path` (an editor's buffer, `resdsl serve`):
+    imports resolve from the file's folder and messages name it (`shown_as`, default the path),
+    as if the text were saved there."""
+    path = Path(path)
+    limits.SOURCE_BYTES.check(len(text.encode("utf-8", "surrogatepass")), None,
+                              f"'{shown_as or path}' has {len(text.encode('utf-8', 'surrogatepass')):,} bytes")
+    prog = Program()
+    _add(prog, _prelude_module(), None, prelude=True)
+    files = Files([path.resolve().parent, *allow_imports])
+    prog.file, prog.text, key = shown_as or str(path), text, path.name
+    prog.files[key], prog.names[key] = prog.text, prog.file
+    _add(prog, _parse(prog.text, prog.file), _Where(files, path.resolve(), key), main=True)
     return prog
 
 
