@@ -18,7 +18,7 @@ level's arguments) in every checkpoint: resume and `resdsl eval` rebuild the lev
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 import torch
@@ -96,7 +96,8 @@ class Grower:
         model = compile_graph(g)
         for path, info in g.graph["blocks"].items():
             if is_step(info):
-                model.get_submodule(path).scale = info["scale"] * 0.5 ** level
+                blk = model.get_submodule(path)
+                blk.unit = replace(blk.unit, scale=info["scale"] * 0.5 ** level)
         return model
 
     def block_map(self, level: int) -> dict[str, str]:

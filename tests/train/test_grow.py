@@ -3,6 +3,7 @@ their parents with the residual scale halved; on a smooth net the grown net is a
 discretisation of the same ODE, its output within the bound derived below; the CLI end to end;
 resume across a level change; clear errors for bad --grow values."""
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -51,11 +52,11 @@ def test_grown_blocks_are_copies_of_their_parents_with_the_scale_halved():
             for k in keys:    # conv weights, BN γ β and running statistics
                 assert torch.equal(b[f"stages.{s}.blocks.{j}.{k}"], a[f"stages.{s}.blocks.{p}.{k}"]), (s, j, k)
             transition = s > 0 and j == 0
-            assert new_blk.scale == (1.0 if transition else 0.5) and old_blk.scale == 1.0
+            assert new_blk.unit.scale == (1.0 if transition else 0.5) and old_blk.unit.scale == 1.0
     for k in a:
         if not k.startswith("stages."):
             assert torch.equal(a[k], b[k])            # stem and head as they were
-    assert grower.model(2).get_submodule("stages.0.blocks.7").scale == 0.25
+    assert grower.model(2).get_submodule("stages.0.blocks.7").unit.scale == 0.25
 
 
 ODE_SPEC = """
@@ -120,7 +121,7 @@ def test_grown_net_is_a_finer_euler_step_of_the_same_ode():
     assert 1.7 < ratio < 2.3, ratio
     # and the bound is tight enough to catch a grown net whose step size was not halved
     for blk in nets[1].stages[0].blocks:
-        blk.scale = h
+        blk.unit = replace(blk.unit, scale=h)
     with torch.no_grad():
         assert torch.all((nets[1].forward_features(x) - f0).flatten(1).norm(dim=1) > e)
 
