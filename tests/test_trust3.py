@@ -1,0 +1,114 @@
+"""Trust, third pass (issue 21): one regression test per class of failure.
+
+Security: no field of any file resdsl reads names a file for it to read. Schema: every checkpoint
+field of the wrong type is one line. Bounds: a checkpoint's archive cannot expand past its size.
+"""
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from resdsl import api
+from resdsl.cli import main
+
+NET = "network n() {\n  input 1x8x8\n  stem { conv 4 k3; bn; relu }\n  head { avgpool; fc 10 }\n}\n"
+SECRET = "hunter2-token-do-not-print"
+
+
+def cli(*args):
+    r = CliRunner().invoke(main, [str(a) for a in args])
+    assert "Traceback" not in r.output, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    return r
+
+
+def checkpoint(tmp_path: Path, **fields) -> Path:
+    model = api.compile(NET)
+    ck = {"model": model.state_dict(), "spec_text": NET, "config": {"data": "digits", "params": {}},
+          "mean": [0.5], "std": [0.25], "epoch": 0}
+    ck.update(fields)
+    path = tmp_path / "run" / "best.pt"
+    path.parent.mkdir(exist_ok=True)
+    torch.save(ck, path)
+    return path
+
+
+def test_a_valid_hand_made_checkpoint_evaluates(tmp_path):
+    r = cli("eval", "--checkpoint", checkpoint(tmp_path), "--json")
+    assert r.exit_code == 0, r.output
+
+
+@pytest.fixture
+def secret(tmp_path):
+    p = tmp_path / "secret.txt"
+    p.write_text(SECRET + "\n")
+    return p
+
+
+@pytest.mark.parametrize("field", ["spec_text", "spec_text_res", "bundle_main", "data"])
+@pytest.mark.parametrize("command", ["eval", "analyze"])
+def test_no_checkpoint_field_names_a_file_to_read(tmp_path, secret, field, command, monkeypatch):
+    """Every string a checkpoint holds is data: spec text is text (never a path), a bundle's files are
+    its own, a dataset naming a path must be named by the user. Reading is spied on, too."""
+    spec = tmp_path / "elsewhere.res"
+    spec.write_text(NET)
+    fields = {"spec_text": {"spec_text": str(secret)},
+              "spec_text_res": {"spec_text": str(spec)},
+              "bundle_main": {"spec_bundle": {"main": str(secret), "files": {"x.res": NET}}},
+              "data": {"config": {"data": f"npz:{secret}", "params": {}}}}[field]
+    path = checkpoint(tmp_path, **fields)
+    opened = []
+    real_open = Path.read_bytes, Path.read_text
+
+    def spy(original):
+        def read(self, *a, **k):
+            opened.append(str(self))
+            return original(self, *a, **k)
+        return read
+    monkeypatch.setattr(Path, "read_bytes", spy(real_open[0]))
+    monkeypatch.setattr(Path, "read_text", spy(real_open[1]))
+    args = ["eval", "--checkpoint", path] if command == "eval" else ["analyze", "lesion", "--checkpoint", path]
+    r = cli(*args)
+    assert r.exit_code != 0, r.output
+    assert SECRET not in r.output
+    assert str(secret) not in opened and str(spec) not in opened, opened
+
+
+BAD_FIELDS = [
+    ("model", 3), ("model", [1, 2]), ("model", {"w": "x"}), ("mean", "0.5"), ("std", []), ("std", [0.0]),
+    ("mean", [float("nan")]), ("config", 7), ("config", {"data": 3}), ("config", {"params": [1]}),
+    ("config", {"network": ["n"]}), ("config", {"params": {"d": {"x": 1}}}), ("spec_text", 5),
+    ("spec_bundle", {"main": 1, "files": {}}), ("spec_bundle", {"main": "a", "files": {"a": 3}}),
+    ("grow", [1]), ("epoch", "1"), ("mean", [0.5, 0.5]),
+]
+
+
+@pytest.mark.parametrize("name,value", BAD_FIELDS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(BAD_FIELDS)])
+def test_every_checkpoint_field_of_the_wrong_type_is_one_line(tmp_path, name, value):
+    path = checkpoint(tmp_path, **{name: value})
+    spec = tmp_path / "n.res"
+    spec.write_text(NET)
+    for args in (["eval", "--checkpoint", path], ["analyze", "lesion", "--checkpoint", path],
+                 ["compile", spec, "--checkpoint", path, "-o", tmp_path / "m.safetensors"]):
+        r = cli(*args)
+        assert r.exit_code != 0, (args, r.output)
+        lines = [ln for ln in r.output.strip().splitlines() if ln.strip()]
+        assert len(lines) == 1 and "error" in lines[0], r.output
+        assert name in lines[0], r.output
+
+
+def test_a_compressed_checkpoint_is_refused_before_it_expands(tmp_path):
+    """torch.save stores its members; a deflated member (a zip bomb) is refused from its header."""
+    good = checkpoint(tmp_path)
+    bomb = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info))
+        dst.writestr("run/data/999", b"\0" * (64 << 20))        # 64 MB of zeros in ~64 KB
+    assert bomb.stat().st_size < 1 << 20
+    r = cli("eval", "--checkpoint", bomb)
+    assert r.exit_code != 0 and "compressed" in r.output, r.output
