@@ -5,6 +5,7 @@ field of the wrong type is one line. Bounds: a checkpoint's archive cannot expan
 """
 from __future__ import annotations
 
+import os
 import zipfile
 from pathlib import Path
 
@@ -112,3 +113,75 @@ def test_a_compressed_checkpoint_is_refused_before_it_expands(tmp_path):
     assert bomb.stat().st_size < 1 << 20
     r = cli("eval", "--checkpoint", bomb)
     assert r.exit_code != 0 and "compressed" in r.output, r.output
+
+
+# -- the one safe writer (resdsl/atomic.py): fmt keeps mode and owner, never loses an edit ---------
+
+UGLY = "network n() {\ninput 1x8x8\n    stem {conv 4 k3;bn;relu}\n head { avgpool; fc 10 }\n}\n"
+
+
+def _ugly(tmp_path, mode=0o644) -> Path:
+    p = tmp_path / "u.res"
+    p.write_text(UGLY)
+    p.chmod(mode)
+    return p
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o444, 0o755, 0o640])
+def test_fmt_keeps_the_files_mode(tmp_path, mode):
+    p = _ugly(tmp_path, mode)
+    r = cli("fmt", p)
+    assert r.exit_code == 0, r.output
+    assert p.read_text() != UGLY and oct(p.stat().st_mode & 0o7777) == oct(mode)
+    assert [f.name for f in tmp_path.iterdir()] == ["u.res"]          # no temporary left behind
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="chown to another user needs root")
+def test_fmt_keeps_the_files_owner(tmp_path):
+    p = _ugly(tmp_path)
+    os.chown(p, 1234, 4321)
+    assert cli("fmt", p).exit_code == 0
+    assert (p.stat().st_uid, p.stat().st_gid) == (1234, 4321)
+
+
+def test_fmt_never_overwrites_an_edit_saved_while_it_runs(tmp_path, monkeypatch):
+    import resdsl.format as fmt_mod
+
+    p = _ugly(tmp_path)
+    real = fmt_mod.format_text
+
+    def slow_format(text, name):
+        out = real(text, name)
+        p.write_text(UGLY + "# the user's edit\n")                  # saved while fmt was formatting
+        return out
+    monkeypatch.setattr(fmt_mod, "format_text", slow_format)
+    r = cli("fmt", p)
+    assert r.exit_code == 1 and "changed since it was read" in r.output, r.output
+    assert p.read_text().endswith("# the user's edit\n")
+    assert len(r.output.strip().splitlines()) == 1
+
+
+def test_fmt_on_a_symlink_is_refused_naming_the_target(tmp_path):
+    p = _ugly(tmp_path)
+    link = tmp_path / "link.res"
+    link.symlink_to(p)
+    r = cli("fmt", link)
+    assert r.exit_code == 1 and "symbolic link" in r.output and str(p) in r.output, r.output
+    assert link.is_symlink() and p.read_text() == UGLY
+
+
+def test_a_full_disk_is_one_line_and_leaves_the_file(tmp_path, monkeypatch):
+    """ENOSPC while writing the temporary (simulated): fmt, compile -o and render all say so, once."""
+    import errno
+
+    p = _ugly(tmp_path)
+    real = Path.write_bytes
+
+    def full(self, data):
+        real(self, data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(Path, "write_bytes", full)
+    r = cli("fmt", p)
+    assert r.exit_code == 1 and "no space left" in r.output.lower(), r.output
+    assert len(r.output.strip().splitlines()) == 1
+    assert p.read_text() == UGLY and [f.name for f in tmp_path.iterdir()] == ["u.res"]
