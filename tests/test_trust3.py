@@ -236,3 +236,25 @@ def test_name_allocator_never_gives_one_name_twice():
     assert len(set(got.values())) == len(got)           # distinct keys, distinct names
     assert all(v.isidentifier() and v not in RESERVED for k, v in got.items() if k != "x")
     assert names("h%2") == got["h%2"]                    # stable
+
+
+# -- non-finite numbers never enter the IR (values.finite, clauses.in_range) -----------------------
+
+def _float_attrs():
+    from resdsl.ir import ops
+
+    return [(k, a.name) for k, o in ops.OPS.items() for a in o.attrs
+            if a.type in (float, ops.NUM) and k in ("bn", "layernorm", "groupnorm", "layer_scale", "leaky_relu")]
+
+
+@pytest.mark.parametrize("kind,attr", _float_attrs())
+@pytest.mark.parametrize("value", ["1e999", "-1e999", "1e999 - 1e999", "sum([1e308, 1e308])", "1e300", "float(\"inf\")"])
+def test_every_float_attribute_refuses_non_finite_numbers(kind, attr, value):
+    from resdsl.errors import SpecError
+
+    pre = "groupnorm 2 " if kind == "groupnorm" else f"{kind} "
+    stem = f"conv 4 k3; {pre}{attr} ({value})"
+    spec = f"network n() {{\n  input 4x8x8\n  stem {{ {stem} }}\n  head {{ avgpool; fc 3 }}\n}}\n"
+    with pytest.raises(SpecError) as e:
+        api.graph_of(api.load_spec(spec))
+    assert e.value.span is not None and e.value.span.line == 3, e.value.render()
