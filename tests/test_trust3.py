@@ -258,3 +258,75 @@ def test_every_float_attribute_refuses_non_finite_numbers(kind, attr, value):
     with pytest.raises(SpecError) as e:
         api.graph_of(api.load_spec(spec))
     assert e.value.span is not None and e.value.span.line == 3, e.value.render()
+
+
+# -- data loss: a killed sweep setting runs again; one run per experiment directory ----------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _sweep(out, *extra):
+    return CliRunner().invoke(main, ["sweep", str(ROOT / "specs/digits_resnet.res"), "--grid", "n=1",
+                                     "--set", "width=4", "--epochs", "1", "--device", "cpu", "-j", "0",
+                                     "--output", str(out), "--json", *extra])
+
+
+def test_a_sweep_killed_before_its_first_checkpoint_runs_again(tmp_path, monkeypatch):
+    import importlib
+    import json
+
+    fit = importlib.import_module("resdsl.train.fit")
+
+    real = fit._train
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt                 # after the inputs are written, before any checkpoint
+    monkeypatch.setattr(fit, "_train", killed)
+    out = tmp_path / "sw"
+    r = _sweep(out)
+    assert r.exit_code != 0
+    run = out / "width=4_n=1"
+    assert (run / "args.json").is_file() and not (run / "last.pt").exists()
+    monkeypatch.setattr(fit, "_train", real)
+    r = _sweep(out)
+    assert r.exit_code == 0, r.output
+    (row,) = json.loads(r.output)["settings"]
+    assert row["status"] == "completed" and row["epochs_done"] == 1
+
+
+def test_two_runs_claiming_one_experiment_at_once_get_it_exactly_once(tmp_path):
+    import threading
+
+    from resdsl.train.errors import TrainError
+    from resdsl.train.rundir import claim_run_dir
+
+    for attempt in range(5):                     # an empty folder made beforehand, and none
+        if attempt % 2:
+            (tmp_path / str(attempt) / "exp").mkdir(parents=True)
+        barrier, won, lost = threading.Barrier(6), [], []
+
+        def claim():
+            barrier.wait()
+            try:
+                path, lock = claim_run_dir(str(tmp_path / str(attempt)), "exp")
+                (path / "args.json").write_text("{}")     # the winner writes its inputs and may
+                lock.release()                            # even finish before a slower one locks
+                won.append(path)
+            except TrainError as e:
+                lost.append(str(e))
+        threads = [threading.Thread(target=claim) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(won) == 1 and len(lost) == 5, (won, lost)
+        assert all("exists" in m or "in use" in m for m in lost), lost
+
+
+def test_sweep_on_ray_without_ray_says_how_to_install_it(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    monkeypatch.setitem(sys.modules, "ray.exceptions", None)
+    r = _sweep(tmp_path / "sw", "--backend", "ray")
+    assert r.exit_code == 1 and "pip install" in r.output and "Traceback" not in r.output, r.output

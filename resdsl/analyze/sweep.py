@@ -52,16 +52,19 @@ def settings(grid: dict[str, list[str]], fixed: dict[str, str]) -> list[Setting]
 
 
 def state_of(run: Path, epochs: int) -> str:
-    """'done' (completed with these epochs), 'resume' (a last.pt to continue) or 'new'."""
+    """'done' (completed with these epochs), 'resume' (a last.pt to continue, or a run stopped before
+    its first checkpoint, which starts again) or 'new'."""
     summary = run / "summary.json"
     if summary.is_file():
         try:
             s = json.loads(summary.read_text())
         except (OSError, ValueError):
             s = {}
-        if s.get("status") == "completed" and s.get("epochs_done") == epochs:
+        if isinstance(s, dict) and s.get("status") == "completed" and s.get("epochs_done") == epochs:
             return "done"
-    return "resume" if (run / "last.pt").is_file() else "new"
+    # a setting killed before its first checkpoint has args.json and no last.pt: resuming it
+    # starts it again from epoch 1 in its own directory (train/fit.py), so it can always run again
+    return "resume" if (run / "last.pt").is_file() or (run / "args.json").is_file() else "new"
 
 
 def train_setting(spec: str, network: str | None, params: dict, options: dict, output: str) -> dict:

@@ -23,8 +23,8 @@ def new_run_dir(output: str, experiment: str | None) -> Path:
         raise TrainError(f"cannot create run directory under {root}: {e.strerror}") from None
     if experiment is not None:
         path = root / experiment
-        if path.is_dir() and not any(path.iterdir()):
-            return path                               # an empty folder made for this run
+        if path.is_dir() and unclaimed(path):
+            return path            # an empty folder, or one a run was killed in before it wrote its inputs
         _mkdir(path, f"run directory {path} exists; use --resume {path} or another --experiment")
         return path
     name = time.strftime("%Y-%m-%d-%H%M%S")
@@ -40,6 +40,29 @@ def new_run_dir(output: str, experiment: str | None) -> Path:
     raise TrainError(f"cannot find a free run directory name under {root}")
 
 
+def unclaimed(path: Path) -> bool:
+    """A folder no run owns yet: it holds nothing but what a run writes before its args.json (the
+    lock, a write probe, the spec files, temporaries). args.json is written last of a run's inputs."""
+    for f in path.iterdir():
+        n = f.name
+        if not (n in (".lock", "spec.json") or n.startswith((".write-test-", ".")) or n.endswith(".res")):
+            return False
+    return True
+
+
+def claim_run_dir(output: str, experiment: str | None, resume: Path | None = None) -> tuple[Path, "RunLock"]:
+    """The run directory, locked, for exactly one process. A new run takes OUTPUT/EXPERIMENT (or a
+    dated name); two runs started at the same instant may both find the folder free, but only one
+    gets its lock, and the lock holder checks again, under the lock, that no run claimed it meanwhile."""
+    path = resume if resume is not None else new_run_dir(output, experiment)
+    check_writable(path)
+    lock = RunLock(path).acquire()
+    if resume is None and not unclaimed(path):
+        lock.release()
+        raise TrainError(f"run directory {path} exists; use --resume {path} or another --experiment")
+    return path, lock
+
+
 def _mkdir(path: Path, exists_message: str) -> None:
     try:
         path.mkdir()
@@ -50,7 +73,7 @@ def _mkdir(path: Path, exists_message: str) -> None:
 
 
 def check_writable(path: Path) -> None:
-    probe = path / f".write-test-{os.getpid()}"
+    probe = path / f".write-test-{os.getpid()}-{os.urandom(4).hex()}"     # unique per caller, threads too
     try:
         probe.write_text("ok")
         probe.unlink()
@@ -112,10 +135,9 @@ class RunDir:
 
     def write_inputs(self, spec_text: str, spec_name: str, args: dict, bundle: dict | None = None) -> None:
         """The spec (spec.json holds every file it imports; NAME.res the top file, for reading) and args."""
-        files = {f"{_safe_name(spec_name)}.res": spec_text,
-                 "args.json": json.dumps(args, indent=2, sort_keys=True, default=str) + "\n"}
-        if bundle is not None:
-            files["spec.json"] = json.dumps(bundle, indent=1) + "\n"
+        files = {"spec.json": json.dumps(bundle, indent=1) + "\n"} if bundle is not None else {}
+        files[f"{_safe_name(spec_name)}.res"] = spec_text
+        files["args.json"] = json.dumps(args, indent=2, sort_keys=True, default=str) + "\n"   # last: the claim
         for name, text in files.items():
             write_atomic(self.path / name, lambda tmp, text=text: Path(tmp).write_text(text))
 
