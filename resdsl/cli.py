@@ -36,6 +36,15 @@ class LazyGroup(click.Group):
             self.add_command(getattr(importlib.import_module(module), attr), name)
         return super().get_command(ctx, name)
 
+    def invoke(self, ctx):
+        """Ctrl-C anywhere in start-up (a lazy command importing torch) or in a command: exit 130
+        with one word, as reports_errors does inside commands (click alone would say 'Aborted!', 1)."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="resdsl")

@@ -330,3 +330,30 @@ def test_sweep_on_ray_without_ray_says_how_to_install_it(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray.exceptions", None)
     r = _sweep(tmp_path / "sw", "--backend", "ray")
     assert r.exit_code == 1 and "pip install" in r.output and "Traceback" not in r.output, r.output
+
+
+def test_ctrl_c_during_start_up_exits_130_without_a_traceback(monkeypatch):
+    """A KeyboardInterrupt while a lazy command is imported (torch loading) is 'interrupted', 130."""
+    import importlib
+
+    real = importlib.import_module
+
+    def slow_import(name, *a):
+        if name == "resdsl.train.cli":
+            raise KeyboardInterrupt
+        return real(name, *a)
+    monkeypatch.setattr(importlib, "import_module", slow_import)
+    from resdsl.cli import main as group
+
+    group.commands.pop("eval", None)
+    r = CliRunner().invoke(group, ["eval", "--checkpoint", "x"])
+    assert r.exit_code == 130 and "interrupted" in r.output and "Traceback" not in r.output, r.output
+
+
+def test_training_a_network_that_outputs_a_map_is_refused_at_the_head(tmp_path):
+    spec = tmp_path / "nopool.res"
+    spec.write_text("network n() {\n  input 1x8x8\n  stem { conv 4 k3; bn; relu }\n  head { conv 10 k1 }\n}\n")
+    r = cli("train", spec, "--data", "digits", "--epochs", "1", "--output", tmp_path / "runs")
+    assert r.exit_code == 1, r.output
+    assert f"{spec}:4:10: error: training needs one score per class" in r.output and "avgpool" in r.output
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
