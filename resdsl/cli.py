@@ -121,6 +121,12 @@ def compile_cmd(spec, network, sets, allow_imports, output, batch_size, checkpoi
            ".py": f"build() from '{output}' (plain PyTorch source)"}[Path(output).suffix]
     raw = "raw sequence values" if len(model.input_shape) == 2 else "raw pixels 0..255"
     trained = f", trained weights of {checkpoint} (input: {raw})" if checkpoint else ""
+    if checkpoint and Path(output).suffix == ".py":
+        weights = Path(output).with_suffix(".safetensors")
+        trained = (f", trained weights of {checkpoint} in {weights}, which build() loads "
+                   f"(input: {raw}, normalisation inside)")
+    elif Path(output).suffix == ".py":
+        trained = ", untrained (PyTorch's default initialisation)"
     click.echo(f"wrote {output}: {model.spec_name}, {n:,} parameters, input {tuple(model.input_shape)}{trained}; "
                f"load with {how}")
 

@@ -373,3 +373,36 @@ def test_hessian_reports_progress_and_still_matches_autograd():
     ev = torch.linalg.eigvalsh(torch.autograd.functional.hessian(loss, theta)).abs()
     assert s.as_dict()["max_abs_eigenvalue"] == pytest.approx(ev.max().item(), rel=1e-9)
     assert s.as_dict()["min_abs_eigenvalue"] == pytest.approx(ev.min().item(), rel=1e-6, abs=1e-12)
+
+
+def test_compile_checkpoint_to_python_carries_the_trained_weights_and_normalisation(tmp_path):
+    """model.py (+ the model.safetensors it loads) computes what the trained run computes from raw
+    input; the .safetensors of `compile --checkpoint -o X.safetensors` loads into it too."""
+    import importlib.util
+
+    from resdsl.exporters import Normalized
+    from resdsl.models import load_run
+
+    torch.manual_seed(1)
+    model = api.compile(NET)
+    for p in model.parameters():
+        p.data.normal_()
+    path = checkpoint(tmp_path, model=model.state_dict(), mean=[0.3], std=[0.2])
+    spec = tmp_path / "n.res"
+    spec.write_text(NET)
+    r = cli("compile", spec, "--checkpoint", path, "-o", tmp_path / "m.py")
+    assert r.exit_code == 0 and "m.safetensors, which build() loads" in r.output, r.output
+    r = cli("compile", spec, "--checkpoint", path, "-o", tmp_path / "other.safetensors")
+    assert r.exit_code == 0, r.output
+    mod_spec = importlib.util.spec_from_file_location("m_trained", tmp_path / "m.py")
+    m = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(m)
+    twin = m.build()
+    from safetensors.torch import load_file
+
+    twin.load_state_dict(load_file(tmp_path / "other.safetensors"))      # the same keys
+    trained, _ = load_run(path)
+    ref = Normalized(trained, [0.3], [0.2]).eval()
+    x = torch.rand(3, 1, 8, 8) * 255
+    with torch.no_grad():
+        assert torch.allclose(twin(x), ref(x), atol=1e-5) and not torch.allclose(twin(x), trained(x), atol=1e-3)
