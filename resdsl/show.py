@@ -164,7 +164,10 @@ def _flow(d: Dataflow, params=None) -> list[list[str]]:
         chained = nxt is not None and not is_merge(nxt.item) and nxt.inputs[0] == st.output and reads[st.output] == 1
         last = nxt is None and st.output == d.output and len(names) > 1
         if not chained and not last and (reads.get(st.output) or st.output == d.output):
-            lines[-1][-1] += f" -> {name(st.output)}"
+            if lines[-1][-1].endswith("}"):      # `parallel {...} -> t` does not parse: name it on its own
+                lines[-1].append(f"-> {name(st.output)}")
+            else:
+                lines[-1][-1] += f" -> {name(st.output)}"
         cur = st.output
     if cur != d.output:
         lines.append([f"from {name(d.output)}"])
