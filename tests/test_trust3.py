@@ -406,3 +406,17 @@ def test_compile_checkpoint_to_python_carries_the_trained_weights_and_normalisat
     x = torch.rand(3, 1, 8, 8) * 255
     with torch.no_grad():
         assert torch.allclose(twin(x), ref(x), atol=1e-5) and not torch.allclose(twin(x), trained(x), atol=1e-3)
+
+
+DEEP = {"pow": "1 ** " * 3000 + "1", "conditional": "true ? 1 : " * 3000 + "2", "neg": "- " * 3000 + "1",
+        "not": "not " * 3000 + "true ? 1 : 2", "sum": "1 + " * 20000 + "1", "brackets": "(" * 100 + "1" + ")" * 100}
+
+
+@pytest.mark.parametrize("form", DEEP)
+def test_deeply_nested_expressions_are_located_errors_never_recursion(form):
+    from resdsl.errors import SpecError
+
+    spec = "network n() {\n  input 4x8x8\n  let a = " + DEEP[form] + "\n  stem { conv 4 k3 }\n  head { avgpool; fc 3 }\n}\n"
+    with pytest.raises(SpecError) as e:
+        api.graph_of(api.load_spec(spec))
+    assert e.value.span is not None and e.value.span.line == 3 and "nesting" in e.value.render()
