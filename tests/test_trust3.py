@@ -420,3 +420,13 @@ def test_deeply_nested_expressions_are_located_errors_never_recursion(form):
     with pytest.raises(SpecError) as e:
         api.graph_of(api.load_spec(spec))
     assert e.value.span is not None and e.value.span.line == 3 and "nesting" in e.value.render()
+
+
+@pytest.mark.parametrize("doc", ["{not json", "[1, 2]", '{"status": 3}', '{"epochs_done": "1"}'])
+def test_a_corrupt_run_summary_is_one_line(tmp_path, doc):
+    from resdsl.train.errors import TrainError
+    from resdsl.train.rundir import read_summary
+
+    (tmp_path / "summary.json").write_text(doc)
+    with pytest.raises(TrainError, match="summary.json is corrupt"):
+        read_summary(tmp_path)

@@ -8,7 +8,6 @@ or as Ray tasks (`--backend ray`), one per setting; Ray schedules them, resdsl d
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,14 +53,15 @@ def settings(grid: dict[str, list[str]], fixed: dict[str, str]) -> list[Setting]
 def state_of(run: Path, epochs: int) -> str:
     """'done' (completed with these epochs), 'resume' (a last.pt to continue, or a run stopped before
     its first checkpoint, which starts again) or 'new'."""
-    summary = run / "summary.json"
-    if summary.is_file():
-        try:
-            s = json.loads(summary.read_text())
-        except (OSError, ValueError):
-            s = {}
-        if isinstance(s, dict) and s.get("status") == "completed" and s.get("epochs_done") == epochs:
-            return "done"
+    from ..train.errors import TrainError
+    from ..train.rundir import read_summary
+
+    try:
+        s = read_summary(run)
+    except TrainError:
+        s = {}                     # a corrupt summary: the setting is trained again
+    if s.get("status") == "completed" and s.get("epochs_done") == epochs:
+        return "done"
     # a setting killed before its first checkpoint has args.json and no last.pt: resuming it
     # starts it again from epoch 1 in its own directory (train/fit.py), so it can always run again
     return "resume" if (run / "last.pt").is_file() or (run / "args.json").is_file() else "new"
@@ -77,7 +77,9 @@ def train_setting(spec: str, network: str | None, params: dict, options: dict, o
     run = Path(output) / name
     state = state_of(run, build_config(options).epochs)
     if state == "done":
-        return json.loads((run / "summary.json").read_text())
+        from ..train.rundir import read_summary
+
+        return read_summary(run)
     # the CLI's strings turned into TrainConfig fields as `resdsl train` does (--decay-milestones 8,12)
     recipe = {k: v for k, v in recipe_from_options(options).items() if k not in ("params", "network")}
     recipe.update(output=output, experiment=name)

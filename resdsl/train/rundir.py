@@ -125,6 +125,29 @@ def read_args(run: Path) -> dict:
     return args
 
 
+# summary.json's fields that readers use, with their types (None allowed: a run not finished).
+SUMMARY_FIELDS = {"status": str, "epochs_done": int, "final_test_acc": (int, float), "best_test_acc": (int, float),
+                  "train_s": (int, float)}
+
+
+def read_summary(run: Path) -> dict:
+    """RUN/summary.json as a dict ({} when missing); a corrupt or mistyped one is one clear error."""
+    path = Path(run) / "summary.json"
+    if not path.is_file():
+        return {}
+    try:
+        doc = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError, OSError) as e:
+        raise TrainError(f"{path} is corrupt ({str(e)[:120]})") from None
+    if not isinstance(doc, dict):
+        raise TrainError(f"{path} is corrupt (not a JSON object)")
+    for name, kind in SUMMARY_FIELDS.items():
+        v = doc.get(name)
+        if v is not None and (not isinstance(v, kind) or isinstance(v, bool)):
+            raise TrainError(f"{path} is corrupt: '{name}' is {type(v).__name__} {str(v)[:40]!r}")
+    return doc
+
+
 class RunDir:
     """Append-only logs that a resumed run first cuts back to its checkpoint."""
 
