@@ -31,6 +31,9 @@ def main() -> int:
     ap.add_argument("--out", default="fuzz-findings")
     ap.add_argument("--seconds", type=float, default=0, help="stop after this long (0: run all N)")
     a = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(1)     # tiny tensors: one thread each is fastest, and fair on a shared machine
     out = Path(a.out)
     counts, findings, t0 = collections.Counter(), collections.Counter(), time.time()
     for seed in range(a.start, a.start + a.n):

@@ -190,7 +190,7 @@ def generate(d) -> str:
     shape = f"{c}x{size}x{size}" if rank == 2 else f"{c}x{size}"
     cw = d.choice([4, 6, 8])
     stem = [f"conv {cw} k3", "bn", d.choice(ACTS)][: d.int(1, 3)]
-    blocks, stages = [], []
+    blocks, stages, droppable = [], [], True      # drop_path needs every unit y = x + f(x)
     for i in range(d.int(1, 3)):
         kind = d.choice(["seq", "seq", "flow", "flow", "dense"])
         if kind == "dense":
@@ -198,6 +198,7 @@ def generate(d) -> str:
             blocks.append(f"block b{i}(w) {{\n  residual {{ bn; relu; conv w k3 }}\n  merge concat\n}}")
             stages.append(f"stage x {n} b{i}({w})")
             cw += n * w
+            droppable = False
             continue
         w = d.choice([4, 6, 8])
         stride = 2 if size >= 4 and d.bool(0.4) else 1
@@ -214,15 +215,23 @@ def generate(d) -> str:
         parts.append(f"residual {{\n    {body}\n  }}")
         if not changes and skip != "none" and d.bool(0.15):
             parts.append(f"shortcut {skip}\n  merge gate k 1 bias -1")
+            droppable = False
         else:
             parts.append(f"shortcut {skip}")
+            droppable = droppable and skip != "none"
         if d.bool(0.2):
             parts.append(f"scale {d.choice(['0.5', '0.2', '1.5'])}")
         if d.bool(0.5):
             parts.append(d.choice(["post relu", "post { relu }", f"post {{ bn; {d.choice(ACTS)} }}"]))
         blocks.append(f"block b{i}(w, stride = 1, i = 0) {{\n  " + "\n  ".join(parts) + "\n}")
-        n = d.int(1, 2)
-        stages.append(f"stage x {n} b{i}({w}, i = block_index)" + (" stride 2" if stride == 2 else ""))
+        n = d.int(1, 3)
+        share = " share" if n >= 2 and d.bool(0.2) else ""      # blocks 2.. of the stage share weights
+        stages.append(f"stage x {n} b{i}({w}, i = 1)" if share else
+                      f"stage x {n} b{i}({w}, i = block_index)" + (" stride 2" if stride == 2 else ""))
+        if share and stride == 2:
+            stages[-1] += " stride 2"
+        if share:
+            stages[-1] += share
         cw, size = w, (size + 1) // 2 if stride == 2 else size
         if i < 2 and d.bool(0.15):
             cw = d.choice([4, 6])
@@ -230,6 +239,9 @@ def generate(d) -> str:
     head = ["avgpool", f"fc {d.int(2, 10)}"]
     if d.bool(0.2):
         head = [d.choice(ACTS), *head]
+    if droppable and d.bool(0.15):    # (a linear rate over shared blocks is one thing `show` refuses to write)
+        rule = "constant" if any(st.endswith(" share") for st in stages) else d.choice(["linear", "constant"])
+        stages.append(f"drop_path 0.1 {rule} mode {d.choice(['batch', 'sample'])}")
     net = (f"network gen() {{\n  input {shape}\n  stem {{ {'; '.join(stem)} }}\n  "
            + "\n  ".join(stages) + f"\n  head {{ {'; '.join(head)} }}\n}}\n")
     return "\n\n".join(blocks) + "\n\n" + net
