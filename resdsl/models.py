@@ -29,9 +29,10 @@ def load_model(spec: str | Path | Program, network: str | None = None, args: Map
 
 def program_from_bundle(doc: Mapping) -> Program:
     """The Program of a bundle document ({"main": key, "files": {key: text}})."""
-    if not isinstance(doc, Mapping) or not isinstance(doc.get("files"), Mapping) or not isinstance(doc.get("main"), str):
-        raise SpecError("not a resdsl spec bundle (expected {\"main\": ..., \"files\": {...}})")
-    files = {str(k): str(v) for k, v in doc["files"].items()}
+    if (not isinstance(doc, Mapping) or not isinstance(doc.get("files"), Mapping) or not isinstance(doc.get("main"), str)
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in doc["files"].items())):
+        raise SpecError("not a resdsl spec bundle (expected {\"main\": NAME, \"files\": {NAME: TEXT, ...}})")
+    files = dict(doc["files"])
     return load_bundle(files, doc["main"])
 
 
