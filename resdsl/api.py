@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping
 import networkx as nx
 
 from . import limits
-from .budget import check_graph, check_memory
+from .budget import check_graph
 from .errors import SpecError
 from .frontend.load import Program, load
 from .frontend.screen import screen
@@ -104,7 +104,7 @@ def graph_of(net: Net) -> nx.DiGraph:
     with _gc_paused(), _bounded():
         g = infer_shapes(build(net))
         lint(g)
-    check_graph(net, g)
+    check_graph(g)
     return g
 
 
@@ -123,12 +123,11 @@ def compile(spec: str | Path | Program, network: str | None = None, force: bool 
 
 def model_of(net: Net, g: nx.DiGraph, force: bool = False):
     """The torch module of a lowered net and its annotated graph (for a caller that needs both),
-    refused before allocating when over the memory budget unless `force`."""
-    from .backend.compile import compile_net
+    refused before allocating when over the memory budget unless `force` (budget.check_memory)."""
+    from .backend.compile import compile_graph
 
-    check_memory(net, g, force)
     with _bounded():
-        return compile_net(net, g, force=True)
+        return compile_graph(g, force)
 
 
 __all__ = ["SpecError", "load_program", "load_spec", "graph", "graph_of", "compile", "model_of", "parse_value"]

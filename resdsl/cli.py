@@ -97,7 +97,7 @@ def check(spec, network, sets, allow_imports, as_json):
 @spec_options
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Where to write; the format follows the extension: .pt2 (torch.export), .onnx, .safetensors, .py (PyTorch source).")
-@click.option("--batch-size", type=click.IntRange(1, 1 << 16), default=2, show_default=True,
+@click.option("--batch-size", type=click.IntRange(1), default=2, show_default=True,
               help="Batch size of the example input (the exported batch is dynamic either way).")
 @click.option("--checkpoint", type=click.Path(exists=True), default=None,
               help="A run directory or checkpoint: export its trained weights, input normalisation inside.")

@@ -10,6 +10,8 @@ import sys
 
 import click
 
+from pydantic import ValidationError
+
 from .api import split_sets  # noqa: F401  (re-exported for the subcommands)
 from .errors import SpecError
 
@@ -25,7 +27,9 @@ def _fail(text: str, code: int) -> None:
 
 def reports_errors(fn):
     """Mistakes end with one message and a non-zero exit, never a traceback: a SpecError as
-    `file:line:col: error: ...`, a training mistake, a file error, Ctrl-C (130), a full disk."""
+    `file:line:col: error: ...`, a training mistake (an exception with `exit_code`, its `prefix`
+    or "error"), an invalid option value (2), a file error, Ctrl-C (130), a full disk. The one
+    error decorator of every command."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from .limits import clip
@@ -34,6 +38,9 @@ def reports_errors(fn):
             return fn(*args, **kwargs)
         except SpecError as e:
             _fail(e.render(), 1)
+        except ValidationError as e:          # a recipe option out of range (train/config.py)
+            _fail("error: " + "; ".join(f"--{'-'.join(map(str, x['loc'])).replace('_', '-')}: {x['msg']}"
+                                        for x in e.errors()), 2)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
         except RecursionError:
@@ -47,20 +54,33 @@ def reports_errors(fn):
             code = getattr(e, "exit_code", None)
             if code is None:
                 raise
-            _fail(clip(f"error: {e}"), code)
+            _fail(clip(f"{getattr(e, 'prefix', 'error')}: {e}"), code)
     return wrapper
 
 
-def spec_options(fn):
-    """The options every command that reads a spec shares."""
-    from .completion import complete_set, complete_spec
+def network_option(default: str = "the first"):
+    return click.option("--network", default=None, help=f"Which network of the file (default: {default}).")
 
-    fn = click.option("--allow-import", "allow_imports", multiple=True, metavar="DIR",
-                      type=click.Path(file_okay=False, exists=True),
-                      help="Also allow imports from this folder (default: only the spec's own folder).")(fn)
-    fn = click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", shell_complete=complete_set,
-                      help="Override a network parameter (repeatable), e.g. --set depth=101.")(fn)
-    fn = click.option("--network", default=None, help="Which network of the file (default: the first).")(fn)
+
+def sets_option(help: str = "Override a network parameter (repeatable), e.g. --set depth=101."):
+    from .completion import complete_set
+
+    return click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", shell_complete=complete_set, help=help)
+
+
+def allow_imports_option():
+    return click.option("--allow-import", "allow_imports", multiple=True, metavar="DIR",
+                        type=click.Path(file_okay=False, exists=True),
+                        help="Also allow imports from this folder (default: only the spec's own folder).")
+
+
+def spec_options(fn):
+    """The options every command that reads a spec shares (each declared once, above)."""
+    from .completion import complete_spec
+
+    fn = allow_imports_option()(fn)
+    fn = sets_option()(fn)
+    fn = network_option()(fn)
     return click.argument("spec", type=click.Path(dir_okay=False, path_type=None), shell_complete=complete_spec)(fn)
 
 

@@ -20,11 +20,9 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from . import limits
 from .atomic import write_atomic
 from .errors import SpecError
-
-MAX_EXAMPLE_BATCH = 1 << 16
-
 
 class Normalized(nn.Module):
     """y = model((x − 255·mean) / (255·std)): a trained network with its input normalisation
@@ -45,14 +43,15 @@ class Normalized(nn.Module):
 
 
 def _example(model: nn.Module, batch_size: int) -> torch.Tensor:
-    if not 1 <= batch_size <= MAX_EXAMPLE_BATCH:
-        raise SpecError(f"--batch-size must be 1..{MAX_EXAMPLE_BATCH:,}, got {batch_size}")
+    if batch_size < 1:
+        raise SpecError(f"--batch-size must be 1 or more, got {batch_size}")
+    limits.EXAMPLE_BATCH.check(batch_size)
     return torch.randn(max(batch_size, 2), *model.input_shape)   # batch 1 would specialise the program
 
 
 def write_pt2(model: nn.Module, path: Path, batch_size: int) -> None:
     example = _example(model, batch_size)
-    batch = torch.export.Dim("batch", min=1, max=MAX_EXAMPLE_BATCH)
+    batch = torch.export.Dim("batch", min=1, max=limits.EXAMPLE_BATCH.value)
     program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
     write_atomic(path, lambda tmp: torch.export.save(program, tmp))
 

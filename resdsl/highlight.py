@@ -1,6 +1,6 @@
 """A Pygments lexer for .res specs (docs' code blocks; `pygmentize -l resdsl` once installed).
 
-The keyword lists are written out here, not read from the grammar, so that tests/test_editors.py
+The keyword lists are written out here, not read from the grammar, so that tests/source/test_editors.py
 can catch a keyword the grammar gained and the highlighters lack; the layers are the op registry's.
 """
 from __future__ import annotations

@@ -20,20 +20,25 @@ IMPORT_DEPTH = Limit("import_depth", 32, "import chain too deep")
 IMPORT_FILES = Limit("import_files", 256, "too many imported files")
 # -- values of the language -----------------------------------------------------------------------
 LIST_LENGTH = Limit("list_length", 100_000, "list or string too long (elements)")
+RANGE_LENGTH = Limit("range_length", 100_000, "range() too long (numbers)")
 VALUE_SIZE = Limit("value_size", 1_000_000, "value too large (total elements, nested lists counted)")
 VALUE_DEPTH = Limit("value_depth", 32, "value nested too deeply (lists in lists)")
+# The language's numbers are at most 2**62 in magnitude (a fact of the language, not a budget: no
+# variable raises it); `**` is refused beyond it before computing.
+INT_RANGE = 2 ** 62
 # -- the network ----------------------------------------------------------------------------------
 OPS = Limit("ops", 100_000, "network too large (ops)")
 STAGES = Limit("stages", 1_000, "too many stages")
 BRANCHES = Limit("branches", 256, "too many parallel branches in one op")
 INPUT_ELEMENTS = Limit("input_elements", 3 * 4096 * 4096, "input too large (C×H×W elements)")
+EXAMPLE_BATCH = Limit("example_batch", 1 << 16, "example batch of an export too large")
 # -- messages -------------------------------------------------------------------------------------
 # MESSAGE_CHARS and ECHO_CHARS are defined beside the error display that uses them (errors.py)
 # -- memory (bytes; 0 means half this machine's physical memory) ----------------------------------
 MEMORY = Limit("memory", 0, "network needs too much memory (bytes)")
 
-ALL = (SOURCE_BYTES, NESTING, INT_DIGITS, IMPORT_DEPTH, IMPORT_FILES, LIST_LENGTH, VALUE_SIZE, VALUE_DEPTH,
-       OPS, STAGES, BRANCHES, INPUT_ELEMENTS, MESSAGE_CHARS, ECHO_CHARS, MEMORY)
+ALL = (SOURCE_BYTES, NESTING, INT_DIGITS, IMPORT_DEPTH, IMPORT_FILES, LIST_LENGTH, RANGE_LENGTH, VALUE_SIZE,
+       VALUE_DEPTH, OPS, STAGES, BRANCHES, INPUT_ELEMENTS, EXAMPLE_BATCH, MESSAGE_CHARS, ECHO_CHARS, MEMORY)
 
 
 def physical_memory() -> int:

@@ -3,7 +3,7 @@
 One block definition per stage, its layers with every attribute written out (defaults filled in;
 a conv's padding stays implicit when it is the computed 'same' padding); where the first block
 of a stage differs (its stride or dilation), that attribute is a parameter the stage sets, as in
-a hand-written spec. The text parses back to the same network (tests/test_show.py).
+a hand-written spec. The text parses back to the same network (tests/source/test_show.py).
 """
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ import re
 from typing import Any
 
 from .errors import SpecError
+from .frontend import ast
+from .frontend.parse import parse_expr
+from .frontend.unparse import GENERATED, Generator, literal, literal_text
 from .ir import ops
+from .ir.kinds import MERGE_MODES
 from .ir.net import Block, Dataflow, Layer, Net, Parallel, Section, Stage
 
 def show_net(net: Net, spec: str = "") -> str:
@@ -50,40 +54,37 @@ def show_net(net: Net, spec: str = "") -> str:
 
 def value(v: Any) -> str | None:
     """A Python value as a spec expression (None when the language has no literal for it)."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v) if v >= 0 else f"-{-v}"
-    if isinstance(v, float):
-        return repr(v) if v >= 0 and re.fullmatch(r"[\d.e+-]+", repr(v)) else (
-            f"-{repr(-v)}" if v < 0 else None)
-    if isinstance(v, (list, tuple)):
-        parts = [value(x) for x in v]
-        return None if None in parts else "[" + ", ".join(parts) + "]"
-    if isinstance(v, str):
-        return f'"{v}"' if '"' not in v and "\n" not in v else None
-    name = getattr(v, "name", None)             # a symbol (`projection`) or a block reference
-    return name if isinstance(name, str) else None
+    return literal_text(v)
 
 
 def layer(lay: Layer, params: dict[tuple[str, str], str] | None = None) -> str:
     """`conv 64 k3 s1 d1 g1 bias false`: the op, its positional value, then every attribute."""
+    return Generator().clause(layer_clause(lay, params), 0)
+
+
+def layer_clause(lay: Layer, params: dict[tuple[str, str], str] | None = None) -> ast.clause:
+    """The layer as the clause a spec writes for it; `params`: attributes written as an expression
+    of the block's parameters (`stride`, `[1, 2][i]`) instead of their value."""
     op = ops.OPS[lay.kind]
-    words = [lay.kind]
+    words: list = []
     for attr in op.attrs:
         v = lay.attrs.get(attr.name)
         if params and (lay.name, attr.name) in params:
-            expr = params[(lay.name, attr.name)]
-            words += [expr] if attr.name in op.positional else [attr.short or attr.name, expr]
+            expr = parse_expr(params[(lay.name, attr.name)], "<show>")
+            words += [expr] if attr.name in op.positional else [_word(attr.short or attr.name), expr]
         elif v is None or implied(op, lay.attrs, attr.name):
             continue
         elif attr.name in op.positional:
-            words.append(value(v))
+            words.append(literal(v))
         elif attr.short and (isinstance(v, int) and not isinstance(v, bool) and v >= 0 or _pair(v)):
-            words.append(attr.short + ("x".join(map(str, v)) if _pair(v) else str(v)))
+            words.append(_word(attr.short + ("x".join(map(str, v)) if _pair(v) else str(v))))
         else:
-            words += [attr.name, value(v)]
-    return " ".join(words)
+            words += [_word(attr.name), literal(v)]
+    return ast.clause(keyword=lay.kind, keyword_span=GENERATED, args=tuple(words), span=GENERATED)
+
+
+def _word(text: str) -> ast.name:
+    return ast.name(id=text, span=GENERATED)
 
 
 def implied(op: ops.Op, attrs: dict, name: str) -> bool:
@@ -373,7 +374,7 @@ def _block_parts(b: Block, varying: dict, mask: bool = False) -> list[str]:
     lines += [f"residual {items(r, local)}" for r in b.residuals]
     if b.shortcut.kind == "custom":
         lines.append(f"shortcut {items(b.shortcut.layers, local)}")
-    elif b.merge != "concat":
+    elif MERGE_MODES[b.merge].takes_shortcut:
         lines.append(f"shortcut {field('shortcut', b.shortcut.kind)}")
     if b.scale != 1.0 or (None, "scale") in varying or mask:
         lines.append(f"scale {field('scale', b.scale)}")

@@ -15,6 +15,25 @@ def pytest_addoption(parser):
                      help="Rewrite golden files (error messages, DOT renders, cost tables) instead of comparing.")
 
 
+def run_cli(*args, **kwargs):
+    """`resdsl ARGS...` run in-process (click's CliRunner), its Result. A traceback in the output, or an
+    exception other than the command's exit, fails the test: a mistake must end in a message."""
+    from click.testing import CliRunner
+
+    from resdsl.cli import main
+
+    r = CliRunner().invoke(main, [str(a) for a in args], **kwargs)
+    assert "Traceback" not in r.output, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    return r
+
+
+@pytest.fixture
+def cli():
+    """The shared CLI runner: `cli("check", spec, "--json").output`."""
+    return run_cli
+
+
 @pytest.fixture
 def update_golden(request):
     return request.config.getoption("--update-golden")

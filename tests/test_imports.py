@@ -11,12 +11,12 @@ PKG = ROOT / "resdsl"
 # Layers, lowest first; a module may import its own layer or lower ones. The first pattern that
 # matches a module's dotted name gives its layer.
 LAYERS = [
-    ("foundation", r"resdsl\.(errors|atomic|limits)$|resdsl\.backend\.(modules|layers)$"),   # plain torch modules
+    ("foundation", r"resdsl\.(errors|atomic|limits)$|resdsl\.backend\.(modules|layers|unit)$"),   # plain torch modules
     ("registry", r"resdsl\.ir\.(kinds|ops)(\.|$)"),
     ("ir", r"resdsl\.ir(\.|$)"),
     ("frontend", r"resdsl\.frontend(\.|$)"),
-    ("consumers", r"resdsl\.(backend|cost|render)\.(?!cli$)|resdsl\.(backend|cost|render)$"),
-    ("api", r"resdsl\.(api|budget|zoo\.names)$|resdsl\.zoo$"),
+    ("consumers", r"resdsl\.(backend|cost|render)\.(?!cli$)|resdsl\.(backend|cost|render|budget)$"),
+    ("api", r"resdsl\.(api|zoo\.names)$|resdsl\.zoo$"),
     ("library", r"resdsl\.(models|export|show|format|highlight|zoo\.catalog)$|resdsl\.(train|analyze)(\.(?!cli$|sweep_cli$)|$)"),
     ("commands", r"resdsl(\.|$)"),        # the cli modules, cli_common, completion, the package, __main__
 ]

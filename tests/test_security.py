@@ -9,22 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
 import resdsl
-from resdsl.cli import main
 from resdsl.errors import SpecError
 from resdsl.train.checkpoint import load_checkpoint, rng_states, set_rng_states
 from resdsl.train.errors import TrainError
-from tests.conftest import SPECS
+from tests.conftest import SPECS, run_cli
 
 NET = "network n() {\n  input 1x8x8\n  stem { conv 4 k3; bn; relu }\n  head { avgpool; fc 2 }\n}\n"
 
 
-def cli(*args):
-    r = CliRunner().invoke(main, [str(a) for a in args])
-    assert "Traceback" not in r.output, r.output
-    return r
+cli = run_cli
 
 
 class Boom:

@@ -8,7 +8,7 @@ import click
 
 from ..errors import SpecError
 from ..cli_common import print_table
-from ..train.cli import user_errors
+from ..cli_common import network_option, reports_errors, sets_option
 
 CHECKPOINT = click.option("--checkpoint", type=click.Path(exists=True), help="A run directory (its best.pt) or a checkpoint file.")
 LIMIT = click.option("--limit", type=click.IntRange(1, 100_000), default=1000, show_default=True,
@@ -26,8 +26,8 @@ HESSIAN_DEPTHS = ("layers", "2,4,6")
 def FAMILY(depth_param: str, depths: str):   # noqa: N802  (a decorator, named like the options above)
     """SPEC, its network and --set, more families (--vs), and the depths to build each at."""
     opts = [click.argument("spec", type=click.Path(exists=True, dir_okay=False)),
-            click.option("--network", default=None, help="Which network of the file (default: the first)."),
-            click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a network parameter."),
+            network_option(),
+            sets_option(),
             click.option("--vs", "vs", multiple=True, metavar="'SPEC [NAME=VALUE ...]'",
                          help="Another family to compare (repeatable)."),
             click.option("--depth-param", default=None, help=f"The parameter that sets depth (e.g. {depth_param})."),
@@ -67,8 +67,8 @@ def analyze():
 
 @analyze.command()
 @click.argument("spec", required=False, type=click.Path(exists=True, dir_okay=False))
-@click.option("--network", default=None, help="Which network of the file (default: the first).")
-@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a network parameter.")
+@network_option()
+@sets_option()
 @CHECKPOINT
 @click.option("--gradients", is_flag=True, help="Also sample gradient by path length (at init, BN calibrated on the inputs, without --checkpoint).")
 @click.option("--lengths", default=None, help="Path lengths to sample, e.g. 0,2,4 [all].")
@@ -77,7 +77,7 @@ def analyze():
 @DATA
 @JSON
 @FIGURE
-@user_errors
+@reports_errors
 def paths(spec, network, sets, checkpoint, gradients, lengths, draws, limit, data, as_json, figure):
     """Paths per length of the unrolled network (Veit et al. 2016); with --checkpoint, gradient per length."""
     from .common import check_figure_path
@@ -155,7 +155,7 @@ def _paths_table(doc: dict) -> None:
 @DATA
 @JSON
 @FIGURE
-@user_errors
+@reports_errors
 def lesion(checkpoint, vs, max_k, draws, limit, data, as_json, figure):
     """Test accuracy after deleting blocks and swapping adjacent ones (Veit et al. 2016)."""
     from .common import check_figure_path, load_run
@@ -192,7 +192,7 @@ def _lesion_table(d: dict) -> None:
 @click.option("--draws", type=click.IntRange(1, 100), default=4, show_default=True, help="Random lines and read-outs.")
 @JSON
 @FIGURE
-@user_errors
+@reports_errors
 def shattering(spec, network, sets, vs, depth_param, depths, checkpoint, points, draws, as_json, figure):
     """Gradient autocorrelation along a line of inputs, per depth (Balduzzi et al. 2017)."""
     from .common import check_figure_path
@@ -280,7 +280,7 @@ def _measure_family(spec, network, params, depth_param, value, points, draws) ->
 @DATA
 @JSON
 @FIGURE
-@user_errors
+@reports_errors
 def norms(checkpoint, vs, limit, data, as_json, figure):
     """Per block ‖F(x)‖/‖x‖ and cos(F(x), x) on test images (Greff et al. 2017)."""
     from .common import check_figure_path, load_run
@@ -307,7 +307,7 @@ def norms(checkpoint, vs, limit, data, as_json, figure):
               help="Exact Hessian up to this many parameters, Lanczos above.")
 @JSON
 @FIGURE
-@user_errors
+@reports_errors
 def hessian(spec, network, sets, vs, depth_param, depths, start, max_exact, as_json, figure):
     """Condition number of the loss Hessian at a starting point, per depth (Li et al. 2016)."""
     from .common import check_figure_path

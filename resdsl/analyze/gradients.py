@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import SpecError
+from ..ir.kinds import BRANCH_ROLES, SHORTCUTS
 from .common import block_module, branch_modules
 
 SHORTCUT = "shortcut"
@@ -72,7 +73,7 @@ def _graph_branches(g: nx.DiGraph) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for n, d in g.nodes(data=True):
         s, b = d["scope"], d["scope"].get("block")
-        if b and s.get("role") in ("residual", "gate") and n.startswith(b + "."):
+        if b and s.get("role") in BRANCH_ROLES and n.startswith(b + "."):
             parts = n[len(b) + 1:].split(".")
             out.setdefault(b, set()).add(".".join(parts[:2]) if parts[0] == "residuals" else parts[0])
     return out
@@ -100,7 +101,7 @@ def routable_blocks(model: nn.Module, g: nx.DiGraph) -> list[Ways]:
         if set(branches) != graph_branches or not branches:
             raise SpecError(f"gradient by path length: block {name} has branches {sorted(graph_branches)} in the graph "
                             f"but {list(branches)} in the compiled module; cannot route its gradient")
-        out.append(Ways(name, blocks[name]["shortcut"] != "none", branches))
+        out.append(Ways(name, SHORTCUTS[blocks[name]["shortcut"]].carries, branches))
     return out
 
 

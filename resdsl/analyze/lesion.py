@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import SpecError
+from ..ir.kinds import MERGE_MODES, SHORTCUTS
 from .common import accuracy, block_module, branch_modules
 
 
@@ -47,7 +48,7 @@ def candidates(g: nx.DiGraph) -> list[Candidate]:
     for name, info in g.graph["blocks"].items():
         a, b = block_shapes(g, name)
         why = ""
-        if info["merge"] != "add":
+        if not MERGE_MODES[info["merge"]].additive:
             why = f"merges by {info['merge']}, not add: there is no residual to drop alone"
         elif not a or a != b:
             why = f"its shape changes ({'×'.join(map(str, a))} → {'×'.join(map(str, b))})"
@@ -71,7 +72,7 @@ def deleted(model: nn.Module, g: nx.DiGraph, blocks: list[str]):
     handles = []
     for name in blocks:
         mod = block_module(model, name)
-        if g.graph["blocks"][name]["shortcut"] == "none":
+        if not SHORTCUTS[g.graph["blocks"][name]["shortcut"]].carries:
             handles.append(mod.register_forward_hook(lambda m, inp, out: inp[0]))
         else:
             for br in branch_modules(mod):

@@ -31,7 +31,7 @@ class BlockNorm:
 
 def measurable(g: nx.DiGraph) -> list[str]:
     """Add-merged blocks with a shortcut; a clear error when the network has none."""
-    names = [n for n, b in g.graph["blocks"].items() if b["merge"] == "add" and b["shortcut"] != "none"]
+    names = [n for n, b in g.graph["blocks"].items() if b["additive"]]
     if not names:
         raise SpecError(f"norms: {g.graph.get('name')} has no residual block with a shortcut and an add; "
                         "‖F(x)‖/‖x‖ is defined only where F(x) is added to x")

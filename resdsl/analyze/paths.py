@@ -14,8 +14,7 @@ from dataclasses import dataclass
 import networkx as nx
 
 from ..errors import SpecError
-
-BRANCH_ROLES = ("residual", "gate")
+from ..ir.kinds import BRANCH_ROLES
 
 
 @dataclass(frozen=True)

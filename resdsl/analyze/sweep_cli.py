@@ -7,15 +7,16 @@ from pathlib import Path
 import click
 
 from ..errors import SpecError
-from ..train.cli import recipe_options, user_errors
+from ..cli_common import network_option, reports_errors, sets_option
+from ..train.cli import recipe_options
 from ..train.errors import TrainError
 
 
 @click.command()
 @click.argument("spec", type=click.Path(exists=True, dir_okay=False))
-@click.option("--network", default=None, help="Which network of the file (default: the first).")
+@network_option()
 @click.option("--grid", "grid", multiple=True, metavar="NAME=V1,V2", help="Values of one parameter (repeatable).")
-@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="A parameter fixed for every setting.")
+@sets_option("A parameter fixed for every setting.")
 @click.option("--match", "match_what", type=click.Choice(["params", "macs"]), default=None,
               help="Adjust --adjust per setting so all have the first setting's params (or MACs).")
 @click.option("--adjust", default=None, help="The integer parameter --match changes (e.g. width).")
@@ -27,7 +28,7 @@ from ..train.errors import TrainError
 @click.option("-o", "--plot", "figure", type=click.Path(dir_okay=False), help="Curves figure (.png or .svg).")
 @click.option("--dry-run", is_flag=True, help="List the settings (and matched values) without training.")
 @recipe_options
-@user_errors
+@reports_errors
 def sweep(spec, network, grid, sets, match_what, adjust, backend, address, ray_cpus, as_json, figure, dry_run,
           **options):
     """Train SPEC at every --grid setting with one recipe; table of params, MACs, accuracy, time; curves."""

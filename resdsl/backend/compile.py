@@ -8,18 +8,18 @@ builder (ir/build.py) and ResidualBlock.forward; this file only assembles module
 """
 from __future__ import annotations
 
-import os
 from collections import OrderedDict
 from dataclasses import dataclass
 
 import networkx as nx
 from torch import nn
 
-from ..errors import SpecError
+from ..budget import check_memory
 from ..ir import ops
-from ..ir.shapes import totals
+from ..ir.kinds import MERGE_MODES, SHORTCUTS
 from .init import apply_init
 from .modules import Branches, Dataflow, Network, ResidualBlock, Stage
+from .unit import Unit
 
 
 @dataclass
@@ -97,11 +97,12 @@ def block(ctx: Context, path: str) -> ResidualBlock:
             residuals.append((child, sequence(ctx, child)))
         else:
             parts[role] = sequence(ctx, child)
-    return ResidualBlock(
-        pre=parts["pre"], residuals=[m for _, m in residuals], shortcut=parts["shortcut"],
-        shortcut_kind=info["shortcut"], shortcut_from_pre=info["source"] == "pre", scale=info["scale"],
-        post=parts["post"], add_inplace=fresh(ctx, residuals[0][0]) or info["scale"] != 1.0 or len(residuals) > 1,
-        merge=info["merge"], gate=parts["gate"], drop_prob=info["drop_prob"], drop_mode=info["drop_mode"])
+    add_inplace = fresh(ctx, residuals[0][0]) or info["scale"] != 1.0 or len(residuals) > 1
+    unit = Unit(shortcut=info["shortcut"], has_shortcut=SHORTCUTS[info["shortcut"]].carries, merge=info["merge"],
+                additive=info["additive"], from_pre=info["source"] == "pre", scale=float(info["scale"]),
+                drop_prob=float(info["drop_prob"]), drop_mode=info["drop_mode"], add_inplace=add_inplace)
+    return ResidualBlock(unit, [m for _, m in residuals], pre=parts["pre"],
+                         shortcut=parts["shortcut"], gate=parts["gate"], post=parts["post"])
 
 
 def fresh(ctx: Context, path: str) -> bool:
@@ -168,37 +169,16 @@ def init_weights(model: nn.Module) -> None:
 def gate_biases(model: nn.Module, g: nx.DiGraph) -> None:
     """Highway gate biases come from the spec (`merge gate bias -2`), set after init_weights."""
     for name, info in g.graph["blocks"].items():
-        if info["merge"] == "gate":
+        if MERGE_MODES[info["merge"]].needs_gate:
             nn.init.constant_(model.get_submodule(f"{name}.gate")[0].bias, info["gate_bias"])
 
 
-def physical_memory() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return 16 << 30
-
-
-def check_size(g: nx.DiGraph, force: bool) -> None:
-    """Refuse, before allocating, a network whose fp32 parameters need over half the machine's memory."""
-    params, _ = totals(g)
-    need, have = params * 4, physical_memory()
-    if need > have // 2 and not force:
-        raise SpecError(f"network '{g.graph['name']}' has {params:,} parameters ({need / 2**30:.1f} GiB in fp32), "
-                        f"more than half this machine's memory ({have / 2**30:.1f} GiB)", g.graph["span"]).with_note(
-            "pass --force (or force=True) to build it anyway")
-
-
 def compile_graph(g: nx.DiGraph, force: bool = False) -> Network:
-    """The annotated graph as a torch module, initialised as torchvision does, then as the spec says."""
-    check_size(g, force)
+    """The annotated graph as a torch module, initialised as torchvision does, then as the spec says;
+    refused before allocating when over the memory budget unless `force` (budget.check_memory)."""
+    check_memory(g, force)
     model = network(g)
     init_weights(model)
     gate_biases(model, g)
     apply_init(model, g.graph["init"])
     return model
-
-
-def compile_net(net, g: nx.DiGraph, force: bool = False) -> Network:
-    """Kept for callers that hold the net too; everything is read from the graph."""
-    return compile_graph(g, force)

@@ -17,6 +17,7 @@ from torch import nn
 from . import layers as L
 from . import modules as M
 from .pynames import Names, attr
+from .unit import forward_lines
 
 # resdsl's own layers, copied into the generated file by their source when used
 HELPERS = (M.FlattenLinear, M.ZeroPadShortcut, M.SqueezeExcite, M.CReLU, M.Branches, M.Stage, L.LayerNorm2d,
@@ -229,49 +230,9 @@ def _camel(name: str) -> str:
     return out + "Block" if out in _RESERVED or not out.isidentifier() else out
 
 
-def _times(v: float) -> list[str]:
-    return [] if v == 1.0 else [f"out = out * {v!r}"]
-
-
 def block_forward(b: M.ResidualBlock) -> list[str]:
-    """The lines of one block's forward, the same operations in the same order as ResidualBlock."""
-    lines = [] if b.pre is None else ["a = self.pre(x)"]
-    a = "x" if b.pre is None else "a"
-    if b.has_shortcut:
-        src = a if b.shortcut_from_pre else "x"
-        lines.append(f"s = self.shortcut({src})" if b.shortcut is not None else f"s = {src}")
-    post = (lambda v: v) if b.post is None else (lambda v: f"self.post({v})")
-    batch_drop = b.drop_prob > 0.0 and b.drop_mode == "batch"
-    if batch_drop and b.has_shortcut and b.merge == "add":
-        lines += [f"if self.training and torch.rand(()).item() < {b.drop_prob!r}:  # stochastic depth",
-                  f"    return {post('s')}"]
-    if b.residuals is None:
-        lines.append(f"out = self.residual({a})")
-    else:
-        lines.append(f"out = self.residuals[0]({a})")
-        lines += [f"out = out + self.residuals[{k}]({a})" for k in range(1, len(b.residuals))]
-    if batch_drop:          # at test time the residual is scaled by its survival probability
-        train, test = _times(b.scale), _times(b.scale * (1.0 - b.drop_prob))
-        if train:
-            lines += ["if self.training:", *("    " + ln for ln in train), "else:"]
-        else:
-            lines.append("if not self.training:")
-        lines += ["    " + ln for ln in test or ["pass"]]
-    else:
-        if b.drop_prob > 0.0 and b.drop_mode == "sample":
-            keep = 1.0 - b.drop_prob
-            lines += ["if self.training:  # drop path, per sample",
-                      "    mask = out.new_empty((out.shape[0],) + (1,) * (out.dim() - 1)).bernoulli_"
-                      f"({keep!r})", f"    out = out * mask.div_({keep!r})"]
-        lines += _times(b.scale)
-    if b.has_shortcut:
-        if b.merge == "concat":
-            lines.append("out = torch.cat((s, out), 1)")
-        elif b.merge == "gate":
-            lines += ["t = self.gate(x)", "out = out * t + s * (1.0 - t)"]
-        else:
-            lines.append("out = out.add_(s)" if b.add_inplace else "out = out + s")
-    return lines + [f"return {post('out')}"]
+    """The lines of one block's forward: the very code ResidualBlock runs (unit.py)."""
+    return forward_lines(b.unit, b.parts())
 
 
 def _attr_path(path: str) -> str:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import copy
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
 
+from ..ir.kinds import MERGE_MODES
 from . import fold
 from .modules import Branches, Dataflow, ResidualBlock
 
@@ -57,6 +58,8 @@ def fuse(model: nn.Module, report: bool = False, memory_format: torch.memory_for
         out = out.to(memory_format=memory_format)
     out.eval()
     rep.params_after = _params(out)
+    gone = [p for _, prefixes, _ in rep.units for p in prefixes]
+    rep.left = [(n, why) for n, why in rep.left if not _under(n, gone)]     # folded later on: not left
     return (out, rep) if report else out
 
 
@@ -179,11 +182,12 @@ class Fuser:
     def block(self, b: ResidualBlock, name: str) -> nn.Module:
         for child, sub in list(b.named_children()):
             setattr(b, child, self.module(sub, _join(name, child)))
-        scale = b.scale * (1.0 - b.drop_prob) if b.drop_prob > 0 and b.drop_mode == "batch" else b.scale
+        u = b.unit
+        scale = u.scale * (1.0 - u.drop_prob) if u.drop_prob > 0 and u.drop_mode == "batch" else u.scale
         merged = self.merge_block(b, name, scale)
         if merged is not None:
             return merged
-        if scale != 1.0 and b.merge != "gate":
+        if scale != 1.0 and not MERGE_MODES[u.merge].needs_gate:
             self.fold_scale(b, name, scale)
         return b
 
@@ -195,7 +199,7 @@ class Fuser:
         sc = None
         if not why and any(p is None for p in parts):
             why = "a residual branch is not linear (one conv or bn after folding)"
-        if not why and b.has_shortcut:
+        if not why and b.unit.has_shortcut:
             sc = "identity" if b.shortcut is None else linear_part(b.shortcut)
             if sc is None:
                 why = "the shortcut is not linear"
@@ -230,16 +234,17 @@ class Fuser:
         for r in residuals:
             last = list(r._modules)[-1]
             r._modules[last] = fold.scaled(r[-1], scale)
-        b.scale, b.drop_prob = 1.0, 0.0
+        b.unit = replace(b.unit, scale=1.0, drop_prob=0.0)
         self.rep.folded.append((name, f"scale {scale:g} folded into the last conv of the residual"))
 
 
 def _block_obstacle(b: ResidualBlock) -> str:
-    if b.merge != "add":
-        return f"merge {b.merge} is not a sum"
-    if b.pre is not None and b.has_shortcut and not b.shortcut_from_pre:
+    u = b.unit
+    if not MERGE_MODES[u.merge].additive:
+        return f"merge {u.merge} is not a sum"
+    if b.pre is not None and u.has_shortcut and not u.from_pre:
         return "the shortcut reads x, the residual pre(x)"
-    if b.drop_prob > 0 and b.drop_mode == "sample" and b.training:
+    if u.drop_prob > 0 and u.drop_mode == "sample" and b.training:
         return "drop path in training mode"
     return ""
 
@@ -288,6 +293,10 @@ def geometry(conv: nn.Conv2d) -> dict:
     return {"out": conv.out_channels, "kernel": k[0] if k[0] == k[1] else list(k), "stride": conv.stride[0],
             "padding": list(conv.padding), "dilation": conv.dilation[0], "groups": conv.groups, "bias": True,
             "causal": False}
+
+
+def _under(name: str, prefixes: list[str]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
 def _join(a: str, b: str) -> str:

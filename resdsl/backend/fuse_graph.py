@@ -1,14 +1,15 @@
-"""fused_graph(g, report): the annotated graph of the inference form that `fuse` built (for render --fuse).
+"""fused_graph(g, units): the fusion pass on the annotated graph (what render --fuse draws).
 
-Graph nodes are named by module path (docs/language.md), so each fold of the report names the
-nodes it removes: a BN folded into its conv disappears into that conv's node; a merged block or
-sum of branches becomes one conv node. Pure networkx: no torch here.
+Graph nodes are named by module path (docs/language.md), so each fold of `fuse`'s report names
+the nodes it removes: a BN folded into its conv disappears into that conv's node; a merged block
+or sum of branches becomes one conv node. Costs come from the op registry (`ops.cost`), as
+infer_shapes writes them. Pure networkx: torch only in inference_graph, which runs `fuse`.
 """
 from __future__ import annotations
 
-import math
-
 import networkx as nx
+
+from ..ir import ops
 
 
 def _under(name: str, prefixes: list[str]) -> bool:
@@ -26,8 +27,8 @@ def fused_graph(g: nx.DiGraph, units) -> nx.DiGraph:
             if into in h:
                 node = h.nodes[into]
                 if node["kind"] == "conv" and not node["attrs"]["bias"] and node["params"]:   # not a shared conv
-                    node["params"] += node["attrs"]["out"]
                     node["attrs"] = {**node["attrs"], "bias": True}
+                    node["params"], node["macs"] = ops.cost("conv", node["attrs"], node["in_shapes"], node["out_shape"])
                 _contract(h, gone, into, dict(node))
                 h.nodes[into].setdefault("folded", []).extend(gone)
         else:
@@ -66,12 +67,11 @@ def _conv_node(h: nx.DiGraph, gone: list[str], conv: dict, into: str) -> dict:
     entry = next(n for n in gone if any(u not in members for u in h.predecessors(n)))
     exit_ = next(n for n in reversed(gone) if any(v not in members for v in h.successors(n)))
     in_shape, out_shape = h.nodes[entry]["in_shapes"][0], h.nodes[exit_]["out_shape"]
-    k = conv["kernel"] if isinstance(conv["kernel"], list) else [conv["kernel"]] * 2
-    weights = conv["out"] * (in_shape[0] // conv["groups"]) * k[0] * k[1]
+    params, macs = ops.cost("conv", conv, [in_shape], out_shape)
     scope = dict(h.nodes[entry]["scope"])
     scope["role"] = "residual" if scope.get("block") else scope.get("role", "residual")
     return {"kind": "conv", "attrs": dict(conv), "scope": scope, "in_shapes": [in_shape], "out_shape": out_shape,
-            "params": weights + conv["out"], "macs": weights * math.prod(out_shape[1:]),
+            "params": params, "macs": macs,
             "span": h.nodes[entry].get("span"), "folded": list(gone), **_place(h, entry, into)}
 
 
@@ -86,18 +86,18 @@ def _place(h: nx.DiGraph, entry: str, into: str) -> dict:
     return place
 
 
-def inference_graph(net, g: nx.DiGraph) -> tuple[nx.DiGraph, object]:
-    """(fused graph, FuseReport) of the spec's net, for BN statistics in general position.
+def inference_graph(g: nx.DiGraph, force: bool = False) -> tuple[nx.DiGraph, object]:
+    """(fused graph, FuseReport) of an annotated graph, for BN statistics in general position.
 
     Whether a BN before a padded conv folds depends on its values (its shift must be zero); a
     drawing is of the structure, so every BN gets a nonzero shift here and such folds are not drawn.
     """
     import torch
 
-    from .compile import compile_net
+    from .compile import compile_graph
     from .fuse import fuse
 
-    model = compile_net(net, g)
+    model = compile_graph(g, force)
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.bias is not None:

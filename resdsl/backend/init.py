@@ -6,6 +6,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..ir.kinds import INIT_DIRECTIVES
 from .modules import CReLU, ResidualBlock
 
 
@@ -56,7 +57,7 @@ def looks_linear(model: nn.Module, _: Any) -> None:
                 nn.init.zeros_(m.bias)
 
 
-DIRECTIVES = {"zero_last_bn": zero_last_bn, "residual_std": residual_std, "looks_linear": looks_linear}
+DIRECTIVES = {name: globals()[name] for name in INIT_DIRECTIVES}      # ir/kinds.py: one function per entry
 
 
 def apply_init(model: nn.Module, directives) -> None:

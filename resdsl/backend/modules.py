@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .unit import Parts, Unit, compiled_forward
+
 
 class FlattenLinear(nn.Linear):
     """A Linear layer that flattens a C×1×1 input first (keeps the name `fc1`, no extra module)."""
@@ -110,16 +112,15 @@ class Dataflow(nn.Module):
 class ResidualBlock(nn.Module):
     """Residual unit: y = post(merge(scale · sum_k residual_k(pre(x)), shortcut(x))).
 
-    merge is add (y = s + r), concat (y = [s, r], dense) or gate (highway: y = r·t + s·(1 − t),
-    t = gate(x)). Stochastic depth: with probability drop_prob the residual is dropped —
-    mode "batch" (Huang et al.): one draw per mini-batch, the residual scaled by the survival
-    probability at test time; mode "sample" (timm): per sample, inverted scaling in training.
+    What it does is its record `unit` (unit.py: merge, scale, stochastic depth, ...); its forward
+    is `unit.forward_lines`, the code `resdsl compile -o model.py` prints, compiled once per distinct
+    unit and rebuilt whenever the record or a part is replaced (as `fuse` does).
     """
 
-    def __init__(self, pre: nn.Module | None, residuals: list[nn.Module], shortcut: nn.Module | None,
-                 shortcut_kind: str, shortcut_from_pre: bool, scale: float, post: nn.Module | None,
-                 add_inplace: bool, merge: str = "add", gate: nn.Module | None = None,
-                 drop_prob: float = 0.0, drop_mode: str = "batch"):
+    PARTS = ("pre", "residual", "residuals", "shortcut", "gate", "post")
+
+    def __init__(self, unit: Unit, residuals: list[nn.Module], pre: nn.Module | None = None,
+                 shortcut: nn.Module | None = None, gate: nn.Module | None = None, post: nn.Module | None = None):
         super().__init__()
         self.pre = pre
         if len(residuals) == 1:
@@ -129,62 +130,31 @@ class ResidualBlock(nn.Module):
         self.shortcut = shortcut
         self.gate = gate
         self.post = post
-        self.has_shortcut = shortcut_kind != "none"
-        self.shortcut_kind, self.merge = shortcut_kind, merge
-        self.shortcut_from_pre = shortcut_from_pre
-        self.scale = float(scale)
-        self.add_inplace = add_inplace
-        self.drop_prob, self.drop_mode = float(drop_prob), drop_mode
+        self.unit = unit
 
-    def branch(self, a: torch.Tensor) -> torch.Tensor:
-        if self.residuals is None:
-            return self.residual(a)
-        out = self.residuals[0](a)
-        for r in self.residuals[1:]:
-            out = out + r(a)
-        return out
+    def parts(self) -> Parts:
+        return Parts(self.pre is not None, self.shortcut is not None,
+                     None if self.residuals is None else len(self.residuals), self.post is not None)
+
+    def __setattr__(self, name: str, value) -> None:
+        super().__setattr__(name, value)
+        if (name == "unit" or name in self.PARTS) and "unit" in self.__dict__:
+            self.__dict__["_forward"] = compiled_forward(self.unit, self.parts())
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_forward", None)                # a generated function: rebuilt on load
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self.__dict__["_forward"] = compiled_forward(self.unit, self.parts())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a = x if self.pre is None else self.pre(x)
-        s = None
-        if self.has_shortcut:
-            s = a if self.shortcut_from_pre else x
-            if self.shortcut is not None:
-                s = self.shortcut(s)
-        if self.drop_prob > 0.0 and self.drop_mode == "batch" and self.training and s is not None \
-                and self.merge == "add" and torch.rand(()).item() < self.drop_prob:
-            # the whole residual is skipped; `post` may run in place, and s may be x itself
-            return s if self.post is None else self.post(s.clone())
-        out = self.branch(a)
-        scale = self.scale
-        if self.drop_prob > 0.0:
-            if self.drop_mode == "batch" and not self.training:
-                scale = scale * (1.0 - self.drop_prob)
-            elif self.drop_mode == "sample" and self.training:
-                keep = 1.0 - self.drop_prob
-                mask = out.new_empty((out.shape[0],) + (1,) * (out.dim() - 1)).bernoulli_(keep)
-                out = out * mask.div_(keep)
-        if scale != 1.0:
-            out = out * scale
-        if s is not None:
-            if self.merge == "concat":
-                out = torch.cat((s, out), 1)
-            elif self.merge == "gate":
-                t = self.gate(x)
-                out = out * t + s * (1.0 - t)
-            else:
-                out = out.add_(s) if self.add_inplace else out + s
-        return out if self.post is None else self.post(out)
+        return self._forward(self, x)
 
     def extra_repr(self) -> str:
-        parts = [f"shortcut={self.shortcut_kind}"]
-        if self.merge != "add":
-            parts.append(f"merge={self.merge}")
-        if self.scale != 1.0:
-            parts.append(f"scale={self.scale}")
-        if self.drop_prob:
-            parts.append(f"drop_prob={self.drop_prob:.4g} ({self.drop_mode})")
-        return ", ".join(parts)
+        return self.unit.describe()
 
 
 class Stage(nn.Module):

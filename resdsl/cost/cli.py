@@ -79,10 +79,10 @@ def _compile(nets, graphs, meta: bool = False, fused: bool = False) -> list:
 
     import torch
 
-    from resdsl.backend.compile import compile_net
+    from resdsl.backend.compile import compile_graph
 
     with torch.device("meta") if meta else contextlib.nullcontext():
-        models = [compile_net(net, g, force=meta) for net, g in zip(nets, graphs)]
+        models = [compile_graph(g, force=meta) for g in graphs]
     if fused:
         from resdsl.backend.fuse import fuse
         models = [fuse(m) for m in models]

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..errors import Span, SpecError
 from ..ir import ops
-from ..ir.kinds import MERGE_MODES
+from ..ir.kinds import DROP_MODES, DROP_SCHEDULES, MERGE_MODES, SHORTCUTS
 from ..ir.net import Block, Layer, Shortcut
 from . import ast
 from .clauses import bind, in_range
@@ -76,7 +76,7 @@ class Parts:
     post: ast.post | None = None
     merge: ast.merge_stmt | None = None
     scale: Any = 1.0
-    drop: tuple[float, str] = (0.0, "batch")      # this unit's stochastic depth (`drop_path` in the block)
+    drop: tuple = (0.0, "batch", None)      # this unit's stochastic depth (`drop_path` in the block): rate, mode, span
 
 
 def collect(ctx: Context, d: ast.block_def, env: dict, shape, name: str) -> Parts:
@@ -97,7 +97,8 @@ def collect(ctx: Context, d: ast.block_def, env: dict, shape, name: str) -> Part
                 raise SpecError(f"a block has one '{slot}'", st.span)
             setattr(p, slot, st)
         elif isinstance(st, ast.drop_path_stmt):
-            p.drop = block_drop_path(ctx, st, env)
+            rate, _, mode = drop_path_values(ctx, st, env, network=False)
+            p.drop = (float(rate), mode, st.span)
         elif isinstance(st, ast.scale_stmt):
             p.scale = ctx.eval(st.value, env)
             if not is_num(p.scale):
@@ -127,7 +128,7 @@ def block_body(ctx: Context, d: ast.block_def, env: dict, shape, name: str, call
     p = collect(ctx, d, env, shape, name)
     branches, r_shape = residuals(ctx, p, env, name)
     mode, gate_attrs = merge_mode(ctx, p.merge, env)
-    if mode == "concat":
+    if not MERGE_MODES[mode].takes_shortcut:
         if p.shortcut is not None:
             raise SpecError("a dense (concat) block passes its input on unchanged: remove 'shortcut'", p.shortcut.span)
         sc = Shortcut(kind="identity", span=p.merge.span)
@@ -135,7 +136,7 @@ def block_body(ctx: Context, d: ast.block_def, env: dict, shape, name: str, call
     else:
         sc = shortcut(ctx, p.shortcut, env, shape, p.a_shape, r_shape, bool(p.pre), name, call_span)
         merged = r_shape
-    gate = gate_layers(sc, gate_attrs, shape, r_shape, name, p.merge) if mode == "gate" else ()
+    gate = gate_layers(sc, gate_attrs, shape, r_shape, name, p.merge) if MERGE_MODES[mode].needs_gate else ()
     post_items = ()
     if p.post is not None:
         post_items, merged = seq(ctx, p.post.body, env, merged, f"{name}.post.")
@@ -144,25 +145,43 @@ def block_body(ctx: Context, d: ast.block_def, env: dict, shape, name: str, call
     blk = Block(name=name, block=d.name, args=args, pre=p.pre, residuals=branches, shortcut=sc,
                 scale=float(p.scale), merge=mode, gate=gate, gate_bias=float(gate_attrs.get("bias", 0.0)),
                 post=post_items, drop_prob=p.drop[0], drop_mode=p.drop[1], span=call_span)
-    if p.drop[0] > 0 and sc.kind == "none":
-        raise SpecError("stochastic depth drops the residual branch of a unit with a shortcut; "
-                        "this block has none", call_span).with_note("e.g. `drop_path has_skip ? rate : 0`")
+    if p.drop[0] > 0:
+        check_droppable(blk, p.drop[2], in_block=True)
     return blk, merged
 
 
-def block_drop_path(ctx: Context, st: ast.drop_path_stmt, env) -> tuple[float, str]:
-    """`drop_path P [mode batch|sample]` inside a block: this unit's stochastic-depth rate."""
-    values, spans = bind(ctx, "drop_path", DROP_PATH_ATTRS, ("rate",), st, env)
-    rate, mode = values["rate"], values["mode"]
-    mode = mode.name if isinstance(mode, Symbol) else mode
+def drop_path_values(ctx: Context, st: ast.drop_path_stmt, env, network: bool) -> tuple[float, str, str]:
+    """`drop_path RATE [SCHEDULE] [mode MODE]` (ir/kinds.py DROP_SCHEDULES, DROP_MODES): the one
+    validation of stochastic depth, for a network (rate by schedule) and for a block (its own rate)."""
+    values, spans = bind(ctx, "drop_path", DROP_PATH_ATTRS, ("rate", "schedule") if network else ("rate",), st, env)
+    rate, schedule, mode = values["rate"], values["schedule"], values["mode"]
     if not 0 <= rate < 1:
         raise SpecError(f"drop_path rate must be in [0, 1), got {show(rate)}", spans["rate"])
-    if "schedule" in spans:
+    if not network and "schedule" in spans:
         raise SpecError("a block's drop_path has no schedule (vary the rate with the block's index)",
                         spans["schedule"])
-    if mode not in ("batch", "sample"):
-        raise SpecError(f"unknown drop_path mode {show(mode)}", spans["mode"]).with_note("expected batch or sample")
-    return float(rate), mode
+    schedule = schedule.name if isinstance(schedule, Symbol) else schedule
+    if schedule not in DROP_SCHEDULES:
+        raise SpecError(f"unknown drop_path schedule {show(schedule)}", spans["schedule"]).with_note(
+            "expected " + " or ".join(DROP_SCHEDULES))
+    mode = mode.name if isinstance(mode, Symbol) else mode
+    if mode not in DROP_MODES:
+        raise SpecError(f"unknown drop_path mode {show(mode)}", spans["mode"]).with_note(
+            "expected " + " or ".join(f"{m.name} ({m.doc})" for m in DROP_MODES.values()))
+    return rate, schedule, mode
+
+
+def check_droppable(b: Block, span: Span, in_block: bool = False) -> None:
+    """Stochastic depth drops a residual added to a shortcut (`Block.additive`); any other unit
+    would never be dropped."""
+    if b.additive:
+        return
+    why = ("it has no shortcut (`shortcut none`)" if not SHORTCUTS[b.shortcut.kind].carries
+           else f"it merges with `merge {b.merge}`")
+    err = SpecError(f"drop_path cannot apply to block '{b.name}' ({b.block}): {why}", span).with_note(
+        f"block defined at {b.span}; stochastic depth needs `merge add` with a shortcut "
+        "(y = x + f(x), the residual dropped); remove drop_path or change the block")
+    raise err.with_note("e.g. `drop_path has_skip ? rate : 0`") if in_block else err
 
 
 def merge_mode(ctx: Context, st: ast.merge_stmt | None, env) -> tuple[str, dict]:

@@ -16,16 +16,14 @@ from ..errors import SpecError, unknown
 from ..ir import ops
 from ..ir.net import Net, Section, Stage
 from . import ast
-from .blocks import DROP_PATH_ATTRS, block
+from ..ir.kinds import DROP_SCHEDULES, INIT_DIRECTIVES
+from .blocks import block, check_droppable, drop_path_values
 from .clauses import bind
 from .context import Context
 from .load import Program
 from .sequences import seq
 from .stages import count_blocks, stage
 from .values import Evaluator, Symbol, is_int, is_num, show
-
-INIT_DIRECTIVES = {"zero_last_bn": 0, "residual_std": 1, "looks_linear": 0}
-
 
 @dataclass
 class Body:
@@ -101,7 +99,7 @@ def init_directive(ctx: Context, st: ast.init_stmt, env) -> tuple[str, Any]:
     if not isinstance(first, ast.name) or first.id not in INIT_DIRECTIVES:
         where = first.span if first is not None else st.span
         raise unknown("init directive", first.id if isinstance(first, ast.name) else "", INIT_DIRECTIVES, where)
-    want = INIT_DIRECTIVES[first.id]
+    want = INIT_DIRECTIVES[first.id].values
     if len(st.args) - 1 != want:
         raise SpecError(f"init {first.id} takes {want} value{'s' * (want != 1)}, got {len(st.args) - 1}", st.span)
     value = ctx.eval(st.args[1], env) if want else None
@@ -112,7 +110,7 @@ def init_directive(ctx: Context, st: ast.init_stmt, env) -> tuple[str, Any]:
 
 def drop_path(ctx: Context, st: ast.drop_path_stmt, env, body: list) -> list:
     """Stochastic depth: block l of L dropped with probability rate·l/L (linear) or rate (constant)."""
-    rate, schedule, mode = drop_path_values(ctx, st, env)
+    rate, schedule, mode = drop_path_values(ctx, st, env, network=True)
     total = sum(len(p.blocks) for p in body if isinstance(p, Stage))
     out, l = [], 0
     for part in body:
@@ -123,28 +121,12 @@ def drop_path(ctx: Context, st: ast.drop_path_stmt, env, body: list) -> list:
                 if b.drop_prob > 0:
                     raise SpecError("drop_path is set both by the network and by block "
                                     f"'{b.block}' ({b.name})", st.span)
-                check_droppable(b, st)
-                p = rate * l / total if schedule == "linear" else rate
+                check_droppable(b, st.span)
+                p = DROP_SCHEDULES[schedule](rate, l, total)
                 blocks.append(b.model_copy(update={"drop_prob": p, "drop_mode": mode}))
             part = part.model_copy(update={"blocks": tuple(blocks)})
         out.append(part)
     return out
-
-
-def drop_path_values(ctx: Context, st: ast.drop_path_stmt, env) -> tuple[float, str, str]:
-    values, spans = bind(ctx, "drop_path", DROP_PATH_ATTRS, ("rate", "schedule"), st, env)
-    rate, schedule, mode = values["rate"], values["schedule"], values["mode"]
-    if not 0 <= rate < 1:
-        raise SpecError(f"drop_path rate must be in [0, 1), got {show(rate)}", spans["rate"])
-    schedule = schedule.name if isinstance(schedule, Symbol) else schedule
-    if schedule not in ("linear", "constant"):
-        raise SpecError(f"unknown drop_path schedule {show(schedule)}", spans["schedule"]).with_note(
-            "expected linear or constant")
-    mode = mode.name if isinstance(mode, Symbol) else mode
-    if mode not in ("batch", "sample"):
-        raise SpecError(f"unknown drop_path mode {show(mode)}", spans["mode"]).with_note(
-            "expected batch (Huang et al.: one gate per mini-batch) or sample (timm's drop path)")
-    return rate, schedule, mode
 
 
 def network_args(ctx: Context, net: ast.network, overrides: Mapping[str, Any]) -> dict:
@@ -174,13 +156,3 @@ def input_shape(ctx: Context, st: ast.input_stmt, env) -> ops.Shape:
         raise SpecError(f"input sizes must be positive, got {ops.fmt(tuple(dims))}", st.span)
     limits.INPUT_ELEMENTS.check(math.prod(dims), st.span, ops.fmt(tuple(dims)))
     return tuple(dims)
-
-
-def check_droppable(b, st: ast.drop_path_stmt) -> None:
-    """Stochastic depth drops a residual added to a shortcut; any other block would never be dropped."""
-    why = ("it has no shortcut (`shortcut none`)" if b.shortcut.kind == "none"
-           else f"it merges with `merge {b.merge}`" if b.merge != "add" else None)
-    if why:
-        raise SpecError(f"drop_path cannot apply to block '{b.name}' ({b.block}): {why}", st.span).with_note(
-            f"block defined at {b.span}; stochastic depth needs `merge add` with a shortcut "
-            "(y = x + f(x), the residual dropped); remove drop_path or change the block")

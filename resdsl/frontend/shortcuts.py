@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..errors import Span, SpecError
 from ..ir import ops
-from ..ir.kinds import USER_SHORTCUTS
+from ..ir.kinds import SHORTCUTS, USER_SHORTCUTS
 from ..ir.net import Shortcut
 from . import ast
 from .context import Context, infer, layer
@@ -20,10 +20,9 @@ def shortcut(ctx: Context, st: ast.shortcut | None, env, x_shape, a_shape, r_sha
         infer("add", {"scale": 1.0}, [r_shape, out], span)
         return Shortcut(kind="custom", layers=items, source="pre" if has_pre else "input", span=span)
     kind = shortcut_kind(ctx, st, env) if st is not None else "identity"
-    same = r_shape == x_shape
-    if kind == "none":
-        return Shortcut(kind="none", span=span)
-    if kind == "identity" or (same and kind in ("zeropad", "projection", "avgdown")):
+    if not SHORTCUTS[kind].carries:
+        return Shortcut(kind=kind, span=span)
+    if kind == "identity" or (r_shape == x_shape and SHORTCUTS[kind].identity_where_same):
         return identity(x_shape, r_shape, span)
     if kind == "zeropad":
         return zeropad(x_shape, r_shape, name, span)

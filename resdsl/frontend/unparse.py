@@ -11,9 +11,12 @@ statements a string (one line) or a list of Lines (a `{ ... }` written over seve
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
+from typing import Any
 
+from ..errors import Span
 from . import ast
 
 INDENT = "  "
@@ -359,6 +362,37 @@ def shift(text: str, by: int) -> str:
         _, tag, tail = r.split("\x00", 2)
         out.append(f"\x00{tag}\x00" + " " * by + tail)
     return "\n".join(out)
+
+
+GENERATED = Span("<generated>", 0, 0)     # the span of a node no source wrote (`show`)
+
+
+def literal(v: Any) -> ast.Expr | None:
+    """A Python value as the expression that denotes it in a spec, or None where the language has
+    no literal for it: the one value-to-literal function (show, messages and --set text read it)."""
+    if isinstance(v, bool):
+        return ast.bool_lit(value=v, span=GENERATED)
+    if isinstance(v, (int, float)) and v < 0:
+        inner = literal(-v)
+        return None if inner is None else ast.neg(operand=inner, span=GENERATED)
+    if isinstance(v, int):
+        return ast.int_lit(value=v, span=GENERATED)
+    if isinstance(v, float):
+        ok = math.isfinite(v) and re.fullmatch(r"[\d.e+-]+", repr(v))
+        return ast.float_lit(value=v, span=GENERATED) if ok else None
+    if isinstance(v, (list, tuple)):
+        items = [literal(x) for x in v]
+        return None if None in items else ast.list_lit(items=tuple(items), span=GENERATED)
+    if isinstance(v, str):
+        return ast.str_lit(value=v, span=GENERATED) if '"' not in v and "\n" not in v else None
+    name = getattr(v, "name", None)             # a symbol (`projection`) or a block reference
+    return ast.name(id=name, span=GENERATED) if isinstance(name, str) else None
+
+
+def literal_text(v: Any) -> str | None:
+    """`literal(v)` as text (None where there is no literal)."""
+    node = literal(v)
+    return None if node is None else Generator().expr(node)
 
 
 def unparse(node, layout=None) -> str:

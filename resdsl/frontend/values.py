@@ -15,14 +15,14 @@ from typing import Any, Mapping
 from .. import limits
 from ..errors import SpecError, unknown
 from ..ir import ops
-from ..ir.kinds import MERGE_MODES, PARALLEL_MODES, USER_SHORTCUTS
+from ..ir.kinds import DROP_MODES, DROP_SCHEDULES, MERGE_MODES, PARALLEL_MODES, USER_SHORTCUTS
 from . import ast
+from .unparse import literal_text
 
 # Bare words with a meaning to the compiler: shortcut kinds, merge and parallel modes, drop_path
 # options, and activations (values of `se act ... gate ...`).
-SYMBOLS = frozenset({*USER_SHORTCUTS, *MERGE_MODES, *PARALLEL_MODES, "linear", "constant", "batch", "sample",
+SYMBOLS = frozenset({*USER_SHORTCUTS, *MERGE_MODES, *PARALLEL_MODES, *DROP_SCHEDULES, *DROP_MODES,
                      *ops.activations()})
-MAX_INT = 2 ** 62
 
 
 @dataclass(frozen=True)
@@ -51,16 +51,16 @@ class BlockRef:
 
 
 def show(v: Any) -> str:
-    """A value as it would be written in a spec."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
+    """A value as it would be written in a spec, for messages: its literal (unparse.literal), else
+    as near as the language comes (a map, a string with quotes, a tuple, inf)."""
     if isinstance(v, list):
         return "[" + ", ".join(show(x) for x in v) + "]"
     if isinstance(v, dict):
         return "{" + ", ".join(f"{show(k)}: {show(x)}" for k, x in v.items()) + "}"
     if isinstance(v, str):
         return f'"{v}"'
-    return str(v)
+    text = literal_text(v) if not isinstance(v, (tuple, BlockRef)) else None
+    return text if text is not None else str(v)
 
 
 def type_name(v: Any) -> str:
@@ -105,16 +105,14 @@ def make_divisible(v, divisor, min_value=None):
     return new_v + divisor if new_v < 0.9 * v else new_v
 
 
-MAX_RANGE = 100_000
-
-
 def _builtin_range(*xs):
-    """range(n) or range(start, stop[, step]): a list of integers, at most MAX_RANGE long."""
+    """range(n) or range(start, stop[, step]): a list of integers, at most limits.RANGE_LENGTH long."""
     if not 1 <= len(xs) <= 3 or not all(is_int(x) for x in xs) or (len(xs) == 3 and xs[2] == 0):
         raise TypeError("range() needs 1 to 3 integers (and a non-zero step)")
     r = range(*xs)
-    if len(r) > MAX_RANGE:
-        raise ValueError(f"range() of {len(r):,} numbers is too long (at most {MAX_RANGE:,})")
+    if len(r) > limits.RANGE_LENGTH.value:
+        raise ValueError(f"range() of {len(r):,} numbers is too long (at most {limits.RANGE_LENGTH.value:,}; "
+                         "RESDSL_LIMIT_RANGE_LENGTH=N raises it)")
     return list(r)
 
 
@@ -220,7 +218,7 @@ class Evaluator:
         if e.op == "**" and (abs(b) > 64 or (abs(a) > 1 and b > 0 and b * math.log2(abs(a)) > 62)):
             raise SpecError(f"number too large: {show(a)} ** {show(b)}", e.span)
         out = _ARITH[e.op](a, b)
-        if isinstance(out, complex) or (is_num(out) and abs(out) > MAX_INT) or (isinstance(out, float) and not math.isfinite(out)):
+        if isinstance(out, complex) or (is_num(out) and abs(out) > limits.INT_RANGE) or (isinstance(out, float) and not math.isfinite(out)):
             raise SpecError(f"number out of range in '{e.op}'", e.span)
         return out
 

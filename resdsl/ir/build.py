@@ -15,7 +15,7 @@ infer_shapes adds in_shapes, out_shape, params, macs. Edge attributes: kind ("ma
 
 Graph attributes: name, input_shape, span, init (directives), args (network arguments),
 output (last node), stages
-(name, block, blocks), blocks (name -> block, section, shortcut kind, merge, scale,
+(name, block, blocks), blocks (name -> block, section, shortcut kind, merge, additive (ir/kinds.py), scale,
 drop_prob, drop_mode, source, gate_bias, shares, share_bn, args, span) and containers (module
 path -> type, parent, children in order, branch and in_branch of a node standing in for it, and
 per type: role, mode; a `dataflow` container also has `steps`, (child path, input tensor names,
@@ -30,7 +30,7 @@ from typing import NamedTuple
 import networkx as nx
 
 from . import ops
-from .kinds import MERGE_MODES
+from .kinds import MERGE_MODES, SHORTCUTS
 from .net import Block, Dataflow, Item, Layer, Net, Parallel, Section
 
 
@@ -125,7 +125,8 @@ class GraphBuilder:
         first = self.g.number_of_nodes()
         sc = b.shortcut
         self.g.graph["blocks"][b.name] = {
-            "block": b.block, "section": outer.section, "shortcut": sc.kind, "merge": b.merge, "scale": b.scale,
+            "block": b.block, "section": outer.section, "shortcut": sc.kind, "merge": b.merge, "additive": b.additive,
+            "scale": b.scale,
             "drop_prob": b.drop_prob, "drop_mode": b.drop_mode, "source": sc.source, "gate_bias": b.gate_bias,
             "shares": b.shares, "share_bn": b.share_bn, "args": b.args, "span": b.span}
         self.container(b.name, outer.seq, "block", outer._replace(branch=None))
@@ -149,7 +150,7 @@ class GraphBuilder:
         """The merge node: add (with scale and drop), concat([x, F(x)]) or highway(F(x), x, T(x))."""
         sc, mode = b.shortcut, MERGE_MODES[b.merge]
         add = {"scale": b.scale, "drop_prob": b.drop_prob, "drop_mode": b.drop_mode}
-        if sc.kind == "none":
+        if not SHORTCUTS[sc.kind].carries:
             if len(outs) == 1 and b.scale == 1.0 and b.drop_prob == 0:
                 return outs[0]
             return self.node(f"{b.name}.add", "add", add, b.span, role("merge"), *outs)

@@ -22,7 +22,7 @@ from typing import Any, Literal, Union
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import Span
-from .kinds import MERGE_MODES, SHORTCUTS
+from .kinds import DROP_MODES, MERGE_MODES, SHORTCUTS, additive
 
 Shape = tuple[int, ...]
 
@@ -49,6 +49,7 @@ class Parallel(IR):
 
 ShortcutKind = Literal[tuple(SHORTCUTS)]        # ir/kinds.py
 MergeMode = Literal[tuple(MERGE_MODES)]
+DropMode = Literal[tuple(DROP_MODES)]
 
 
 class Shortcut(IR):
@@ -72,11 +73,16 @@ class Block(IR):
     gate: tuple["Item", ...] = ()    # T(x) layers of a highway block (conv, sigmoid)
     gate_bias: float = 0.0
     drop_prob: float = 0.0           # stochastic depth: probability that the residual is dropped
-    drop_mode: Literal["batch", "sample"] = "batch"
+    drop_mode: DropMode = "batch"
     shares: str | None = None        # name of the block whose weights this one uses
     share_bn: bool = True            # with `shares`: BN shared too (else one BN per step)
     post: tuple["Item", ...] = ()
     span: Span
+
+    @property
+    def additive(self) -> bool:
+        """y = x + scale·F(x) with a shortcut (ir/kinds.py `additive`): droppable, lesionable, an ODE step."""
+        return additive(self.merge, self.shortcut.kind)
 
 
 class Step(IR):

@@ -47,9 +47,8 @@ def render(spec, network, sets, allow_imports, output, level, focus, rankdir, co
         raise SpecError(f"cannot write '{output}': folder {out.parent} does not exist")
     g = graph(Path(spec), network, allow_imports=allow_imports, **split_sets(sets))
     if fused:
-        from ..api import load_spec
         from ..backend.fuse_graph import inference_graph
-        g, _ = inference_graph(load_spec(Path(spec), network, allow_imports=allow_imports, **split_sets(sets)), g)
+        g, _ = inference_graph(g)
     drawn = view(g, level_for(level, focus), focus)
     boxes = len(drawn.nodes)
     if boxes > BIG:

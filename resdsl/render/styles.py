@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..cost.tables import human
-from ..ir.kinds import MERGE_MODES
+from ..ir.kinds import MERGE_MODES, drawn_shortcut
 from ..ir.ops import OPS, fmt
 
 FONT = "Helvetica"
@@ -74,18 +74,16 @@ def shortcut_kind(info: dict, merge_kind: str, layers: list[dict]) -> str:
     """The kind drawn for a block's shortcut: identity, zeropad, projection, avgdown, gated, ...
 
     info: graph.graph["blocks"][block]; merge_kind: kind of the node the shortcut enters;
-    layers: node data of the shortcut's own layers, in order.
+    layers: node data of the shortcut's own layers, in order. A merge mode may imply the drawn
+    kind (`Merge.drawn`); else the shortcut's table entry says it (`drawn_shortcut`, from the
+    kinds of its layers for `shortcut { ... }`); an identity with a scale is drawn `scaled`.
     """
-    kind = name_of(info.get("shortcut", "custom"))
     merge = MERGE_MODES.get(name_of(info.get("merge", "add")))
-    drawn = next((c.drawn for c in MERGE_MODES.values() if c.node == merge_kind and c.drawn), None)
-    if (merge and merge.drawn) or drawn:
-        return merge.drawn if merge and merge.drawn else drawn
-    kinds = [d["kind"] for d in layers]
-    if kind in ("projection", "projection_all", "custom", "avgdown") and kinds[:1] == ["avgpool"]:
-        return "avgdown"
-    if kind == "projection_all" or (kind == "custom" and "conv" in kinds):
-        return "projection"
+    drawn = merge.drawn if merge is not None and merge.drawn else \
+        next((c.drawn for c in MERGE_MODES.values() if c.node == merge_kind and c.drawn), None)
+    if drawn:
+        return drawn
+    kind = drawn_shortcut(name_of(info.get("shortcut", "custom")), [d["kind"] for d in layers])
     if kind == "identity" and info.get("scale", 1.0) != 1.0:
         return "scaled"
     return kind

@@ -1,58 +1,22 @@
 """`resdsl train` and `resdsl eval`; option names follow timm's train.py where one exists."""
 from __future__ import annotations
 
-import functools
 import json
+import typing
 import os
-import sys
 from pathlib import Path
 
 import click
 
-from resdsl.errors import SpecError
-from resdsl.train.config import recipe_from_options
-from resdsl.train.errors import TrainError
+from resdsl.cli_common import allow_imports_option, network_option, reports_errors, sets_option
+from resdsl.train.config import TrainConfig, recipe_from_options
 
-CHOICES = {"opt": ("sgd", "nesterov", "adamw"), "sched": ("step", "cosine", "onecycle", "none"),
-           "precision": ("fp32", "bf16", "fp16")}
+# the choices of the recipe's closed options: TrainConfig's literals
+CHOICES = {f: typing.get_args(TrainConfig.model_fields[f].annotation) for f in ("opt", "sched", "precision")}
 
 
 def _main_rank() -> bool:
     return os.environ.get("RANK", "0") == "0"
-
-
-def user_errors(fn):
-    """Spec mistakes, training mistakes, Ctrl-C and divergence end with a message, never a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from pydantic import ValidationError  # imported here: `resdsl check` must not pay for torch
-
-        from resdsl.train.loop import Interrupted
-
-        def fail(text: str, code: int):
-            if _main_rank():
-                click.echo(text, err=True)
-            sys.exit(code)
-
-        try:
-            return fn(*args, **kwargs)
-        except SpecError as e:
-            fail(e.render(), 1)
-        except TrainError as e:
-            fail(f"error: {e}", e.exit_code)
-        except ValidationError as e:
-            fail("error: " + "; ".join(f"--{'-'.join(map(str, x['loc'])).replace('_', '-')}: {x['msg']}"
-                                       for x in e.errors()), 2)
-        except Interrupted as e:
-            fail(f"interrupted: {e}", 130)
-        except KeyboardInterrupt:
-            fail("interrupted", 130)
-        except RecursionError:
-            fail("error: input nested too deeply (see resdsl.limits 'nesting')", 1)
-        except OSError as e:                  # disk full, permission denied, ...
-            fail(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), 1)
-    return wrapper
 
 
 def recipe_options(fn):
@@ -104,15 +68,14 @@ def recipe_options(fn):
 
 @click.command()
 @click.argument("spec", required=False, type=click.Path(dir_okay=False))
-@click.option("--network", default=None, help="Which network of the file (default: the first).")
-@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a network parameter (repeatable).")
+@network_option()
+@sets_option()
 @recipe_options
-@click.option("--allow-import", "allow_imports", multiple=True, metavar="DIR", type=click.Path(file_okay=False, exists=True),
-              help="Also allow imports from this folder (default: only the spec's own folder).")
+@allow_imports_option()
 @click.option("--resume", type=click.Path(), help="Continue the run in this directory (or from its last.pt).")
 @click.option("--init", type=click.Path(dir_okay=False), help="Start from these weights (state dict, .safetensors, or a run's .pt).")
 @click.option("--quiet", "-q", is_flag=True, help="Only errors.")
-@user_errors
+@reports_errors
 def train(spec, network, sets, allow_imports, resume, init, quiet, **options):
     """Train the network of SPEC on --data; write a run directory (see --output)."""
     from resdsl.cli_common import split_sets
@@ -130,18 +93,17 @@ def train(spec, network, sets, allow_imports, resume, init, quiet, **options):
 
 @click.command()
 @click.argument("spec", required=False, type=click.Path(dir_okay=False))
-@click.option("--network", default=None, help="Which network of the file (default: the checkpoint's).")
-@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a network parameter (repeatable).")
+@network_option("the checkpoint's")
+@sets_option()
 @click.option("--checkpoint", required=True, type=click.Path(), help="A best.pt/last.pt, or a run directory.")
 @click.option("--data", default=None, help="Dataset to score (default: the checkpoint's); the test split is used.")
 @click.option("-b", "--batch-size", type=click.IntRange(1, 1 << 20), default=1024, show_default=True, help="Batch size.")
-@click.option("--allow-import", "allow_imports", multiple=True, metavar="DIR", type=click.Path(file_okay=False, exists=True),
-              help="Also allow imports from this folder.")
+@allow_imports_option()
 @click.option("--precision", type=click.Choice(CHOICES["precision"]), default=None,
               help="Autocast precision [the run's, as its own test scores were measured].")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-@user_errors
+@reports_errors
 def evaluate(spec, network, sets, checkpoint, data, batch_size, allow_imports, precision, device, as_json):
     """Score a checkpoint of SPEC on the test split of --data: loss and top-1 accuracy."""
     from resdsl.train.evaluate import evaluate_checkpoint

@@ -40,8 +40,8 @@ def check_schedule(grow: tuple[int, ...], epochs: int) -> None:
 
 
 def is_step(info: Mapping[str, Any]) -> bool:
-    """An ODE step x + scale·F(x): identity shortcut, add merge, own weights."""
-    return info["shortcut"] == "identity" and info["merge"] == "add" and info["shares"] is None
+    """An ODE step x + scale·F(x): an additive unit (ir/kinds.py) on the identity, with its own weights."""
+    return info["additive"] and info["shortcut"] == "identity" and info["shares"] is None
 
 
 def depth(g) -> int:

@@ -26,6 +26,7 @@ from resdsl.train.rundir import RunDir
 
 class Interrupted(Exception):
     """Training stopped on Ctrl-C after writing last.pt; the CLI exits 130."""
+    exit_code, prefix = 130, "interrupted"
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:

@@ -7,21 +7,15 @@ import io
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
-from resdsl.cli import main
 from resdsl.train.progress import Reporter
-from tests.conftest import SPECS
+from tests.conftest import SPECS, run_cli
 
 DIGITS = SPECS / "digits_resnet.res"
 TINY = ["--set", "width=8", "--set", "n=1"]
 
 
-def cli(*args):
-    r = CliRunner().invoke(main, [str(a) for a in args])
-    assert "Traceback" not in r.output, r.output
-    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
-    return r
+cli = run_cli
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "70000", "x"])

@@ -6,16 +6,14 @@ import json
 
 import pytest
 import torch
-from click.testing import CliRunner
 
 from resdsl.api import load_program
-from resdsl.cli import main
 from resdsl.errors import SpecError
 from resdsl.train import Interrupted, TrainConfig, fit, load_data, seed_everything
 from resdsl.train.checkpoint import load_checkpoint
 from resdsl.train.grow import Grower
 from resdsl.train.progress import Reporter
-from tests.conftest import SPECS
+from tests.conftest import SPECS, run_cli
 
 DIGITS = str(SPECS / "digits_resnet.res")
 
@@ -127,10 +125,7 @@ def test_grown_net_is_a_finer_euler_step_of_the_same_ode():
         assert torch.all((nets[1].forward_features(x) - f0).flatten(1).norm(dim=1) > e)
 
 
-def _run(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert "Traceback" not in result.output, result.output
-    return result
+_run = run_cli
 
 
 def test_train_grow_on_digits_then_eval(tmp_path):

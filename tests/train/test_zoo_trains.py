@@ -2,11 +2,14 @@
 included), then eval — at a small input, so that no spec ships that cannot train."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 import resdsl
+from resdsl.backend.modules import ResidualBlock
 from resdsl.zoo import SPECS
 from resdsl.zoo.catalog import zoo
 
@@ -59,8 +62,8 @@ def test_stochastic_depth_dropped_blocks_train():
     relu must not modify the shortcut tensor autograd still needs."""
     model = resdsl.compile(SPECS / "stochastic_depth.res", n=1)
     for m in model.modules():
-        if hasattr(m, "drop_prob") and m.drop_prob > 0:
-            m.drop_prob = 0.999999
+        if isinstance(m, ResidualBlock) and m.unit.drop_prob > 0:
+            m.unit = replace(m.unit, drop_prob=0.999999)
     x = torch.randn(2, 3, 32, 32)
     loss = model.train()(x).logsumexp(1).sum()
     loss.backward()

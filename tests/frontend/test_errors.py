@@ -14,7 +14,6 @@ from resdsl import limits
 from click.testing import CliRunner
 
 from conftest import ROOT
-from resdsl.backend import compile as backend_compile
 from resdsl.cli import main
 
 CASES = ROOT / "tests" / "cases" / "err"
@@ -37,7 +36,6 @@ def run_cli(args: list[str]):
 @pytest.fixture
 def fixed_memory(monkeypatch):
     """Golden output must not depend on this machine's RAM: pretend it has 16 GiB."""
-    monkeypatch.setattr(backend_compile, "physical_memory", lambda: 16 << 30)
     monkeypatch.setattr(limits, "physical_memory", lambda: 16 << 30)
 
 
@@ -74,7 +72,6 @@ def test_error_has_location_and_caret(name):
 
 def test_force_is_accepted_on_a_mid_size_net(tmp_path, monkeypatch):
     """`--force` builds what the size check would refuse (here: a machine with 64 KiB of memory)."""
-    monkeypatch.setattr(backend_compile, "physical_memory", lambda: 1 << 16)
     monkeypatch.setattr(limits, "physical_memory", lambda: 1 << 16)
     monkeypatch.chdir(ROOT)
     args = ["compile", "specs/digits_resnet.res", "--set", "width=8", "-o", str(tmp_path / "d.pt2")]

@@ -13,7 +13,7 @@ from resdsl.errors import SpecError
 from resdsl.format import format_text, tree_key
 from resdsl.frontend.load import prelude_text
 from resdsl.frontend.parse import parse
-from test_fuzz import mutated_spec, valid_spec
+from frontend.test_fuzz import mutated_spec, valid_spec
 
 ZOO = sorted(SPECS.glob("*.res"))
 SOURCES = [(p.name, p.read_text()) for p in ZOO] + [("prelude.res", prelude_text())]

@@ -10,7 +10,7 @@ import torch
 from resdsl.train.data import channel_stats, check_compatible, load_data
 from resdsl.train.errors import TrainError
 
-SHARED = Path(__file__).parents[1].parent / "shared" / "data"
+SHARED = Path(__file__).parents[2].parent / "shared" / "data"
 
 
 def test_digits_is_a_fixed_stratified_split():

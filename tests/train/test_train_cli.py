@@ -7,10 +7,8 @@ import sys
 
 import pytest
 import torch
-from click.testing import CliRunner
 
-from resdsl.cli import main
-from tests.conftest import ROOT, SPECS
+from tests.conftest import ROOT, SPECS, run_cli
 
 DIGITS = str(SPECS / "digits_resnet.res")
 TINY = ["--set", "width=8", "--set", "n=1"]
@@ -22,10 +20,7 @@ def _nondeterministic_afterwards():
     torch.use_deterministic_algorithms(False)
 
 
-def _run(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert "Traceback" not in result.output, result.output
-    return result
+_run = run_cli
 
 
 def test_train_then_eval(tmp_path):

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 import resdsl
-from conftest import SPECS
+from conftest import SPECS, run_cli
 from conftest import randomise_bn as conftest_randomise_bn
 from resdsl.backend import fold
 from resdsl.zoo.catalog import zoo
@@ -158,7 +158,7 @@ def test_scale_and_eval_drop_path_fold_into_the_last_conv(tmp_path):
     model = randomise_bn(resdsl.compile(path))
     fused, report = resdsl.fuse(model, report=True)
     blocks = list(fused.stages[0].blocks)
-    assert all(b.scale == 1.0 and b.drop_prob == 0.0 for b in blocks)
+    assert all(b.unit.scale == 1.0 and b.unit.drop_prob == 0.0 for b in blocks)
     assert any("scale" in what for _, what in report.folded)
     x = torch.randn(2, 8, 8, 8)
     with torch.no_grad():
@@ -180,15 +180,7 @@ def test_fused_model_exports(tmp_path):
         assert_close_rel(torch.from_numpy(out), fused(x), rel=1e-4)
 
 
-def _cli(*args):
-    from click.testing import CliRunner
-
-    from resdsl.cli import main
-
-    result = CliRunner().invoke(main, [*map(str, args)])
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
+_cli = run_cli
 
 
 def test_compile_fuse_exports_the_inference_form(tmp_path):
@@ -222,7 +214,7 @@ def test_fused_graph_counts_the_fused_parameters():
     for spec, name in ((SPECS / "repvgg.res", "repvgg_a0"), (SPECS / "resnet.res", "resnet"),
                        (SPECS / "recurrent_resnet.res", None)):
         net = resdsl.load_spec(spec, name)
-        g, report = inference_graph(net, resdsl.graph_of(net))
+        g, report = inference_graph(resdsl.graph_of(net))
         assert sum(g.nodes[n]["params"] for n in g) == report.params_after
     assert report.params_after < report.params_before
 
@@ -243,3 +235,13 @@ def test_timm_names_reach_the_repvgg_spec():
 
     for name, (train_params, _) in TIMM.items():
         assert totals(resdsl.graph(name))[0] == train_params
+
+
+def test_report_lists_no_folded_module_as_left():
+    """A BN folded into its conv (and a block merged into one conv) is reported as folded, not as left."""
+    model = randomise_bn(resdsl.compile(SPECS / "digits_resnet.res"))
+    _, report = resdsl.fuse(model, report=True)
+    bns = [n for n, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(report.folded) == len(bns) == 10          # every BN here follows a conv
+    assert not any(".bn" in n or n.rsplit(".", 1)[-1].startswith("bn") for n, _ in report.left), report.left
+    assert {n for n, _ in report.left} == {f"stages.{i}.blocks.{j}" for i in (0, 1) for j in (0, 1)}

@@ -21,7 +21,7 @@ from resdsl.analyze.shattering import autocorrelation, measure
 from resdsl.cli import main
 from resdsl.errors import SpecError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # Three units on a 4-channel 6×6 map: a two-branch unit (shortcut + 2 residuals), a plain
 # unit (no shortcut) and an ordinary residual unit. Paths: 1 + 2 ways through the first,

@@ -95,3 +95,11 @@ def test_compile_cli_writes_python(tmp_path, suffix):
     r = CliRunner().invoke(main, ["compile", str(SPECS / "digits_resnet.res"), "-o", str(out)])
     assert r.exit_code == 0, r.output
     assert "class Network(nn.Module)" in out.read_text()
+
+
+def test_every_merge_mode_has_its_runtime_code():
+    """A merge mode of ir/kinds.py runs (and is printed) by its MERGE_CODE entry."""
+    from resdsl.backend.unit import MERGE_CODE
+    from resdsl.ir.kinds import MERGE_MODES
+
+    assert set(MERGE_CODE) == set(MERGE_MODES)

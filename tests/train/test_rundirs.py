@@ -8,12 +8,10 @@ import threading
 
 import pytest
 import torch
-from click.testing import CliRunner
 
-from resdsl.cli import main
 from resdsl.train import TrainError, run
 from resdsl.train.rundir import RunLock, new_run_dir
-from tests.conftest import SPECS
+from tests.conftest import SPECS, run_cli
 
 TINY = {"width": "8", "n": "1"}
 FAST = {"epochs": 1, "batch_size": 128, "log_interval": 2, "deterministic": True}
@@ -25,10 +23,7 @@ def _nondeterministic_afterwards():
     torch.use_deterministic_algorithms(False)
 
 
-def cli(*args):
-    r = CliRunner().invoke(main, [str(a) for a in args])
-    assert "Traceback" not in r.output, r.output
-    return r
+cli = run_cli
 
 
 @pytest.fixture(scope="module")
