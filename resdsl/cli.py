@@ -70,6 +70,15 @@ class LazyGroup(click.Group):
             self.add_command(getattr(importlib.import_module(module), attr), name)
         return super().get_command(ctx, name)
 
+    def invoke(self, ctx):
+        """Ctrl-C anywhere in start-up (a lazy command importing torch) or in a command: exit 130
+        with one word, as reports_errors does inside commands (click alone would say 'Aborted!', 1)."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="resdsl")
@@ -146,6 +155,12 @@ def compile_cmd(spec, network, sets, allow_imports, output, batch_size, checkpoi
            ".py": f"build() from '{output}' (plain PyTorch source)"}[Path(output).suffix]
     raw = "raw sequence values" if len(model.input_shape) == 2 else "raw pixels 0..255"
     trained = f", trained weights of {checkpoint} (input: {raw})" if checkpoint else ""
+    if checkpoint and Path(output).suffix == ".py":
+        weights = Path(output).with_suffix(".safetensors")
+        trained = (f", trained weights of {checkpoint} in {weights}, which build() loads "
+                   f"(input: {raw}, normalisation inside)")
+    elif Path(output).suffix == ".py":
+        trained = ", untrained (PyTorch's default initialisation)"
     click.echo(f"wrote {output}: {model.spec_name}, {n:,} parameters, input {tuple(model.input_shape)}{trained}; "
                f"load with {how}")
 

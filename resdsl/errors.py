@@ -24,12 +24,23 @@ class Span:
 
     def raw_line(self) -> str | None:
         """The span's line as written, or None when the source is unknown."""
-        lines = (self.text or "").splitlines()
+        lines = source_lines(self.text or "")
         return lines[self.line - 1] if 0 < self.line <= len(lines) else None
 
     def source_line(self) -> str:
         """The text of the span's line, stripped, or '' when the source is unknown."""
         return (self.raw_line() or "").strip()
+
+
+# Line breaks that str.splitlines honours but the parser (Lark counts '\n' only) does not: shown as
+# a space, so the caret stays under its column and the terminal shows one line.
+_OTHER_BREAKS = str.maketrans({c: " " for c in "\v\f\x1c\x1d\x1e\x85\u2028\u2029"})
+
+
+def source_lines(text: str) -> list[str]:
+    """The lines of a source as the parser numbers them: split at '\n' only (a U+2028 in a
+    comment is not a line break to Lark, so it must not be one here), a trailing '\r' dropped."""
+    return [ln.removesuffix("\r").translate(_OTHER_BREAKS) for ln in text.split("\n")]
 
 
 def source_line(span: Span) -> str:

@@ -91,10 +91,61 @@ def write_safetensors(model: nn.Module, path: Path, batch_size: int) -> None:
 
 
 def write_python(model: nn.Module, path: Path, batch_size: int) -> None:
+    """The network as PyTorch source. A trained model (Normalized: weights and input normalisation)
+    is written as source plus its weights beside it, PATH.safetensors (the same keys `compile
+    --checkpoint -o X.safetensors` writes), which the source's build() loads: the .py then computes
+    exactly what the run's model computes, from raw input."""
     from .backend.emit import emit_source
 
-    source = emit_source(getattr(model, "model", model) if isinstance(model, Normalized) else model)
+    if not isinstance(model, Normalized):
+        source = emit_source(model)
+        write_atomic(path, lambda tmp: Path(tmp).write_text(source, encoding="utf-8"))
+        return
+    weights = path.with_suffix(".safetensors")
+    check_target(weights)
+    source, footer = emit_source(model.model), _trained_footer(model, weights.name)
+    # the untrained build() is replaced; were emit's footer ever reworded, the later def still wins
+    source = source.replace(_EMIT_FOOTER, footer) if _EMIT_FOOTER in source else source + "\n\n" + footer + "\n"
+    write_safetensors(model, weights, batch_size)
     write_atomic(path, lambda tmp: Path(tmp).write_text(source, encoding="utf-8"))
+
+
+_EMIT_FOOTER = '''def build() -> Network:
+    """The network, with PyTorch's default initialisation (load a state_dict for trained weights)."""
+    return Network()'''
+
+
+def _trained_footer(model: "Normalized", weights: str) -> str:
+    """Normalized (as exporters.Normalized) and a build() that loads the trained weights."""
+    rank = len(model.input_shape) - 1
+    scale = "1" if rank == 1 else "255"
+    return f'''class Normalized(nn.Module):
+    """The trained network with its input normalisation: y = model((x - mean) / std), x raw input
+    ({"sequence values" if rank == 1 else "pixels 0..255"}); mean and std are the training set's, times {scale}."""
+
+    def __init__(self):
+        super().__init__()
+        self.model = Network()
+        self.register_buffer("mean", torch.zeros((1, {len(model.mean.flatten())}) + (1,) * {rank}))
+        self.register_buffer("std", torch.ones((1, {len(model.std.flatten())}) + (1,) * {rank}))
+
+    def forward(self, x):
+        return self.model((x - self.mean) / self.std)
+
+
+WEIGHTS = {weights!r}   # trained weights and normalisation, written beside this file
+
+
+def build(weights: str | None = None) -> Normalized:
+    """The trained network: its weights and normalisation from WEIGHTS (beside this file) or `weights`."""
+    import os
+
+    from safetensors.torch import load_file
+
+    model = Normalized()
+    path = weights or os.path.join(os.path.dirname(os.path.abspath(__file__)), WEIGHTS)
+    model.load_state_dict(load_file(path))
+    return model.eval()'''
 
 
 EXPORTERS: dict[str, Callable[[nn.Module, Path, int], None]] = {

@@ -29,9 +29,10 @@ def load_model(spec: str | Path | Program, network: str | None = None, args: Map
 
 def program_from_bundle(doc: Mapping) -> Program:
     """The Program of a bundle document ({"main": key, "files": {key: text}})."""
-    if not isinstance(doc, Mapping) or not isinstance(doc.get("files"), Mapping) or not isinstance(doc.get("main"), str):
-        raise SpecError("not a resdsl spec bundle (expected {\"main\": ..., \"files\": {...}})")
-    files = {str(k): str(v) for k, v in doc["files"].items()}
+    if (not isinstance(doc, Mapping) or not isinstance(doc.get("files"), Mapping) or not isinstance(doc.get("main"), str)
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in doc["files"].items())):
+        raise SpecError("not a resdsl spec bundle (expected {\"main\": NAME, \"files\": {NAME: TEXT, ...}})")
+    files = dict(doc["files"])
     return load_bundle(files, doc["main"])
 
 
@@ -46,8 +47,28 @@ def run_program(run: Path, ck: Mapping | None = None) -> Program | None:
     if ck and isinstance(ck.get("spec_bundle"), Mapping):
         return program_from_bundle(ck["spec_bundle"])
     if ck and isinstance(ck.get("spec_text"), str) and ck["spec_text"]:
-        return load_program(ck["spec_text"])      # runs written before spec.json: top-level text only
+        return spec_of_checkpoint(ck["spec_text"])   # runs written before spec.json: top-level text only
     return None
+
+
+def spec_of_checkpoint(text: str) -> Program:
+    """A checkpoint's spec_text is spec TEXT, never a path: it is loaded as a one-file bundle, so no
+    string a checkpoint holds can make resdsl read (and echo) a file the user did not name; its
+    imports, if any, must be in the bundle (they are not: a clear error)."""
+    return load_bundle({"<checkpoint spec>": text}, "<checkpoint spec>")
+
+
+def run_data(name: str | None, path) -> str:
+    """The dataset a run was trained on, as its checkpoint records it, when the user names none. A
+    checkpoint never chooses a file: only a dataset that names no path (`digits`) is taken from it;
+    for any other the user must name it with --data (it would read a file, and CIFAR's is a pickle)."""
+    from .train.errors import TrainError
+
+    name = name or "digits"
+    if name == "digits":
+        return name
+    raise TrainError(f"{path} was trained on --data {name[:200]}; a checkpoint never chooses a file to read: "
+                     f"pass --data {name[:200]} (or another dataset) to evaluate it")
 
 
 def load_run(path: str | Path, spec: str | Path | None = None, network: str | None = None,
@@ -69,9 +90,9 @@ def load_run(path: str | Path, spec: str | Path | None = None, network: str | No
     if isinstance(grow, dict) and args is None:     # a --grow run: the net of its level (train/grow.py)
         from .train.grow import grown_model
 
-        model = grown_model(prog, network or cfg.get("network"), cfg.get("params", {}), grow)
+        model = grown_model(prog, network or cfg.get("network"), (cfg.get("params") or {}), grow)
     else:
-        model, _ = load_model(prog, network or cfg.get("network"), cfg.get("params", {}) if args is None else args,
+        model, _ = load_model(prog, network or cfg.get("network"), (cfg.get("params") or {}) if args is None else args,
                               input_size=cfg.get("input_size"))
     load_weights(model, ck["model"], str(ck_path))
     return model, ck

@@ -166,7 +166,10 @@ def _flow(d: Dataflow, params=None) -> list[list[str]]:
         chained = nxt is not None and not is_merge(nxt.item) and nxt.inputs[0] == st.output and reads[st.output] == 1
         last = nxt is None and st.output == d.output and len(names) > 1
         if not chained and not last and (reads.get(st.output) or st.output == d.output):
-            lines[-1][-1] += f" -> {name(st.output)}"
+            if lines[-1][-1].endswith("}"):      # `parallel {...} -> t` does not parse: name it on its own
+                lines[-1].append(f"-> {name(st.output)}")
+            else:
+                lines[-1][-1] += f" -> {name(st.output)}"
         cur = st.output
     if cur != d.output:
         lines.append([f"from {name(d.output)}"])
@@ -211,15 +214,12 @@ def _stage(st: Stage, calls: dict) -> tuple[str, str]:
         params, tail = f"stride = {value(next(iter(raw.values()))[1])}", f" stride {value(next(iter(raw.values()))[0])}"
     else:
         varying = {k: _indexed(v) if k != (None, "shortcut") else "[" + ", ".join(v) + "][i]" for k, v in raw.items()}
-        params, tail = ("i", "(block_index)") if raw else ("", "")
+        params, tail = ("i", _index_arg(st, raw)) if raw else ("", "")
     name = f"{st.block}_{st.name.replace('.', '')}"
     call = ", ".join(f"{k} = {value(v)}" for k, v in first.args.items() if value(v) is not None)
     defn = (f"# {st.name}: {n} × {st.block}({call})\nblock {name}({params}) {{\n"
             + _block_body(first, {**calls, **varying}) + "\n}")
-    stmt = f"stage x {n} {name}{tail}"
-    if n > 1 and st.blocks[1].shares is not None:
-        stmt += " share" + ("" if st.blocks[1].share_bn else " per_step_bn")
-    return defn, stmt
+    return defn, f"stage x {n} {name}{tail}" + _share(st)
 
 
 def _stage_steps(st: Stage, names: list[str], calls: dict) -> tuple[str, str]:
@@ -246,8 +246,8 @@ def _stage_first_differs(st: Stage, calls: dict) -> tuple[str, str]:
     if len({_block_body(b, calls, mask=True) for b in st.blocks[1:]}) > 1:
         raise SpecError(f"show: the blocks of {st.name} differ in their layers, which one block definition "
                         "cannot express", first.span)
-    varying = {k: _indexed(v) if k != (None, "shortcut") else "[" + ", ".join(v) + "][i]"
-               for k, v in _varying(st.blocks, first_apart=True).items()}
+    raw = _varying(st.blocks, first_apart=True)
+    varying = {k: _indexed(v) if k != (None, "shortcut") else "[" + ", ".join(v) + "][i]" for k, v in raw.items()}
     fields = {k: v for k, v in varying.items() if k[0] is None}
     a, b = _block_parts(first, {**calls, **fields}), _block_parts(st.blocks[1], {**calls, **varying})
     if len(a) != len(b):
@@ -266,10 +266,27 @@ def _stage_first_differs(st: Stage, calls: dict) -> tuple[str, str]:
     name = f"{st.block}_{st.name.replace('.', '')}"
     call = ", ".join(f"{k} = {value(v)}" for k, v in first.args.items() if value(v) is not None)
     defn = f"# {st.name}: {n} × {st.block}({call})\nblock {name}(i) {{\n" + "\n".join(lines) + "\n}"
-    stmt = f"stage x {n} {name}(block_index)"
-    if n > 2 and st.blocks[2].shares is not None:
-        stmt += " share" + ("" if st.blocks[2].share_bn else " per_step_bn")
-    return defn, stmt
+    return defn, f"stage x {n} {name}{_index_arg(st, raw)}" + _share(st)
+
+
+def _index_arg(st: Stage, raw: dict) -> str:
+    """The block-index argument of a stage statement: `(block_index)`; in a sharing stage whose
+    blocks after the first are all alike, `(min(block_index, 1))`, so those blocks get the same
+    arguments and share weights as they did (share pairs blocks by their arguments)."""
+    if not _share(st):
+        return "(block_index)"
+    differ = [k[1] for k, v in raw.items() if len({str(x) for x in v[1:]}) > 1]
+    if differ:                 # e.g. a linear drop_path rate over blocks that share their weights
+        raise SpecError(f"show: the blocks of {st.name} share weights but differ in {', '.join(differ)}, which "
+                        "one block definition with shared arguments cannot express", st.blocks[0].span)
+    return "(min(block_index, 1))"
+
+
+def _share(st: Stage) -> str:
+    """` share` when any block of the stage takes another's weights — not only the second: when the
+    first block changes the shape, the second is the first of its kind and the third shares it."""
+    sharing = [b for b in st.blocks[1:] if b.shares is not None]
+    return "" if not sharing else " share" + ("" if sharing[0].share_bn else " per_step_bn")
 
 
 def _stage_per_block(st: Stage, calls: dict) -> tuple[str, str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .atomic import write_atomic
+from .atomic import describe, read_snapshot, write_atomic
 from .cli_common import reports_errors, spec_options, split_sets
 from .errors import SpecError
 
@@ -34,8 +34,13 @@ def fmt(files, check, show_diff):
 
     changed, failed = [], False
     for name in _files(files):
+        snap = None
         try:
-            text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
+            if name == "-":
+                text = sys.stdin.read()
+            else:
+                data, snap = read_snapshot(name)       # what the file was: fmt never overwrites a later edit
+                text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")   # as read_text did
             new = format_text(text, "<stdin>" if name == "-" else name)
         except SpecError as e:
             click.echo(e.render(), err=True)
@@ -49,19 +54,23 @@ def fmt(files, check, show_diff):
             click.echo(new, nl=False)
         elif new != text:
             changed.append(name)
-            _report(name, text, new, check, show_diff)
+            try:
+                _report(name, text, new, check, show_diff, snap)
+            except OSError as e:
+                click.echo(f"error: cannot rewrite '{name}': {describe(e)}", err=True)
+                failed = True
     if check and changed:
         click.echo(f"{len(changed)} file(s) would be reformatted", err=True)
     sys.exit(1 if failed or (check and changed) else 0)
 
 
-def _report(name: str, old: str, new: str, check: bool, show_diff: bool) -> None:
+def _report(name: str, old: str, new: str, check: bool, show_diff: bool, snap=None) -> None:
     if show_diff:
         click.echo("".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), name, name)), nl=False)
     if check:
         click.echo(f"would reformat {name}")
     elif not show_diff:
-        write_atomic(name, lambda tmp: Path(tmp).write_text(new, encoding="utf-8"))
+        write_atomic(name, lambda tmp: Path(tmp).write_bytes(new.encode("utf-8")), unchanged=snap)
         click.echo(f"reformatted {name}", err=True)
 
 

@@ -329,4 +329,24 @@ def _hessian_of(spec, network, params, depth_param, value, start, max_exact) -> 
 
     g, model, label = _member(spec, network, params, depth_param, value)
     set_start(model, start)
-    return {"label": label, "depth": _depth(g), **spectrum(model, max_exact).as_dict()}
+    return {"label": label, "depth": _depth(g), **spectrum(model, max_exact, progress=_progress(label)).as_dict()}
+
+
+def _progress(label: str):
+    """Hessian progress on stderr (it can take minutes): a live line on a terminal, else every 10%."""
+    import sys
+    import time
+
+    tty, last = sys.stderr.isatty(), [0.0, -1]
+
+    def tick(done: int, total: int) -> None:
+        pct = 100 * done // max(total, 1)
+        now = time.monotonic()
+        if tty and (now - last[0] > 0.2 or done == total):
+            click.echo(f"\rhessian {label}: {done}/{total} Hessian-vector products ({pct}%)",
+                       err=True, nl=done == total)
+            last[0] = now
+        elif not tty and pct // 10 != last[1] and (pct % 10 == 0 or done == total):
+            click.echo(f"hessian {label}: {done}/{total} Hessian-vector products ({pct}%)", err=True)
+            last[1] = pct // 10
+    return tick

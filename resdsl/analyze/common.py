@@ -26,15 +26,12 @@ class Trained:
 
 def load_run(checkpoint: str, limit: int, data: str | None = None) -> Trained:
     """A run directory (best.pt) or checkpoint file, through resdsl.train's own loader and format."""
-    from ..models import load_run as load_trained, run_program
+    from ..models import load_run as load_trained, run_data, run_program
 
     path = Path(checkpoint).expanduser()
     path = path / "best.pt" if path.is_dir() else path
     model, ck = load_trained(path)
-    from ..train.data import run_data
-
-    x, y = test_data(data or run_data(ck.get("config", {}).get("data", "digits"), path.parent), model, limit,
-                     ck.get("mean"), ck.get("std"))
+    x, y = test_data(data or run_data((ck.get("config") or {}).get("data"), path), model, limit, ck.get("mean"), ck.get("std"))
     return Trained(model.eval(), graph_of_run(run_program(path.parent, ck), ck), x, y, str(path))
 
 
@@ -42,8 +39,8 @@ def graph_of_run(program, ck: dict):
     """The annotated graph of a run's spec (the Program load_run compiled), with the run's parameters."""
     from .. import api
 
-    cfg = ck.get("config", {})
-    params = {**cfg.get("params", {}), **(ck["grow"].get("args", {}) if isinstance(ck.get("grow"), dict) else {})}
+    cfg = ck.get("config") or {}
+    params = {**(cfg.get("params") or {}), **(ck["grow"].get("args", {}) if isinstance(ck.get("grow"), dict) else {})}
     sets = {k: str(v) for k, v in params.items()}        # as written (a --grow run: its level's depth)
     return api.graph(program, cfg.get("network"), **sets)
 

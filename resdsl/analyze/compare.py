@@ -1,7 +1,6 @@
 """A sweep's comparison (table and He et al. Fig. 6 curves) and complexity matching (`--match`)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..errors import SpecError
@@ -49,12 +48,12 @@ def _nearest(cost, target: int, limit: int = 1 << 16) -> int:
 
 def rows(spec: str, network: str | None, done: list[Setting], output: str) -> list[dict]:
     """One row per setting: params, MACs, final and best test accuracy, training time, curves."""
-    from ..train.rundir import RunDir
+    from ..train.rundir import RunDir, read_summary
 
     out = []
     for s in done:
         run = Path(output) / s.name
-        summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
+        summary = read_summary(run)
         params, macs = complexity(spec, network, s.params)
         curve = RunDir(run).epochs()
         out.append({"setting": s.name, "group": s.group, "values": s.values, "params": params, "macs": macs,

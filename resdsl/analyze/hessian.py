@@ -80,17 +80,32 @@ def loss_fn(model: nn.Module, samples: int = 256, seed: int = 0):
     return theta0, loss
 
 
-def spectrum(model: nn.Module, max_exact: int = 3000, steps: int = 80) -> Spectrum:
-    """Extreme |eigenvalues| of the loss Hessian: exact below max_exact parameters, else Lanczos."""
+def spectrum(model: nn.Module, max_exact: int = 3000, steps: int = 80, progress=None) -> Spectrum:
+    """Extreme |eigenvalues| of the loss Hessian: exact below max_exact parameters, else Lanczos.
+    `progress(done, total)` is called as Hessian-vector products complete (one per row, or per step)."""
     theta, loss = loss_fn(model)
     n = theta.numel()
     if n == 0:
         raise SpecError("hessian: the network has no parameters")
+    tick = progress or (lambda done, total: None)
     if n <= max_exact:
-        h = torch.autograd.functional.hessian(loss, theta)
+        theta = theta.detach().requires_grad_(True)
+        grad = torch.autograd.grad(loss(theta), theta, create_graph=True)[0]
+        rows = []
+        for i in range(n):                # row i = d(grad_i)/dθ: the exact Hessian, one row at a time
+            rows.append(torch.autograd.grad(grad[i], theta, retain_graph=True, allow_unused=True)[0]
+                        if grad[i].requires_grad else torch.zeros_like(theta))
+            rows[-1] = rows[-1] if rows[-1] is not None else torch.zeros_like(theta)
+            tick(i + 1, n)
+        h = torch.stack(rows).detach()
         ev = torch.linalg.eigvalsh((h + h.T) / 2).abs()
         return Spectrum(n, "exact", ev.max().item(), ev.min().item())
-    ev = lanczos(lambda v: torch.autograd.functional.hvp(loss, theta, v)[1], n, steps).abs()
+
+    def hvp(v, count=[0]):
+        count[0] += 1
+        tick(count[0], min(steps, n))
+        return torch.autograd.functional.hvp(loss, theta, v)[1]
+    ev = lanczos(hvp, n, steps).abs()
     return Spectrum(n, f"lanczos ({steps} steps)", ev.max().item(), ev.min().item())
 
 

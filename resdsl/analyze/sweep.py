@@ -11,7 +11,6 @@ or as Ray tasks (`--backend ray`), one per setting; Ray schedules them, resdsl d
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,17 +102,20 @@ def check_recipes(todo: list[Setting], options: dict) -> None:
 
 
 def state_of(run: Path, epochs: int) -> str:
-    """'done' (completed with these epochs, or stopped by its --max-steps/--time-budget),
-    'resume' (a last.pt to continue) or 'new'."""
-    summary = run / "summary.json"
-    if summary.is_file():
-        try:
-            s = json.loads(summary.read_text())
-        except (OSError, ValueError):
-            s = {}
-        if s.get("status") == "completed" and (s.get("epochs_done") == epochs or s.get("stopped_by")):
-            return "done"
-    return "resume" if (run / "last.pt").is_file() else "new"
+    """'done' (completed with these epochs, or stopped by its --max-steps/--time-budget), 'resume' (a last.pt to continue, or a run stopped before
+    its first checkpoint, which starts again) or 'new'."""
+    from ..train.errors import TrainError
+    from ..train.rundir import read_summary
+
+    try:
+        s = read_summary(run)
+    except TrainError:
+        s = {}                     # a corrupt summary: the setting is trained again
+    if s.get("status") == "completed" and (s.get("epochs_done") == epochs or s.get("stopped_by")):
+        return "done"
+    # a setting killed before its first checkpoint has args.json and no last.pt: resuming it
+    # starts it again from epoch 1 in its own directory (train/fit.py), so it can always run again
+    return "resume" if (run / "last.pt").is_file() or (run / "args.json").is_file() else "new"
 
 
 def train_setting(spec: str, network: str | None, setting: Setting, options: dict, output: str) -> dict:
@@ -126,7 +128,9 @@ def train_setting(spec: str, network: str | None, setting: Setting, options: dic
     run = Path(output) / name
     state = state_of(run, build_config(options).epochs)
     if state == "done":
-        return json.loads((run / "summary.json").read_text())
+        from ..train.rundir import read_summary
+
+        return read_summary(run)
     # the CLI's strings turned into TrainConfig fields as `resdsl train` does (--decay-milestones 8,12)
     recipe = {k: v for k, v in recipe_from_options(options).items() if k not in ("params", "network")}
     recipe.update(output=output, experiment=name)

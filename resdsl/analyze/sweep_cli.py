@@ -82,7 +82,12 @@ def sweep(spec, network, grid, sets, match_what, adjust, backend, address, ray_c
 
 def _ray(spec, network, pending, options, output, address, cpus, echo) -> None:
     """Run on Ray; a task's TrainError or SpecError comes back as one clear message."""
-    import ray.exceptions
+    try:
+        import ray.exceptions
+    except ImportError:
+        raise SpecError("--backend ray needs Ray, which is not installed").with_note(
+            "install the extra: pip install 'resdsl[sweep]' (or pip install ray), "
+            "or run the settings here with --backend local") from None
 
     from .sweep import run_ray
 

@@ -149,6 +149,8 @@ def network(g: nx.DiGraph) -> Network:
     out = g.nodes[g.graph["output"]]["out_shape"]
     model = Network(g.graph["name"], g.graph["input_shape"], out[0], stem, body, head,
                     aux_weights=[a["weight"] for a in g.graph.get("aux", ())])
+    model.output_shape = tuple(out)                                # C, or C×1×1: one score per class
+    model.output_span = g.nodes[g.graph["output"]].get("span")     # where the output is made (train's check)
     tie_shared(model, g)
     return model
 

@@ -10,7 +10,6 @@ bit for bit. The file imports torch only (resdsl's few custom layers are copied 
 from __future__ import annotations
 
 import inspect
-import keyword
 
 import torch
 from torch import nn
@@ -18,6 +17,7 @@ from torch import nn
 from . import layers as L
 from . import modules as M
 from . import tokens as T
+from .pynames import Names, attr
 from .unit import forward_lines
 
 # resdsl's own layers, copied into the generated file by their source when used
@@ -206,7 +206,7 @@ class Emitter:
 
     def flow_class(self, d: M.Dataflow, path: str) -> str:
         """A dataflow body as a class: its modules in __init__, one line per step in forward."""
-        init = [f"        self.{name} = {self.ctor(m, f'{path}.{name}', 2)}" for name, m in d.named_children()]
+        init = [f"        {attr(name)} = {self.ctor(m, f'{path}.{name}', 2)}" for name, m in d.named_children()]
         body = "\n".join(init) + "\n\n    def forward(self, x):\n" + "\n".join(
             "        " + ln for ln in flow_forward(d))
         if body not in self.classes:
@@ -216,19 +216,15 @@ class Emitter:
         return self.classes[body]
 
 
-def _var(t: str) -> str:
-    """A tensor name as a Python variable: `h%3` (h given again) -> `h_3`, `%3` (unnamed) -> `t_3`."""
-    v = t.replace("%", "_") if not t.startswith("%") else "t_" + t[1:]
-    return v + "_" if keyword.iskeyword(v) or v == "self" else v
-
-
 def flow_forward(d: M.Dataflow) -> list[str]:
-    """The lines of a dataflow body's forward, the same operations in the same order as Dataflow."""
+    """The lines of a dataflow body's forward, the same operations in the same order as Dataflow.
+    Tensor names become variables through one allocator (backend/pynames.py): distinct by construction."""
     lines = []
+    _var = Names(fixed={"x": "x"})
     for name, merge, inputs, out in d.wiring:
         args = [_var(i) for i in inputs]
         if merge is None:
-            expr = f"self.{name}({', '.join(args)})"
+            expr = f"{attr(name)}({', '.join(args)})"
         elif merge == "concat":
             expr = f"torch.cat([{', '.join(args)}], 1)"
         else:

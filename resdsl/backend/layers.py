@@ -12,9 +12,10 @@ class LayerNorm2d(nn.LayerNorm):
     or of a C×L sequence."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.movedim(1, -1)
+        last = x.dim() - 1              # positive dims: ONNX's Transpose takes no negative perm
+        x = x.movedim(1, last)
         x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
-        return x.movedim(-1, 1)
+        return x.movedim(last, 1)
 
 
 class CausalConv1d(nn.Conv1d):

@@ -9,7 +9,7 @@ from ..ir import ops
 from ..ir.kinds import DROP_MODES, DROP_SCHEDULES, MERGE_MODES, SHORTCUTS
 from ..ir.net import Block, Layer, Shortcut
 from . import ast
-from .clauses import bind
+from .clauses import bind, in_range
 from .context import Context, infer, layer
 from .load import PRELUDE
 from .sequences import seq
@@ -103,6 +103,7 @@ def collect(ctx: Context, d: ast.block_def, env: dict, shape, name: str) -> Part
             p.scale = ctx.eval(st.value, env)
             if not is_num(p.scale):
                 raise SpecError(f"scale must be a number, got {type_name(p.scale)}", st.value.span)
+            in_range("scale", "scale", float(p.scale), st.value.span)
         else:
             raise SpecError(f"'{type(st).__name__.removesuffix('_stmt')}' is not supported in blocks yet", st.span)
     if not p.residuals:

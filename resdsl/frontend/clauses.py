@@ -5,6 +5,8 @@ attributes written `name value`, in short form (`k3`, `k1x7`), or as a flag (`bi
 """
 from __future__ import annotations
 
+import math
+
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -63,8 +65,10 @@ def bind(ctx: Context, what: str, attrs: tuple[ops.Attr, ...], positional: tuple
         name = attr.name
         if name not in values:
             values[name] = attr.default
-        elif attr.type is not int or type(values[name]) is not int:     # a plain int needs no check
+        elif attr.type is not int or type(values[name]) is not int:     # a plain int needs no type check
             values[name] = check_type(what, attr, values[name], spans[name])
+        elif abs(values[name]) > INT64_MAX:
+            in_range(what, name, values[name], spans[name])
     return values, spans
 
 
@@ -179,4 +183,23 @@ def check_type(what: str, attr: ops.Attr, v: Any, span: Span) -> Any:
         words = {int: "an integer", float: "a number", bool: "true or false", ops.NUM: "a number"}
         name = ops.WORDS.get(attr.name, attr.name)
         raise SpecError(f"{what}: {name} must be {words.get(want, want)}, got {type_name(v)} {show(v)}", span)
-    return float(v) if want is float else v
+    return in_range(what, attr.name, float(v) if want is float else v, span)
+
+
+INT64_MAX = (1 << 63) - 1
+
+
+def in_range(what: str, name: str, v: Any, span: Span) -> Any:
+    """A number that becomes a tensor value or a size fits it: floats finite and within float32
+    (a gate bias of 1e308 would be inf in the weights), integers within int64 (torch's sizes)."""
+    from .values import FLOAT32_MAX
+
+    name = ops.WORDS.get(name, name)
+    if isinstance(v, float) and not (math.isfinite(v) and abs(v) <= FLOAT32_MAX):
+        raise SpecError(f"{what}: {name} {show(v)} is out of range (a finite float32, |v| ≤ 3.4e38)", span)
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) > INT64_MAX:
+        raise SpecError(f"{what}: {name} {show(v)} is out of range (a 64-bit integer)", span)
+    if isinstance(v, (list, tuple)):
+        for x in v:
+            in_range(what, name, x, span)
+    return v

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import functools
+import re
 from contextvars import ContextVar
 from importlib import resources
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedInput
+from lark.exceptions import UnexpectedInput, VisitError
 
-from ..errors import Span
+from ..errors import Span, SpecError
 from . import ast
 from .syntax_errors import syntax_error, token_span
 
@@ -99,11 +100,34 @@ def _parse(text: str, file: str, start: str):
     token = _TEXT.set(text)
     try:
         tree = parser().parse(text, start=start)
+        return ToAst(file, text).transform(tree)
     except UnexpectedInput as e:
         raise syntax_error(e, file, text, parser().terminals) from None
+    except RecursionError:
+        raise _too_deep(text, file) from None
+    except VisitError as e:      # the transformer's RecursionError arrives wrapped
+        if isinstance(e.orig_exc, RecursionError):
+            raise _too_deep(text, file) from None
+        raise
     finally:
         _TEXT.reset(token)
-    return ToAst(file, text).transform(tree)
+
+
+_OPERATOR = re.compile(r"\*\*|[?:+\-*/%<>]|\bnot\b|\band\b|\bor\b")
+
+
+def _too_deep(text: str, file: str) -> SpecError:
+    """An operator chain too long for the parser's stack (`2 ** 2 ** ...`, `c ? a : c ? a : ...`),
+    located at the line with the most operators (brackets are refused earlier, in screen.py)."""
+    from .. import limits
+    from ..errors import source_lines
+
+    lines = source_lines(text)
+    counts = [len(_OPERATOR.findall(ln)) for ln in lines]
+    i = max(range(len(lines)), key=counts.__getitem__) if lines else 0
+    col = next((j + 1 for j, ch in enumerate(lines[i]) if not ch.isspace()), 1) if lines else 1
+    return limits.NESTING.error(f"an operator chain of {counts[i] if lines else 0:,} operators is too long to parse",
+                                Span(file, i + 1, col, i + 1, col + 1, text))
 
 
 @v_args(meta=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from lark import Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from ..errors import Span, SpecError
+from ..errors import Span, SpecError, source_lines
 
 
 def token_span(tok: Token, file: str, text: str | None = None) -> Span:
@@ -58,7 +58,7 @@ def _open_brackets(text: str, line: int, col: int):
     """
     stack: list[tuple[str, int, int]] = []
     misplaced = None
-    for ln, src in enumerate(text.splitlines()[:line], start=1):
+    for ln, src in enumerate(source_lines(text)[:line], start=1):
         limit = col - 1 if ln == line else len(src)
         words = src.split()
         word = words[0].split("{")[0] if words else ""
@@ -88,7 +88,7 @@ def syntax_error(e: UnexpectedInput, file: str, text: str, terminals) -> SpecErr
         err = SpecError(f"unexpected character {ch!r}", Span(file, line, col, line, col + 1, text))
         allowed = _words(e.allowed or (), terminals)
     elif isinstance(e, UnexpectedEOF) or (isinstance(e, UnexpectedToken) and e.token.type == "$END"):
-        last = text.rstrip().splitlines() or [""]
+        last = source_lines(text.rstrip()) or [""]
         line, col = max(1, len(last)), len(last[-1]) + 1
         err = SpecError("unexpected end of file", Span(file, line, col, line, col + 1, text))
         allowed = _words(e.expected, terminals)

@@ -170,7 +170,10 @@ class Evaluator:
     def e_int_lit(self, e, env):
         return e.value
 
-    e_float_lit = e_str_lit = e_bool_lit = e_int_lit
+    e_str_lit = e_bool_lit = e_int_lit
+
+    def e_float_lit(self, e, env):
+        return finite(e.value, e.span)
 
     def e_shape_lit(self, e, env):
         return list(e.dims)
@@ -251,11 +254,14 @@ class Evaluator:
         items = self(e.iterable, env)
         if not isinstance(items, list):
             raise SpecError(f"can only loop over a list, got {type_name(items)}", e.iterable.span)
-        out = []
+        out, size, cap = [], 0, limits.VALUE_SIZE.value
         for item in items:
             scope = ChainMap({e.var: item}, env)
             if e.test is None or self.truth(e.test, scope):
                 out.append(self(e.item, scope))
+                size += 1 + _measure(out[-1], 2, {}, (cap, limits.VALUE_DEPTH.value), e.span)[0]
+                if size > cap:           # counted as it grows: a nested comprehension stops here
+                    raise limits.VALUE_SIZE.error(f"more than {cap:,} elements", e.span)
         return out
 
     def e_map_lit(self, e, env):
@@ -275,7 +281,7 @@ class Evaluator:
             if any(a.name for a in e.args):
                 raise SpecError(f"{e.func.id}() takes no named arguments", e.span)
             try:
-                return BUILTINS[e.func.id](*[self(a.value, env) for a in e.args])
+                return finite(BUILTINS[e.func.id](*[self(a.value, env) for a in e.args]), e.span)
             except (TypeError, ValueError, OverflowError, ZeroDivisionError) as exc:
                 raise SpecError(str(exc), e.span) from None
         if isinstance(e.func, ast.name) and e.func.id not in (*env, *self.blocks, *SYMBOLS):
@@ -309,6 +315,17 @@ def bind_call(ref: BlockRef, args: list[tuple[str | None, Any, Any]], span) -> B
             named[name] = value
             spans[name] = aspan
     return BlockRef(ref.defn, tuple(positional), tuple(named.items()), spans)
+
+
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def finite(v: Any, span) -> Any:
+    """A number entering the IR is finite: `1e999`, `sum([1e308, 1e308])`, `inf - inf` are errors
+    where they are written (a float attribute is further bounded to float32 in clauses.check_type)."""
+    if isinstance(v, float) and not math.isfinite(v):
+        raise SpecError(f"number out of range ({show(v)}): only finite numbers are allowed", span)
+    return v
 
 
 def checked(v: Any, span) -> Any:

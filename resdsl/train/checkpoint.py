@@ -7,9 +7,11 @@ admits exactly the NumPy globals needed to rebuild a plain numeric array, nothin
 """
 from __future__ import annotations
 
+import math
 import pickle
 import random
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -68,8 +70,34 @@ def _numpy_globals() -> list:
     return [core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
 
 
+def check_archive(path: Path, what: str = "checkpoint") -> None:
+    """Bound what a checkpoint may expand to, before torch reads it. torch.save writes a zip whose
+    members are stored, never compressed, so a member that is compressed (or declares a size other
+    than the bytes it takes on disk) is not one of ours: refusing it bounds the expansion by the
+    file's own size (a 10 MB deflate bomb would otherwise allocate gigabytes)."""
+    import zipfile
+
+    try:
+        if not zipfile.is_zipfile(path):
+            return                          # the legacy (non-zip) format: torch reads it as a stream
+        with zipfile.ZipFile(path) as z:
+            infos = z.infolist()
+    except (OSError, zipfile.BadZipFile, ValueError) as e:
+        raise TrainError(f"cannot read {what} {path}: {e}") from None
+    size = Path(path).stat().st_size
+    for info in infos:
+        if info.compress_type != zipfile.ZIP_STORED or info.file_size != info.compress_size:
+            raise TrainError(f"refusing to load {what} {path}: member '{info.filename[:80]}' is compressed "
+                             f"({info.compress_size:,} bytes declaring {info.file_size:,}); torch.save never "
+                             "compresses, so this file was not written by resdsl or torch")
+    if sum(i.file_size for i in infos) > size:
+        raise TrainError(f"refusing to load {what} {path}: its members declare more bytes than the file holds")
+
+
 def safe_load(path: Path, map_location="cpu", what: str = "checkpoint"):
-    """torch.load with weights_only=True: tensors and plain containers only, never code."""
+    """torch.load with weights_only=True: tensors and plain containers only, never code; the
+    archive's declared sizes are checked first (check_archive)."""
+    check_archive(path, what)
     try:
         with torch.serialization.safe_globals(_numpy_globals()):
             return torch.load(path, map_location=map_location, weights_only=True)
@@ -91,7 +119,84 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
     ck = safe_load(path, map_location)
     if not isinstance(ck, dict) or "model" not in ck:
         raise TrainError(f"{path} is not a resdsl checkpoint (no 'model' entry)")
+    check_fields(ck, path)
     return ck
+
+
+def _str_map(v) -> bool:
+    return isinstance(v, dict) and all(isinstance(k, str) for k in v)
+
+
+def _numbers(v) -> bool:
+    return (isinstance(v, (list, tuple)) and 0 < len(v) <= 4096
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v))
+
+
+def _opt(check):
+    return lambda v: v is None or check(v)
+
+
+def _scalar(v) -> bool:
+    return isinstance(v, (str, int, float, bool)) or v is None
+
+
+# Every field resdsl reads from a checkpoint, with its type. One schema, checked once, at load:
+# every reader after this may index without guarding, and a wrong type is one line, not a traceback.
+FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "model": ("a mapping of parameter names to tensors",
+              lambda v: _str_map(v) and all(isinstance(t, torch.Tensor) for t in v.values())),
+    "mean": ("a list of finite numbers (one per input channel)", _opt(_numbers)),
+    "std": ("a list of positive finite numbers (one per input channel)", _opt(lambda v: _numbers(v) and min(v) > 0)),
+    "config": ("a mapping", _opt(_str_map)),
+    "spec_text": ("spec text (a string)", _opt(lambda v: isinstance(v, str))),
+    "spec_name": ("a string", _opt(lambda v: isinstance(v, str))),
+    "spec_bundle": ("a spec bundle {main: str, files: {str: str}}", _opt(
+        lambda v: _str_map(v) and isinstance(v.get("main"), str) and _str_map(v.get("files"))
+        and all(isinstance(t, str) for t in v["files"].values()))),
+    "grow": ("a mapping", _opt(_str_map)),
+    "epoch": ("an integer", _opt(lambda v: isinstance(v, int) and not isinstance(v, bool))),
+    "step_in_epoch": ("an integer", _opt(lambda v: isinstance(v, int) and not isinstance(v, bool))),
+    "global_step": ("an integer", _opt(lambda v: isinstance(v, int) and not isinstance(v, bool))),
+    "best_acc": ("a number", _opt(lambda v: isinstance(v, (int, float)))),
+    "best_epoch": ("an integer", _opt(lambda v: isinstance(v, int))),
+    "train_s": ("a number", _opt(lambda v: isinstance(v, (int, float)))),
+    "optimizer": ("a mapping", _opt(_str_map)),
+    "scheduler": ("a mapping", _opt(_str_map)),
+    "scaler": ("a mapping", _opt(_str_map)),
+    "rng": ("a mapping", _opt(_str_map)),
+    "partial": ("three numbers", _opt(lambda v: isinstance(v, (list, tuple)) and len(v) == 3)),
+    "last": ("a mapping", _opt(_str_map)),
+}
+CONFIG_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "data": ("a dataset name (a string)", _opt(lambda v: isinstance(v, str))),
+    "network": ("a network name (a string)", _opt(lambda v: isinstance(v, str))),
+    "params": ("a mapping of argument names to values", _opt(
+        lambda v: _str_map(v) and all(_scalar(x) for x in v.values()))),
+    "precision": ("a string", _opt(lambda v: isinstance(v, str))),
+}
+
+
+def check_fields(ck: dict, path) -> None:
+    """The schema of every field read from a checkpoint (FIELDS, CONFIG_FIELDS); one line per mistake."""
+    def bad(name, what, value):
+        raise TrainError(f"{path} is not a valid resdsl checkpoint: '{name}' must be {what}, "
+                         f"not {type(value).__name__} {clip_repr(value)}")
+
+    for name, (what, ok) in FIELDS.items():
+        if name in ck and not ok(ck[name]):
+            bad(name, what, ck[name])
+    for name, (what, ok) in CONFIG_FIELDS.items():
+        if isinstance(ck.get("config"), dict) and name in ck["config"] and not ok(ck["config"][name]):
+            bad(f"config.{name}", what, ck["config"][name])
+    mean, std = ck.get("mean"), ck.get("std")
+    if (mean is None) != (std is None) or (mean is not None and len(mean) != len(std)):
+        raise TrainError(f"{path} is not a valid resdsl checkpoint: 'mean' and 'std' must both be given, "
+                         "with one value per input channel each")
+
+
+def clip_repr(value) -> str:
+    text = repr(value) if not isinstance(value, torch.Tensor) else f"tensor{tuple(value.shape)}"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def load_weights(model: nn.Module, state: dict, source: str) -> None:

@@ -112,28 +112,6 @@ def data_from_run(spec: str, run: Path) -> str | None:
         return None
 
 
-def run_data(spec: str, run: Path, option: str = "--data") -> str:
-    """The dataset a run trained on: its recorded (absolute) paths, else the same paths relative to
-    the run directory; when neither is there, an error that names the option to give."""
-    kind, paths = _paths(spec)
-    if not paths or all(glob.glob(os.path.expanduser(p)) for p in paths):
-        return spec
-    import json
-
-    try:
-        rel = json.loads((Path(run) / "summary.json").read_text()).get("data_from_run")
-    except (OSError, ValueError):
-        rel = None
-    if rel:
-        k, rpaths = _paths(rel)
-        moved = [str(Path(run) / p) for p in rpaths]
-        if all(glob.glob(p) for p in moved):
-            return f"{k}:{','.join(moved)}"
-    missing = next(p for p in paths if not glob.glob(os.path.expanduser(p)))
-    raise TrainError(f"the run's data {missing} is not there (moved or on another machine); "
-                     f"give it with {option} {kind}:PATH")
-
-
 def _from_arrays(name: str, xtr, ytr, xte, yte, flip: bool, classes: int | None = None) -> ImageData:
     """Check uint8 NHWC/NHW arrays with integer labels and turn them into NCHW tensors."""
     xs = []

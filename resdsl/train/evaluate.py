@@ -13,14 +13,11 @@ def evaluate_checkpoint(spec, network, params, path: Path, data_spec, batch_size
                         device: str, allow_imports=(), split: str = "test") -> dict:
     """Loss and accuracy of a run (its best.pt) or checkpoint on the test split of `data_spec`
     (default: the run's data), the spec being the run's own copy unless `spec` is given."""
-    from resdsl.models import load_run
+    from resdsl.models import load_run, run_data
 
     model, ck = load_run(path, spec, network, params, allow_imports=allow_imports)
     cfg = ck.get("config", {}) if isinstance(ck.get("config"), dict) else {}
-    from resdsl.train.data import run_data
-
-    run_dir = path.parent if path.is_file() else path
-    data = load_data(data_spec or run_data(cfg.get("data", "digits"), run_dir))
+    data = load_data(data_spec or run_data(cfg.get("data"), path))
     if split == "val":     # the run's own validation split, drawn again from its config
         data = _val_as_test(data, cfg, data_spec)
     precision = precision or cfg.get("precision", "fp32")
@@ -32,7 +29,7 @@ def evaluate_checkpoint(spec, network, params, path: Path, data_spec, batch_size
         pipe = TensorPipeline(data, **common)
     else:
         pipe = LoaderPipeline(data, input_hw=shape[1:], **common)
-    if ck.get("mean") and len(ck["mean"]) == shape[0]:  # the training set's statistics, as in training
+    if ck.get("mean") and len(ck["mean"]) == shape[0]:  # (types checked at load: checkpoint.check_fields)  # the training set's statistics, as in training
         pipe.norm = Normalize(ck["mean"], ck["std"], place.device, False)
     loss, acc, n = evaluate(model.to(place.device), pipe.eval_batches(), precision, place)
     return {"spec_name": getattr(model, "spec_name", "model"), "checkpoint": str(path), "data": data.name,

@@ -14,7 +14,7 @@ from resdsl.train.data import ImageData
 from resdsl.train.errors import DivergedError, TrainError
 from resdsl.train.loop import Interrupted, Trainer
 from resdsl.train.progress import Reporter
-from resdsl.train.rundir import RunDir, RunLock, check_writable, new_run_dir
+from resdsl.train.rundir import RunDir, claim_run_dir
 
 
 def fit(model: nn.Module, data: ImageData, cfg: TrainConfig, *, spec_text: str = "", spec_name: str = "model",
@@ -76,9 +76,7 @@ def _open_run(cfg: TrainConfig, place: D.Place, resume, trainer: Trainer):
     outcome, lock = ("ok", None, False), None
     if place.main:
         try:
-            path = resume_dir(resume) if resume else new_run_dir(cfg.output, cfg.experiment)
-            check_writable(path)
-            lock = RunLock(path).acquire()
+            path, lock = claim_run_dir(cfg.output, cfg.experiment, resume_dir(resume) if resume else None)
             outcome = ("ok", str(path), resume is None or not (path / "last.pt").is_file())
         except TrainError as e:
             outcome = ("error", str(e), False)

@@ -25,8 +25,8 @@ def new_run_dir(output: str, experiment: str | None) -> Path:
         raise TrainError(f"cannot create run directory under {root}: {e.strerror}") from None
     if experiment is not None:
         path = root / experiment
-        if path.is_dir() and not any(path.iterdir()):
-            return path                               # an empty folder made for this run
+        if path.is_dir() and unclaimed(path):
+            return path            # an empty folder, or one a run was killed in before it wrote its inputs
         _mkdir(path, f"run directory {path} exists; use --resume {path} or another --experiment")
         return path
     name = time.strftime("%Y-%m-%d-%H%M%S")
@@ -42,6 +42,29 @@ def new_run_dir(output: str, experiment: str | None) -> Path:
     raise TrainError(f"cannot find a free run directory name under {root}")
 
 
+def unclaimed(path: Path) -> bool:
+    """A folder no run owns yet: it holds nothing but what a run writes before its args.json (the
+    lock, a write probe, the spec files, temporaries). args.json is written last of a run's inputs."""
+    for f in path.iterdir():
+        n = f.name
+        if not (n in (".lock", "spec.json") or n.startswith((".write-test-", ".")) or n.endswith(".res")):
+            return False
+    return True
+
+
+def claim_run_dir(output: str, experiment: str | None, resume: Path | None = None) -> tuple[Path, "RunLock"]:
+    """The run directory, locked, for exactly one process. A new run takes OUTPUT/EXPERIMENT (or a
+    dated name); two runs started at the same instant may both find the folder free, but only one
+    gets its lock, and the lock holder checks again, under the lock, that no run claimed it meanwhile."""
+    path = resume if resume is not None else new_run_dir(output, experiment)
+    check_writable(path)
+    lock = RunLock(path).acquire()
+    if resume is None and not unclaimed(path):
+        lock.release()
+        raise TrainError(f"run directory {path} exists; use --resume {path} or another --experiment")
+    return path, lock
+
+
 def _mkdir(path: Path, exists_message: str) -> None:
     try:
         path.mkdir()
@@ -52,7 +75,7 @@ def _mkdir(path: Path, exists_message: str) -> None:
 
 
 def check_writable(path: Path) -> None:
-    probe = path / f".write-test-{os.getpid()}"
+    probe = path / f".write-test-{os.getpid()}-{os.urandom(4).hex()}"     # unique per caller, threads too
     try:
         probe.write_text("ok")
         probe.unlink()
@@ -104,6 +127,29 @@ def read_args(run: Path) -> dict:
     return args
 
 
+# summary.json's fields that readers use, with their types (None allowed: a run not finished).
+SUMMARY_FIELDS = {"status": str, "epochs_done": int, "final_test_acc": (int, float), "best_test_acc": (int, float),
+                  "train_s": (int, float)}
+
+
+def read_summary(run: Path) -> dict:
+    """RUN/summary.json as a dict ({} when missing); a corrupt or mistyped one is one clear error."""
+    path = Path(run) / "summary.json"
+    if not path.is_file():
+        return {}
+    try:
+        doc = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError, OSError) as e:
+        raise TrainError(f"{path} is corrupt ({str(e)[:120]})") from None
+    if not isinstance(doc, dict):
+        raise TrainError(f"{path} is corrupt (not a JSON object)")
+    for name, kind in SUMMARY_FIELDS.items():
+        v = doc.get(name)
+        if v is not None and (not isinstance(v, kind) or isinstance(v, bool)):
+            raise TrainError(f"{path} is corrupt: '{name}' is {type(v).__name__} {str(v)[:40]!r}")
+    return doc
+
+
 class RunDir:
     """Append-only logs that a resumed run first cuts back to its checkpoint."""
 
@@ -137,14 +183,13 @@ class RunDir:
 
     def write_inputs(self, spec_text: str, spec_name: str, args: dict, bundle: dict | None = None,
                      config_toml: str | None = None) -> None:
-        """The spec (spec.json holds every file it imports; NAME.res the top file, for reading), args
-        and config.toml (train/configfile.py)."""
-        files = {f"{_safe_name(spec_name)}.res": spec_text,
-                 "args.json": json.dumps(args, indent=2, sort_keys=True, default=str) + "\n"}
+        """The spec (spec.json holds every file it imports; NAME.res the top file, for reading),
+        config.toml (train/configfile.py) and args, written last: args.json marks the claim."""
+        files = {"spec.json": json.dumps(bundle, indent=1) + "\n"} if bundle is not None else {}
+        files[f"{_safe_name(spec_name)}.res"] = spec_text
         if config_toml is not None:
             files["config.toml"] = config_toml
-        if bundle is not None:
-            files["spec.json"] = json.dumps(bundle, indent=1) + "\n"
+        files["args.json"] = json.dumps(args, indent=2, sort_keys=True, default=str) + "\n"   # last: the claim
         for name, text in files.items():
             write_atomic(self.path / name, lambda tmp, text=text: Path(tmp).write_text(text))
 

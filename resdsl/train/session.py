@@ -62,6 +62,7 @@ def run(spec: str | Path | None, recipe: TrainConfig | Mapping[str, Any] | None 
         report = init_from_file(model, init)
         if reporter is not None:
             reporter.message(str(report))
+    check_classifier(model)
     data = data if data is not None else load_data(cfg.data)
     return fit(model, data, cfg, spec_text=prog.text, spec_name=getattr(model, "spec_name", "model"),
                spec_bundle=bundle(prog), resume=resume, reporter=reporter, stop_after_steps=stop_after_steps,
@@ -74,6 +75,19 @@ def _reference(path) -> str | None:
         return None
     p = Path(path).expanduser()
     return str(p.resolve()) if p.exists() else str(path)
+
+
+def check_classifier(model) -> None:
+    """Training classifies: the network must output one score per class (C, C×1 or C×1×1). A head
+    that forgets its global pool outputs a map, which torch's loss would reject deep inside the first
+    step; refuse it here, at the layer that makes the output."""
+    from resdsl.errors import SpecError
+
+    shape = tuple(getattr(model, "output_shape", ()) or ())
+    if len(shape) > 1 and any(d != 1 for d in shape[1:]):
+        raise SpecError(f"training needs one score per class, but the network outputs "
+                        f"{'×'.join(map(str, shape))} (a map, not a vector)", getattr(model, "output_span", None)
+                        ).with_note("end the head with a global pool: head { ...; avgpool; fc CLASSES }")
 
 
 def _config(recipe, out_dir, network, args, resume) -> TrainConfig:
