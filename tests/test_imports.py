@@ -11,7 +11,7 @@ PKG = ROOT / "resdsl"
 # Layers, lowest first; a module may import its own layer or lower ones. The first pattern that
 # matches a module's dotted name gives its layer.
 LAYERS = [
-    ("foundation", r"resdsl\.(errors|atomic|limits)$|resdsl\.backend\.(modules|layers|unit)$"),   # plain torch modules
+    ("foundation", r"resdsl\.(errors|atomic|limits)$|resdsl\.backend\.(modules|layers|unit|tokens)$"),   # plain torch modules
     ("registry", r"resdsl\.ir\.(kinds|ops)(\.|$)"),
     ("ir", r"resdsl\.ir(\.|$)"),
     ("frontend", r"resdsl\.frontend(\.|$)"),
