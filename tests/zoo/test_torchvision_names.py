@@ -16,19 +16,13 @@ NAMES = torchvision.models.list_models(module=torchvision.models)
 
 # The transformers arrive with the token layouts and attention of issue 20's other half; until that
 # branch is merged they are expected to fail here. Delete this set when it lands.
-AWAITING_TOKENS = {"vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14", "swin_t", "swin_s", "swin_b",
-                   "swin_v2_t", "swin_v2_s", "swin_v2_b", "maxvit_t"}
-
 
 def _param(name: str):
-    marks = [pytest.mark.xfail(strict=True, reason="a transformer: awaits the tokens branch")] \
-        if name in AWAITING_TOKENS else []
-    return pytest.param(name, marks=marks, id=name)
+    return pytest.param(name, id=name)
 
 
 def test_the_list_is_torchvisions_eighty():
     assert len(NAMES) == len(set(NAMES)) == 80
-    assert AWAITING_TOKENS <= set(NAMES)
 
 
 @pytest.mark.parametrize("name", [_param(n) for n in NAMES])
