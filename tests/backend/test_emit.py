@@ -17,7 +17,8 @@ SMALL = {"cifar_resnet": dict(n=1), "stochastic_depth": dict(n=1), "densenet_cif
          "resnext_cifar": dict(cardinality=2, base_width=4), "wide_resnet": dict(depth=10, k=1),
          "multi_resnet": dict(depth=20), "preact_resnet": dict(depth=20), "highway": dict(n=1),
          "inception_resnet_v2": dict(size=75), "recurrent_resnet": dict(steps=2), "resnet_d": dict(depth=18),
-         "dilated_mixed": dict(width=8), "vgg": dict(hidden=64), "alexnet": dict(hidden=64)}
+         "dilated_mixed": dict(width=8), "vgg": dict(hidden=64), "alexnet": dict(hidden=64),
+         "vit": dict(size=64), "deit": dict(size=64), "mixer": dict(size=64)}   # a learned length: built for 64×64
 # every network of every zoo spec (resnet.res holds two); ImageNet nets run on 75×75 inputs
 ZOO = [(spec, name) for spec in sorted(SPECS.glob("*.res")) for name in load(spec).main_networks]
 

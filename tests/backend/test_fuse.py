@@ -11,7 +11,8 @@ from resdsl.zoo.catalog import zoo
 
 ENTRIES = zoo(SPECS)
 BIG = 30_000_000                  # compiled and fused too, but marked slow
-SMALL_INPUT = {"inception_resnet_v2": 75, "inception_v3": 75}     # their stems need at least 75×75
+SMALL_INPUT = {"inception_resnet_v2": 75, "inception_v3": 75,      # their stems need at least 75×75
+               "vit": 224, "deit": 224, "mixer": 224}    # a position embedding / token MLP of a fixed length
 
 
 def randomise_bn(model: nn.Module, seed: int = 0) -> nn.Module:
