@@ -134,6 +134,13 @@ class ResidualBlock(nn.Module):
         self.post = post
         self.unit = unit
 
+    # The record's facts, read-only (ResidualBlock.scale and .drop_prob were attributes before the
+    # record; to change one, replace the record: `block.unit = dataclasses.replace(block.unit, scale=s)`)
+    scale = property(lambda self: self.unit.scale, doc="The residual's scale s in y = s·F(x) + x.")
+    drop_prob = property(lambda self: self.unit.drop_prob, doc="Stochastic depth: the probability of dropping F.")
+    drop_mode = property(lambda self: self.unit.drop_mode, doc="Stochastic depth mode: batch or sample.")
+    merge = property(lambda self: self.unit.merge, doc="How residual and shortcut are joined (ir/kinds.py MERGE_MODES).")
+
     def parts(self) -> Parts:
         return Parts(self.pre is not None, self.shortcut is not None,
                      None if self.residuals is None else len(self.residuals), self.post is not None)
