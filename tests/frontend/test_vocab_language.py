@@ -111,7 +111,7 @@ TOKEN_CONTEXT = {"tokens": ("", "to_map 8x8"), "to_map": ("tokens", "tokens"), "
 def _macs_kinds():
     def graph_of(kind):             # one op in a unit, on a map (or a C×1×1 input where it needs one: fc)
         op = ops.OPS[kind]
-        args = {"slice": "0 2", "space_to_depth": "2", "pad": "[1, 0, 2, 0]"}.get(kind) or " ".join(
+        args = {"slice": "0 2", "space_to_depth": "2", "pad": "[1, 0, 2, 0]", "upsample": "2"}.get(kind) or " ".join(
             "4" if op.attr(p).type is int else "0.25" for p in op.positional if op.attr(p).default is None)
         args = {"to_map": "8x8", "token": "0"}.get(kind, args)
         # token kinds need tokens or a grid around them: (stem, layers after the op)
