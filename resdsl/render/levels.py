@@ -97,7 +97,7 @@ def _unit_key(f: Facts, n: str, rep: dict) -> str | None:
     if role == "shortcut":
         return None
     if role == "merge" or (role == "post" and top in f.merged):
-        return unit + ".merge"
+        return unit if top in getattr(rep, "folded", ()) else unit + ".merge"
     return unit
 
 
@@ -118,16 +118,35 @@ def _focused(f: Facts, key: Callable, focus: str) -> Callable:
     return lambda n: key(n) if n in kept else IN if n in ins else OUT if n in outs else None
 
 
+class _Runs(dict):
+    """unit -> the unit drawn for it; `folded`: units of multi-unit steps, whose merge is drawn inside
+    the unit's node (a step of k units would otherwise cost 2k nodes per run)."""
+    folded: set
+
+
+def step_units(stage: dict) -> int:
+    """How many units one step of a stage has: `stage x N [a(..), b(..)]` has 2 (the stage's block
+    name joins the step's definitions with ' + '); 1 when the blocks do not split evenly."""
+    k = len(stage["block"].split(" + "))
+    return k if k > 0 and len(stage["blocks"]) % k == 0 else 1
+
+
 def _runs(f: Facts) -> dict[str, str]:
-    """Each unit -> the first unit of its run of identical consecutive units in the stage."""
-    rep: dict[str, str] = {}
+    """Each unit -> the matching unit of the first step of its run of identical consecutive steps in
+    the stage (a step is one unit, or the k units of `stage x N [a(..), b(..)]`)."""
+    rep = _Runs()
+    rep.folded = set()
     for s in f.g.graph["stages"]:
+        k = step_units(s)
+        steps = [s["blocks"][i:i + k] for i in range(0, len(s["blocks"]), k)]
         prev_sig, first = None, None
-        for b in s["blocks"]:
-            sig = _signature(f, b)
+        for step in steps:
+            sig = tuple(_signature(f, b) for b in step)
             if sig != prev_sig:
-                prev_sig, first = sig, b
-            rep[b] = first
+                prev_sig, first = sig, step
+            rep.update(zip(step, first))
+            if k > 1:
+                rep.folded.update(step)
     return rep
 
 
@@ -176,8 +195,14 @@ def _make(f: Facts, k: str, ms: list[str], level: str, rep: dict) -> Node:
                     cluster=(stage,), params=params, macs=macs, merge=True)
     idx = [b.rsplit(".", 1)[-1] for b in units]
     name = units[0] if len(units) == 1 else f"{units[0].rsplit('.', 1)[0]}.{idx[0]}–{idx[-1]}"
+    extra = []
+    if top in getattr(rep, "folded", ()):     # one unit of a multi-unit step: its units are not consecutive
+        name = units[0] if len(units) == 1 else f"{units[0].rsplit('.', 1)[0]}.{', '.join(idx[:2])}" \
+            + (f", … {idx[-1]}" if len(units) > 2 else "")
+        drops = [g.graph["blocks"][b]["drop_prob"] for b in units if b in g.graph["blocks"]]
+        extra = [st.drop_text(drops)] if any(drops) else []
     title = g.graph["blocks"].get(top, {}).get("block", "unit") + (f" ×{len(units)}" if len(units) > 1 else "")
-    return Node(k, title, [name, *f.summary(ms, top)], role="block", cluster=(stage,), params=params,
+    return Node(k, title, [name, *f.summary(ms, top), *extra], role="block", cluster=(stage,), params=params,
                 macs=macs, repeat=len(units), plain=f.kind(top) == "none")
 
 
@@ -207,8 +232,9 @@ def _section_node(f: Facts, k: str, ms: list[str], params: int, macs: int) -> No
         kinds = list(dict.fromkeys(f.kind(b) for b in s["blocks"]))
         lines = [f"{width[0]} {st.name_of(width[1])}"] if width else []
         lines.append("→ " + st.shape_text(g.nodes[ms[-1]]["out_shape"]))
-        return Node(k, f"{k} · {s['block']} ×{len(s['blocks'])}", lines, role="stage", params=params, macs=macs,
-                    repeat=len(s["blocks"]), kinds=kinds)
+        steps = len(s["blocks"]) // step_units(s)       # `stage x 12 [a(..), b(..)]` is ×12, not ×24
+        return Node(k, f"{k} · {s['block']} ×{steps}", lines, role="stage", params=params, macs=macs,
+                    repeat=steps, kinds=kinds)
     role = f.scope(ms[0])["role"]
     return Node(k, k, f.summary(ms, k), role=role if role in st.ROLE_COLOURS else "stem", params=params, macs=macs)
 
@@ -259,7 +285,7 @@ def _unit_edges(f: Facts, key: Callable, order: dict, level: str) -> list[Edge]:
 def _clusters(f: Facts, rep: dict, level: str) -> dict[str, str]:
     out = {}
     for s in f.g.graph["stages"]:
-        out[s["name"]] = f"{s['name']} · {s['block']} ×{len(s['blocks'])}"
+        out[s["name"]] = f"{s['name']} · {s['block']} ×{len(s['blocks']) // step_units(s)}"
         if level == "layer":
             out.update({b: f"{b} · {f.g.graph['blocks'][b]['block']}" for b in s["blocks"]})
     return out

@@ -154,3 +154,23 @@ def test_stochastic_depth_rate_is_drawn_at_the_merge():
     assert "drop 0.075–0.0875" in render(g, "stage").source      # stage 3's two repeated units
     layer = render(g, "layer", focus="stages.1.blocks.1").source
     assert "drop 0.025" in layer
+
+
+def test_stage_level_collapses_repeated_multi_unit_steps():
+    """`stage x N [a(..), b(..)]`: runs of identical steps collapse like runs of single units, each
+    unit of the step drawn once with ×(steps in the run); counts are layers, not units. ViT-B/16 has
+    12 encoder layers (attention + MLP; Dosovitskiy et al. 2021, torchvision vit_b_16 num_layers=12);
+    MaxViT-T has 2, 2, 5, 2 layers per stage (Tu et al. 2022, torchvision maxvit_t block_layers)."""
+    v = view(resdsl.graph(SPECS / "vit.res"), "stage")
+    blocks = [n.title for n in v.nodes.values() if n.role == "block"]
+    assert blocks == ["attention_unit ×12", "mlp_unit ×12"]
+    assert v.clusters["stages.0"].endswith(" ×12")
+    net = view(resdsl.graph(SPECS / "vit.res"), "network")
+    assert net.nodes["stages.0"].repeat == 12 and net.nodes["stages.0"].title.endswith(" ×12")
+    v = view(resdsl.graph(SPECS / "maxvit.res"), "stage")
+    assert [v.clusters[f"stages.{i}"].rsplit("×", 1)[1] for i in range(4)] == ["2", "2", "5", "2"]
+    # in each stage the first layer downsamples (stride 2), so it is drawn apart from the rest
+    titles = [n.title for n in v.nodes.values() if n.role == "block" and n.cluster == ("stages.2",)]
+    assert titles[:5] == ["mbconv", "partition_attention", "maxvit_mlp", "partition_attention", "maxvit_mlp"]
+    assert titles[5:] == [t + " ×4" for t in titles[:5]]
+    assert not any(k.endswith(".merge") for k in v.nodes)     # a step's merges drawn inside its units

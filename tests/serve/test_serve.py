@@ -256,10 +256,30 @@ def test_a_spec_that_would_hang_is_killed_and_reported(served):
 EAT = HANG.replace("[[i * j for j in range(n)] for i in range(n)]", "[range(n) for i in range(n)]")
 
 
-def test_a_spec_that_eats_memory_stops_at_the_workers_cap(tmp_path):
-    """10^10 integers (each list under the list budget): in the worker, whose address space is
-    capped (here at 300 MiB; by default the memory budget), allocation fails in about a second, the
-    check answers check's out-of-memory message, and the same worker answers the next check."""
+def test_a_spec_that_eats_memory_stops_at_the_value_budget(tmp_path):
+    """10^10 integers (each list under the list budget): the value budget counts the comprehension's
+    elements as it grows and stops it, a located error at the comprehension, long before memory
+    runs short; the same worker answers the next check."""
+    w = Worker(time_limit=60, memory=300 << 20)
+    w.start()
+    try:
+        pid = w.pid
+        req = {"op": "check", "seq": 1, "text": EAT, "path": str(tmp_path / "e.res"), "shown": "e.res"}
+        out = w.call(req)
+        assert not out["ok"] and out["error"]["message"].startswith("value too large")
+        assert (out["error"]["line"], out["error"]["column"]) == (3, 14)
+        assert "RESDSL_LIMIT_VALUE_SIZE" in out["error"]["text"]
+        out = w.call({**req, "text": EAT.replace("99999", "3"), "seq": 2})
+        assert out["ok"] and w.pid == pid and w.restarts == 0
+    finally:
+        w.close()
+
+
+def test_a_spec_that_eats_memory_stops_at_the_workers_cap(tmp_path, monkeypatch):
+    """The same spec with the value budget raised out of the way: in the worker, whose address space
+    is capped (here at 300 MiB; by default the memory budget), allocation fails in about a second,
+    the check answers check's out-of-memory message, and the same worker answers the next check."""
+    monkeypatch.setenv("RESDSL_LIMIT_VALUE_SIZE", str(10 ** 12))    # the worker inherits it
     w = Worker(time_limit=60, memory=300 << 20)
     w.start()
     try:
