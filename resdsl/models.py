@@ -61,14 +61,57 @@ def spec_of_checkpoint(text: str) -> Program:
 def run_data(name: str | None, path) -> str:
     """The dataset a run was trained on, as its checkpoint records it, when the user names none. A
     checkpoint never chooses a file: only a dataset that names no path (`digits`) is taken from it;
-    for any other the user must name it with --data (it would read a file, and CIFAR's is a pickle)."""
+    for any other the user must name it with --data (it would read a file, and CIFAR's is a pickle).
+    The error names the recorded dataset and, when the run also recorded its data relative to the run
+    directory (summary.json `data_from_run`), that path resolved against where the run is now; the
+    data file itself is never opened here."""
     from .train.errors import TrainError
 
     name = name or "digits"
     if name == "digits":
         return name
-    raise TrainError(f"{path} was trained on --data {name[:200]}; a checkpoint never chooses a file to read: "
-                     f"pass --data {name[:200]} (or another dataset) to evaluate it")
+    recorded = name[:200]
+    moved = _data_from_run(path, name)
+    if moved and moved != recorded and _exists(moved) and not _exists(recorded):
+        hint = (f"pass --data {moved} (the recorded data, found relative to the run directory: the runs and "
+                f"their data moved together) or another dataset to evaluate it")
+    else:
+        hint = f"pass --data {recorded} (or another dataset) to evaluate it"
+        if moved and moved != recorded:
+            hint += f"; relative to the run directory it is --data {moved}"
+    raise TrainError(f"{path} was trained on --data {recorded}; a checkpoint never chooses a file to read: {hint}")
+
+
+def _data_from_run(path, name: str) -> str | None:
+    """summary.json's `data_from_run` (paths relative to the run directory) resolved against the run
+    directory as it is now, as --data text; None when the run did not record it."""
+    import os
+
+    from .train.data import _paths
+
+    p = Path(path).expanduser()
+    run = p if p.is_dir() else p.parent
+    try:
+        rel = json.loads((run / "summary.json").read_text(encoding="utf-8")).get("data_from_run")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(rel, str) or not rel or len(rel) > 4096:
+        return None
+    kind, paths = _paths(rel)
+    if not paths or kind != _paths(name)[0]:
+        return None
+    return f"{kind}:{','.join(os.path.normpath(run / q) for q in paths)}"[:200]
+
+
+def _exists(spec: str) -> bool:
+    """Every path (or glob) a --data text names is there: a directory listing, no file is read."""
+    import glob
+    import os
+
+    from .train.data import _paths
+
+    paths = _paths(spec)[1]
+    return bool(paths) and all(glob.glob(os.path.expanduser(q)) for q in paths)
 
 
 def load_run(path: str | Path, spec: str | Path | None = None, network: str | None = None,

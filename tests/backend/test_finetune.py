@@ -126,7 +126,8 @@ def test_train_fine_tunes_a_zoo_net_from_a_weights_file_and_from_torchvision(tmp
     r = CliRunner().invoke(main, ["train", *map(str, common), "--init", "torchvision:resnet18", "--experiment", "tv"])
     assert r.exit_code == 0, r.output
     assert "weights from torchvision:resnet18" in r.output and "shape mismatch head.fc1" in r.output
-    r = CliRunner().invoke(main, ["eval", "--checkpoint", str(tmp_path / "runs" / "tv"), "--json"])
+    r = CliRunner().invoke(main, ["eval", "--checkpoint", str(tmp_path / "runs" / "tv"), "--json",
+                                  "--data", f"npz:{tiny_cifar}"])   # a checkpoint never chooses a file to read
     assert r.exit_code == 0, r.output                     # the run's input size is used again
     assert json.loads(r.output)["images"] == 20
 
