@@ -75,7 +75,7 @@ def test_every_user_kind_is_documented_once():
 @pytest.mark.parametrize("kind", USER)
 def test_user_kind_compiles_costs_renders_and_shares(kind):
     if kind == "token":
-        pytest.skip("a vector cannot feed the next unit; tests/test_tokens.py covers `token` in ViT's head")
+        pytest.skip("a vector cannot feed the next unit; tests/zoo/test_transformers.py covers `token` in ViT's head")
     g = graph_of(kind)
     model = compile_graph(g).eval()
     nodes = [n for n, d in g.nodes(data=True) if d["kind"] == kind]
