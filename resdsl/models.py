@@ -88,12 +88,14 @@ def _data_from_run(path, name: str) -> str | None:
     import os
 
     from .train.data import _paths
+    from .train.errors import TrainError
+    from .train.rundir import read_summary
 
     p = Path(path).expanduser()
     run = p if p.is_dir() else p.parent
     try:
-        rel = json.loads((run / "summary.json").read_text(encoding="utf-8")).get("data_from_run")
-    except (OSError, ValueError, AttributeError):
+        rel = read_summary(run).get("data_from_run")
+    except TrainError:             # a corrupt summary: no hint, the error still names the recorded data
         return None
     if not isinstance(rel, str) or not rel or len(rel) > 4096:
         return None
