@@ -13,8 +13,10 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -55,6 +57,17 @@ def server(tmp_path_factory):
     if url is None:
         proc.kill()
         pytest.fail("resdsl serve printed no URL: " + proc.stdout.read()[-2000:])
+    port = int(re.search(r":(\d+)/", url).group(1))
+    deadline = time.monotonic() + 30         # the URL can be printed a moment before the socket accepts
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail(f"resdsl serve does not accept connections on {port}")
+            time.sleep(0.1)
     yield url, root
     proc.terminate()
     try:
