@@ -136,6 +136,14 @@ def compile(spec: str | Path | Program, network: str | None = None, force: bool 
     return model
 
 
+def load_model(spec: str | Path | Program, network: str | None = None, args: Mapping[str, Any] | None = None,
+               *, allow_imports: Iterable[str | Path] = (), force: bool = False, input_size=None):
+    """Compile a spec with its network arguments (strings are read as spec expressions, as `--set`
+    writes them and runs save them), at `input_size` when given; returns (model, program)."""
+    prog = load_program(spec, allow_imports)
+    return compile(prog, network, force=force, input_size=input_size, **dict(args or {})), prog
+
+
 def model_of(net: Net, g: nx.DiGraph, force: bool = False):
     """The torch module of a lowered net and its annotated graph (for a caller that needs both),
     refused before allocating when over the memory budget unless `force` (budget.check_memory)."""
@@ -145,4 +153,4 @@ def model_of(net: Net, g: nx.DiGraph, force: bool = False):
         return compile_graph(g, force)
 
 
-__all__ = ["SpecError", "load_program", "load_spec", "graph", "graph_of", "compile", "model_of", "parse_value"]
+__all__ = ["SpecError", "load_program", "load_spec", "graph", "graph_of", "compile", "load_model", "model_of", "parse_value"]

@@ -63,7 +63,7 @@ def network_option(default: str = "the first"):
 
 
 def sets_option(help: str = "Override a network parameter (repeatable), e.g. --set depth=101."):
-    from .completion import complete_set
+    from .source.completion import complete_set
 
     return click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", shell_complete=complete_set, help=help)
 
@@ -76,7 +76,7 @@ def allow_imports_option():
 
 def spec_options(fn):
     """The options every command that reads a spec shares (each declared once, above)."""
-    from .completion import complete_spec
+    from .source.completion import complete_spec
 
     fn = allow_imports_option()(fn)
     fn = sets_option()(fn)

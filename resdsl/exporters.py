@@ -202,7 +202,8 @@ def _fused(model: nn.Module) -> nn.Module:
 
 
 def _model(model_or_spec, checkpoint, network, force, args) -> nn.Module:
-    from .models import load_model, load_run
+    from .api import load_model
+    from .train.restore import load_run
 
     if checkpoint is not None:
         spec = None if model_or_spec is None or isinstance(model_or_spec, nn.Module) else model_or_spec

@@ -65,8 +65,8 @@ def signature(g) -> tuple:
 def differential(text: str, seed: int = 0, heavy: bool = True) -> dict:
     from resdsl import api, emit_source, fuse
     from resdsl.cost.crosscheck import cross_check
-    from resdsl.format import format_text
-    from resdsl.show import show_net
+    from resdsl.source.fmt import format_text
+    from resdsl.source.show import show_net
 
     times = {}
     t = time.perf_counter()

@@ -163,7 +163,7 @@ def test_run_directory_holds_every_spec_file(tmp_path):
     (src / "sd.res").write_text(text)
     prog = resdsl.load_program(src / "sd.res")
     from resdsl.frontend.load import bundle
-    from resdsl.models import program_from_bundle
+    from resdsl.train.restore import program_from_bundle
 
     doc = json.loads(json.dumps(bundle(prog)))
     (src / "cifar_resnet.res").unlink()

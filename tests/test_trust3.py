@@ -145,7 +145,7 @@ def test_fmt_keeps_the_files_owner(tmp_path):
 
 
 def test_fmt_never_overwrites_an_edit_saved_while_it_runs(tmp_path, monkeypatch):
-    import resdsl.format as fmt_mod
+    import resdsl.source.fmt as fmt_mod
 
     p = _ugly(tmp_path)
     real = fmt_mod.format_text
@@ -381,7 +381,7 @@ def test_compile_checkpoint_to_python_carries_the_trained_weights_and_normalisat
     import importlib.util
 
     from resdsl.exporters import Normalized
-    from resdsl.models import load_run
+    from resdsl.train.restore import load_run
 
     torch.manual_seed(1)
     model = api.compile(NET)

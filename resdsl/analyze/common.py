@@ -26,7 +26,7 @@ class Trained:
 
 def load_run(checkpoint: str, limit: int, data: str | None = None) -> Trained:
     """A run directory (best.pt) or checkpoint file, through resdsl.train's own loader and format."""
-    from ..models import load_run as load_trained, run_data, run_program
+    from ..train.restore import load_run as load_trained, run_data, run_program
 
     path = Path(checkpoint).expanduser()
     path = path / "best.pt" if path.is_dir() else path

@@ -18,7 +18,7 @@ How modules are matched (docs/language.md, "Transferring weights"):
 3. If the two structural lists do not line up, registration order, forward order and the two
    mixed orders are tried, in that order (the report says which one matched).
 
-`match_in_order` and `tensor_pairs` are the one order matcher: `train --init` (train/init.py)
+`match_in_order` and `tensor_pairs` are the one order matcher: `train --init` (train/warmstart.py)
 uses them to pair a state dict's modules with a model's.
 """
 from __future__ import annotations

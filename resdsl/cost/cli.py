@@ -102,7 +102,7 @@ def _measure(docs, models, nets, device, batch_size, precision, channels_last, u
 
 
 def _vs_doc(schema: str, a: dict, b: dict) -> dict:
-    from .render import ratios
+    from .report import ratios
 
     return {"schema": schema + "+vs", "a": a, "b": b, "ratios_b_over_a": ratios(a, b)}
 
@@ -110,18 +110,18 @@ def _vs_doc(schema: str, a: dict, b: dict) -> dict:
 def _print(docs: list[dict]) -> None:
     from rich.console import Console
 
-    from . import render
+    from . import report
 
     console = Console(width=max(160, Console().width))      # a pipe gets 80 columns otherwise
     for d in docs:
-        console.print(render.profile_table(d))
+        console.print(report.profile_table(d))
         if "check" in d:
-            console.print(render.check_table(d["check"]))
+            console.print(report.check_table(d["check"]))
             console.print("[green]MACs agree[/]" if d["check"]["ok"] else "[red]MACs differ[/]")
         if "measured" in d:
-            console.print(render.measured_table(d))
+            console.print(report.measured_table(d))
     if len(docs) == 2:
-        console.print(f"A: {render.title(docs[0])}\nB: {render.title(docs[1])}")
+        console.print(f"A: {report.title(docs[0])}\nB: {report.title(docs[1])}")
         if docs[0]["level"] != "network":
-            console.print(render.vs_rows_table(*docs))
-        console.print(render.vs_table(*docs))
+            console.print(report.vs_rows_table(*docs))
+        console.print(report.vs_table(*docs))

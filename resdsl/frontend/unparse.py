@@ -2,7 +2,7 @@
 
 Expressions come back with the fewest parentheses that keep their tree; statements come back as
 `Line`s, which `weave` turns into text (with the source's comments and blank lines, for `fmt`).
-Where the text came from a file, a `Layout` (resdsl/frontend/layout.py) keeps the writer's choices that the tree does not hold:
+Where the text came from a file, a `Layout` (resdsl/source/layout.py) keeps the writer's choices that the tree does not hold:
 which statements share a line, which `{ ... }` stay on one line, where a bracketed list breaks,
 and how a number was spelled (`0.10`). Without one, the layout is a default (used by `show`).
 

@@ -119,7 +119,7 @@ def static_text(name: str) -> str:
 def words() -> dict[str, list[str]]:
     """The language's own word lists (the Pygments lexer's, which tests/test_editors.py keeps in
     step with the grammar), for the page's highlighter."""
-    from ..highlight import CONSTANTS, LAYERS, OPERATOR_WORDS, STATEMENTS
+    from ..source.highlight import CONSTANTS, LAYERS, OPERATOR_WORDS, STATEMENTS
 
     return {"keyword": list(STATEMENTS), "operator": list(OPERATOR_WORDS), "constant": list(CONSTANTS),
             "layer": list(LAYERS)}

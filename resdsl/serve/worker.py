@@ -122,10 +122,10 @@ def _table(g) -> dict:
 
 
 def _compare(a_net, a_g, req: dict) -> dict:
-    """`profile --vs`: B's stage drawing, and B/A for every total both have (cost/render.py's TOTALS)."""
+    """`profile --vs`: B's stage drawing, and B/A for every total both have (cost/report.py's TOTALS)."""
     from ..api import graph_of
     from ..api import load_spec
-    from ..cost.render import TOTALS, title
+    from ..cost.report import TOTALS, title
     from ..cost.static import profile
 
     prog, network, values = _load(req)
@@ -150,7 +150,7 @@ _last: dict = {}          # the last program's net and graph, reused while only 
 def _same_program(prog, network, values) -> tuple:
     """What the net depends on: the syntax trees without positions (comments and spacing do not
     count), the imported files, the network and its arguments."""
-    from ..format import tree_key
+    from ..source.fmt import tree_key
 
     trees = tuple((k, tree_key(v)) for d in (prog.blocks, prog.networks) for k, v in sorted(d.items()))
     return trees, tuple(sorted(prog.files.items()))[1:], network, repr(sorted(values.items()))

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from .atomic import describe, read_snapshot, write_atomic
-from .cli_common import reports_errors, spec_options, split_sets
-from .errors import SpecError
+from ..atomic import describe, read_snapshot, write_atomic
+from ..cli_common import reports_errors, spec_options, split_sets
+from ..errors import SpecError
 
 
 def _files(paths: tuple[str, ...]) -> list[str]:
@@ -30,7 +30,7 @@ def _files(paths: tuple[str, ...]) -> list[str]:
 @click.option("--diff", "show_diff", is_flag=True, help="Change nothing; print a unified diff of the changes.")
 def fmt(files, check, show_diff):
     """Rewrite .res FILES (or every .res under a folder) in the canonical layout; `-`: stdin to stdout."""
-    from .format import format_text
+    from .fmt import format_text
 
     changed, failed = [], False
     for name in _files(files):
@@ -81,7 +81,7 @@ def show(spec, network, sets, allow_imports):
     """Print SPEC resolved: every block with evaluated arguments, every layer with all attributes."""
     from pathlib import Path
 
-    from .api import load_spec
+    from ..api import load_spec
     from .show import show_net
 
     net = load_spec(Path(spec), network, allow_imports=allow_imports, **split_sets(sets))

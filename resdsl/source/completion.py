@@ -12,7 +12,7 @@ from click.shell_completion import CompletionItem
 
 def complete_spec(ctx, param, incomplete: str) -> list[CompletionItem]:
     """Zoo specs (`specs/resnet.res`) and .res files under the current folder matching the prefix."""
-    from .zoo import SPECS
+    from ..zoo import SPECS
 
     found = {str(p) for p in Path(".").glob(f"{incomplete}*.res")}
     found |= {str(p) for p in Path(".").glob(f"{incomplete}*/*.res")}
@@ -27,7 +27,7 @@ def complete_set(ctx, param, incomplete: str) -> list[CompletionItem]:
     if not spec or "=" in incomplete:
         return []
     try:
-        from .frontend.load import load
+        from ..frontend.load import load
 
         program = load(spec)
         net = program.network(ctx.params.get("network"))

@@ -10,11 +10,11 @@ commented lines. The result parses to the same tree (checked on every call) and 
 """
 from __future__ import annotations
 
-from .errors import SpecError
-from .frontend import ast
-from .frontend.layout import SourceLayout
-from .frontend.parse import parse
-from .frontend.unparse import Generator, weave
+from ..errors import SpecError
+from ..frontend import ast
+from ..frontend.parse import parse
+from ..frontend.unparse import Generator, weave
+from .layout import SourceLayout
 
 
 def format_text(text: str, file: str = "<stdin>") -> str:

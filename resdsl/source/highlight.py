@@ -8,7 +8,7 @@ from __future__ import annotations
 from pygments.lexer import RegexLexer, words
 from pygments.token import Comment, Keyword, Name, Number, Operator, Punctuation, String, Text
 
-from .ir.ops import user_kinds
+from ..ir.ops import user_kinds
 
 STATEMENTS = ("import", "network", "block", "input", "let", "stem", "stage", "transition", "head", "aux", "weight", "init",
               "drop_path", "pre", "residual", "shortcut", "post", "scale", "merge", "combine", "parallel", "branch",

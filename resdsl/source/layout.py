@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from . import ast
-from .unparse import DefaultLayout
+from ..frontend import ast
+from ..frontend.unparse import DefaultLayout
 
 _SCAN = re.compile(r'"[^"\n]*"|#[^\n]*|[{}()\[\]]')
 

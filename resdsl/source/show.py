@@ -10,18 +10,18 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .errors import SpecError
-from .frontend import ast
-from .frontend.parse import parse_expr
-from .frontend.unparse import GENERATED, Generator, literal, literal_text
-from .ir import ops
-from .ir.kinds import MERGE_MODES
-from .ir.net import Block, Dataflow, Layer, Net, Parallel, Section, Stage
+from ..errors import SpecError
+from ..frontend import ast
+from ..frontend.parse import parse_expr
+from ..frontend.unparse import GENERATED, Generator, literal, literal_text
+from ..ir import ops
+from ..ir.kinds import MERGE_MODES
+from ..ir.net import Block, Dataflow, Layer, Net, Parallel, Section, Stage
+from .fmt import format_text
+
 
 def show_net(net: Net, spec: str = "") -> str:
     """The resolved spec text of `net` (formatted by resdsl fmt)."""
-    from .format import format_text
-
     args = ", ".join(f"{k} = {value(v)}" for k, v in net.args.items() if value(v) is not None)
     out = [f"# {net.name}({args}) from {spec}, resolved by `resdsl show`", ""]
     body, used, written = [], {}, set()          # block definitions written for blocks used as layers: name -> body

@@ -13,7 +13,7 @@ def evaluate_checkpoint(spec, network, params, path: Path, data_spec, batch_size
                         device: str, allow_imports=(), split: str = "test") -> dict:
     """Loss and accuracy of a run (its best.pt) or checkpoint on the test split of `data_spec`
     (default: the run's data), the spec being the run's own copy unless `spec` is given."""
-    from resdsl.models import load_run, run_data
+    from resdsl.train.restore import load_run, run_data
 
     model, ck = load_run(path, spec, network, params, allow_imports=allow_imports)
     cfg = ck.get("config", {}) if isinstance(ck.get("config"), dict) else {}

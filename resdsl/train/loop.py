@@ -20,7 +20,7 @@ from resdsl.train.errors import DivergedError, TrainError
 from resdsl.train.grow import optimizer_hyper
 from resdsl.train.pipeline import make_pipeline
 from resdsl.train.progress import Reporter
-from resdsl.train.recipe import autocast, clip_gradients, make_optimizer, make_scaler, make_scheduler
+from resdsl.train.optim import autocast, clip_gradients, make_optimizer, make_scaler, make_scheduler
 from resdsl.train.rundir import RunDir
 
 

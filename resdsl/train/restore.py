@@ -1,30 +1,31 @@
-"""One loader for compiled models, used by train, eval, profile and export.
+"""A trained model restored from a run directory or a checkpoint, for eval, analyze, export and resume.
 
-    load_model(spec, network, args)     a spec file, spec text or Program -> (model, program)
     load_run(path)                      a run directory or checkpoint -> (model, checkpoint dict)
+    run_program(run)                    the spec a run was trained from
+    run_data(name, path)                the dataset a run was trained on, where it may be taken from the run
 
 A run directory holds its spec as `spec.json` (every file the spec imports, see
 frontend/load.py `bundle`), so a run is evaluated or resumed without reading the source folder.
+Compiling a spec with its arguments is `resdsl.api.load_model`.
 """
 from __future__ import annotations
 
+import glob
 import json
+import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .api import compile as compile_spec, load_program
-from .errors import SpecError
-from .frontend.load import Program, load_bundle
+from resdsl.api import load_model, load_program
+from resdsl.errors import SpecError
+from resdsl.frontend.load import Program, load_bundle
+from resdsl.train.checkpoint import load_checkpoint, load_weights
+from resdsl.train.data import _paths
+from resdsl.train.errors import TrainError
+from resdsl.train.grow import grown_model
+from resdsl.train.rundir import read_summary
 
 BUNDLE = "spec.json"
-
-
-def load_model(spec: str | Path | Program, network: str | None = None, args: Mapping[str, Any] | None = None,
-               *, allow_imports: Iterable[str | Path] = (), force: bool = False, input_size=None):
-    """Compile a spec with its network arguments (strings are read as spec expressions, as `--set`
-    writes them and runs save them), at `input_size` when given; returns (model, program)."""
-    prog = load_program(spec, allow_imports)
-    return compile_spec(prog, network, force=force, input_size=input_size, **dict(args or {})), prog
 
 
 def program_from_bundle(doc: Mapping) -> Program:
@@ -65,8 +66,6 @@ def run_data(name: str | None, path) -> str:
     The error names the recorded dataset and, when the run also recorded its data relative to the run
     directory (summary.json `data_from_run`), that path resolved against where the run is now; the
     data file itself is never opened here."""
-    from .train.errors import TrainError
-
     name = name or "digits"
     if name == "digits":
         return name
@@ -85,12 +84,6 @@ def run_data(name: str | None, path) -> str:
 def _data_from_run(path, name: str) -> str | None:
     """summary.json's `data_from_run` (paths relative to the run directory) resolved against the run
     directory as it is now, as --data text; None when the run did not record it."""
-    import os
-
-    from .train.data import _paths
-    from .train.errors import TrainError
-    from .train.rundir import read_summary
-
     p = Path(path).expanduser()
     run = p if p.is_dir() else p.parent
     try:
@@ -107,11 +100,6 @@ def _data_from_run(path, name: str) -> str | None:
 
 def _exists(spec: str) -> bool:
     """Every path (or glob) a --data text names is there: a directory listing, no file is read."""
-    import glob
-    import os
-
-    from .train.data import _paths
-
     paths = _paths(spec)[1]
     return bool(paths) and all(glob.glob(os.path.expanduser(q)) for q in paths)
 
@@ -120,9 +108,6 @@ def load_run(path: str | Path, spec: str | Path | None = None, network: str | No
              args: Mapping[str, Any] | None = None, *, allow_imports: Iterable[str | Path] = ()):
     """A trained model from a run directory (its best.pt) or a checkpoint file: (model, checkpoint).
     The checkpoint is read with weights_only=True (resdsl/train/checkpoint.py)."""
-    from .train.checkpoint import load_checkpoint, load_weights
-    from .train.errors import TrainError
-
     path = Path(path).expanduser()
     ck_path = path / "best.pt" if path.is_dir() and (path / "best.pt").is_file() else path
     ck = load_checkpoint(ck_path)
@@ -133,8 +118,6 @@ def load_run(path: str | Path, spec: str | Path | None = None, network: str | No
         raise TrainError(f"{path} holds no spec; name one: resdsl eval SPEC --checkpoint {path}")
     grow = ck.get("grow")
     if isinstance(grow, dict) and args is None:     # a --grow run: the net of its level (train/grow.py)
-        from .train.grow import grown_model
-
         model = grown_model(prog, network or cfg.get("network"), (cfg.get("params") or {}), grow)
     else:
         model, _ = load_model(prog, network or cfg.get("network"), (cfg.get("params") or {}) if args is None else args,

@@ -20,10 +20,11 @@ def run(spec: str | Path | None, recipe: TrainConfig | Mapping[str, Any] | None 
     """Train SPEC (a path, spec text or Program) with `recipe` (a TrainConfig or a dict of its
     fields) into a new run directory under `out_dir` (or continue `resume`); returns the summary.
     `args` are network arguments as written (`{"depth": "20"}`); `data` an ImageData to use
-    instead of recipe.data; `init` a weights file to start from (see train/init.py)."""
+    instead of recipe.data; `init` a weights file to start from (see train/warmstart.py)."""
     from resdsl.api import load_program
     from resdsl.frontend.load import bundle
-    from resdsl.models import load_model, run_program
+    from resdsl.api import load_model
+    from resdsl.train.restore import run_program
     from resdsl.train.data import load_data
     from resdsl.train.fit import fit, resume_dir
     from resdsl.train.loop import seed_everything
@@ -57,7 +58,7 @@ def run(spec: str | Path | None, recipe: TrainConfig | Mapping[str, Any] | None 
         except ValueError as e:
             raise TrainError(f"--freeze: {e}") from None
     if init is not None:
-        from resdsl.train.init import init_from_file
+        from resdsl.train.warmstart import init_from_file
 
         report = init_from_file(model, init)
         if reporter is not None:

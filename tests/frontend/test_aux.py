@@ -100,8 +100,8 @@ def test_bad_aux_heads_are_refused(text):
 
 
 def test_fmt_and_show_keep_aux_heads():
-    from resdsl.format import format_text
-    from resdsl.show import show_net
+    from resdsl.source.fmt import format_text
+    from resdsl.source.show import show_net
 
     assert format_text(TINY.lstrip("\n")) == TINY.lstrip("\n")
     shown = show_net(resdsl.load_spec(TINY))

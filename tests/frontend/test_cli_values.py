@@ -73,7 +73,7 @@ def test_compile_checkpoint_exports_trained_weights_with_normalisation(tmp_path)
     assert r.exit_code == 0, r.output
     r = cli("compile", DIGITS, "--checkpoint", tmp_path / "r", "-o", tmp_path / "t.pt2")
     assert r.exit_code == 0, r.output
-    from resdsl.models import load_run
+    from resdsl.train.restore import load_run
 
     model, ck = load_run(tmp_path / "r")
     x = torch.randint(0, 256, (4, 1, 8, 8)).float()
@@ -182,7 +182,7 @@ def test_a_string_argument_given_with_set_is_read_once(command):
 
 
 def test_a_string_argument_reaches_the_compiled_model():
-    from resdsl.models import load_model
+    from resdsl.api import load_model
 
     model, _ = load_model(SPECS / "convnext.res", None, {"variant": '"small"'})
     assert sum(p.numel() for p in model.parameters()) == CONVNEXT_SMALL

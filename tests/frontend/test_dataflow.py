@@ -221,7 +221,7 @@ def test_emitted_source_of_a_dataflow_body_is_bit_equal():
 
 def test_show_writes_a_dataflow_body_back():
     from resdsl import api
-    from resdsl.show import show_net
+    from resdsl.source.show import show_net
 
     net = api.load_spec(REBOUND)
     text = show_net(net, "rebound")

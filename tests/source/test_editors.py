@@ -8,7 +8,7 @@ from pygments.token import Comment, Name, Number
 
 from conftest import ROOT
 from resdsl.frontend.parse import grammar_text
-from resdsl.highlight import ResdslLexer
+from resdsl.source.highlight import ResdslLexer
 from resdsl.ir import ops
 
 TM = json.loads((ROOT / "editors/vscode/syntaxes/resdsl.tmLanguage.json").read_text())

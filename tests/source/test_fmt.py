@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from conftest import ROOT, SPECS
 from resdsl.errors import SpecError
-from resdsl.format import format_text, tree_key
+from resdsl.source.fmt import format_text, tree_key
 from resdsl.frontend.load import prelude_text
 from resdsl.frontend.parse import parse
 from frontend.test_fuzz import mutated_spec, valid_spec

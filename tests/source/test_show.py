@@ -5,7 +5,7 @@ from conftest import SPECS
 from resdsl import api
 from resdsl.errors import SpecError
 from resdsl.frontend.parse import parse
-from resdsl.show import show_net
+from resdsl.source.show import show_net
 
 # Every zoo spec is written back; a stage whose first block has other layers than the rest
 # (ShuffleNetV2, Res2Net, PyramidNet) is written with `if i == 0 { ... } else { ... }`.

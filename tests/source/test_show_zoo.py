@@ -7,7 +7,7 @@ import torch
 import resdsl
 from conftest import SPECS
 from resdsl.ir.shapes import totals
-from resdsl.show import show_net
+from resdsl.source.show import show_net
 from resdsl.zoo.catalog import zoo
 
 ENTRIES = zoo(SPECS)

@@ -135,7 +135,7 @@ def test_init_from_safetensors_with_another_head(tmp_path):
     import resdsl
     from safetensors.torch import save_file
 
-    from resdsl.train.init import init_from_file
+    from resdsl.train.warmstart import init_from_file
 
     src = resdsl.compile(SPECS / "digits_resnet.res", width=8, n=1, classes=5)
     save_file({f"backbone.{k}": v.contiguous() for k, v in src.state_dict().items()}, tmp_path / "w.safetensors")
@@ -149,7 +149,7 @@ def test_init_by_module_order_from_a_foreign_state_dict(tmp_path):
     """torchvision-style names that share nothing with resdsl's: matched module by module in order."""
     import resdsl
 
-    from resdsl.train.init import init_from_file
+    from resdsl.train.warmstart import init_from_file
 
     src = resdsl.compile(SPECS / "digits_resnet.res", width=8, n=1)
     groups, out = {}, {}

@@ -9,7 +9,7 @@ from torch import nn
 from resdsl.train.config import TrainConfig
 from resdsl.train.data import ImageData
 from resdsl.train.pipeline import TensorPipeline, crop_flip, make_pipeline
-from resdsl.train.recipe import LrFactor, make_optimizer, make_scheduler, param_groups
+from resdsl.train.optim import LrFactor, make_optimizer, make_scheduler, param_groups
 
 
 def _data(n=37, c=3, hw=8, classes=5):

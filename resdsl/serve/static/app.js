@@ -39,7 +39,7 @@ function status(text, bad) {
   s.classList.toggle("bad", !!bad);
 }
 
-// ---- highlighting: the language's own word lists (served from resdsl.highlight) ----
+// ---- highlighting: the language's own word lists (served from resdsl.source.highlight) ----
 
 const esc = (s) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 const TOKEN_RE = /(#[^\n]*)|("[^"\n]*")|(\d+(?:x\d+)+\b|\d+\.\d*(?:[eE][+-]?\d+)?|\.\d+|\d+(?:[eE][+-]?\d+)?)|([A-Za-z_]\w*)(?=(\s*\()?)|(\s+|[^\s#"\w]+|.)/gy;
