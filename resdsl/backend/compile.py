@@ -17,6 +17,7 @@ from torch import nn
 from ..budget import check_memory
 from ..ir import ops
 from ..ir.kinds import MERGE_MODES, SHORTCUTS
+from .builders import build_op
 from .init import apply_init
 from .modules import Branches, Dataflow, Network, ResidualBlock, Stage
 from .unit import Unit
@@ -37,7 +38,7 @@ class Context:
 def layer(ctx: Context, n: str, inplace: bool) -> nn.Module:
     """The module of one op node, from its registry entry."""
     d = ctx.g.nodes[n]
-    return ops.OPS[d["kind"]].build(d["attrs"], d["in_shapes"], inplace)
+    return build_op(d["kind"], d["attrs"], d["in_shapes"], inplace)
 
 
 def sequence(ctx: Context, path: str) -> nn.Sequential:
@@ -75,7 +76,7 @@ def dataflow(ctx: Context, path: str) -> Dataflow:
         local = child.rsplit(".", 1)[-1]
         if not ctx.is_node(child):
             steps.append((local, module(ctx, child), inputs, out))
-        elif ops.OPS[ctx.g.nodes[child]["kind"]].build is None:
+        elif not ops.OPS[ctx.g.nodes[child]["kind"]].builds_module:
             steps.append((local, ctx.g.nodes[child]["kind"], inputs, out))
         else:
             src = made.get(inputs[0])

@@ -71,7 +71,7 @@ class GraphBuilder:
 
     def node(self, name: str, kind: str, attrs: dict, span, w: Where, *inputs: str, edge: dict | None = None) -> str:
         self._add(w, name, kind, attrs, span)
-        if ops.OPS[kind].build is not None:
+        if ops.OPS[kind].builds_module:
             self.g.graph["containers"][w.seq]["children"].append(name)
         for port, src in enumerate(inputs):
             self.g.add_edge(src, name, port=port, **(edge or {"kind": "main"}))

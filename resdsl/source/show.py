@@ -147,7 +147,7 @@ def _flow(d: Dataflow, params=None) -> list[list[str]]:
         return names[t]
 
     def is_merge(it) -> bool:
-        return isinstance(it, Layer) and ops.OPS[it.kind].build is None
+        return isinstance(it, Layer) and not ops.OPS[it.kind].builds_module
 
     lines: list[list[str]] = []
     cur = "x"

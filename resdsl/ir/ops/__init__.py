@@ -3,7 +3,8 @@
     attribute schema and short forms   Op.attrs, Op.positional      (read by frontend/clauses.py)
     defaults                           Op.resolve, through make()   (lowering resolves once)
     shape, parameters, MACs            Op.shape, Op.params, Op.macs (ir/shapes.py writes them on nodes)
-    torch module, weight sharing       Op.build, Op.weights         (backend/compile.py, ir/build.py)
+    weight sharing                     Op.weights                   (ir/build.py)
+    torch module                       backend/builders.py BUILDERS (backend/compile.py), none for a merge
     receptive field                    Op.window                    (cost/receptive.py)
     drawing and tables                 Op.label, Op.what, Op.fold, Op.merge (render/, cost/tables.py)
 

@@ -86,13 +86,6 @@ def attention_macs(a: dict, ins: list[Shape], out: Shape) -> int:
     return macs
 
 
-def attention_build(a: dict, ins: list[Shape], inplace: bool):
-    from ...backend.tokens import Attention
-
-    return Attention(ins[0][0], a["heads"], a["qkv_bias"], a["proj_bias"], a["attn_drop"], a["proj_drop"],
-                     a["window"], a["shift"], a["position"], a["cosine"], a["cpb_hidden"], a["grid"], a["scale"])
-
-
 def attention_label(a: dict, brief: bool) -> str:
     """"attention, 12 heads" / "window 7×7 attention, 3 heads, shift 3" (the variant in words)."""
     head = f"{a['heads']} head{'s' * (a['heads'] != 1)}"
@@ -122,7 +115,7 @@ OPS = (
         Attr("shift", SIZE, 0), Attr("pad", bool, False, flag=True), Attr("position", object, None),
         Attr("cosine", bool, False, flag=True), Attr("cpb_hidden", int, 512, check=positive),
         Attr("grid", bool, False, flag=True), Attr("scale", NUM, None, check=positive)),
-       attention_shape, attention_build, attention_params, attention_macs, resolve=attention_resolve,
+       attention_shape, attention_params, attention_macs, resolve=attention_resolve,
        window=lambda a, ins: None, label=attention_label, what=attention_what, weights="trained",
        fresh_output=True,
        aten=("_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_efficient_attention",

@@ -80,13 +80,13 @@ def _pointwise(a: dict, ins: list[Shape]) -> Window | None:
 
 @dataclass(frozen=True)
 class Op:
-    """Everything about one op kind: schema, defaults, shape, cost, module, field, drawing."""
+    """Everything about one op kind but its torch module: schema, defaults, shape, cost, field, drawing.
+    The module it builds is its entry in backend/builders.py (the registry does not import torch)."""
     kind: str
     doc: str                                         # one line, shown in `docs/language.md`
     positional: tuple[str, ...]
     attrs: tuple[Attr, ...]
     shape: Callable[[dict, list[Shape]], Shape]
-    build: Callable[..., Any] | None                 # (attrs, in_shapes, inplace) -> nn.Module; None: a merge
     params: Callable[[dict, list[Shape], Shape], int] = _zero
     macs: Callable[[dict, list[Shape], Shape], int] = _zero
     resolve: Callable[[dict, list[Shape]], dict] = _same_attrs   # defaults that depend on other attrs
@@ -103,6 +103,11 @@ class Op:
     per_channel: bool = False       # may sit in an `aggregate` path (C paths stack into one grouped op)
     aten: tuple[str, ...] = ()      # torch.utils.flop_counter ops whose FLOPs this kind's MACs are
     activation: bool = False        # an activation: a value of `se act ...` / `gate ...`
+
+    @property
+    def builds_module(self) -> bool:
+        """A one-input op builds a module (backend/builders.py); a merge is run by its container."""
+        return self.n_inputs == 1
 
     def attr(self, name: str) -> Attr | None:
         return next((a for a in self.attrs if a.name == name), None)

@@ -28,25 +28,14 @@ def slice_shape(a: dict, ins: list[Shape]) -> Shape:
     return (a["stop"] - a["start"], *ins[0][1:])
 
 
-def layer(name: str, *keys: str, extra=None):
-    """A builder for a module of backend/layers.py taking these attributes (and the input's channels)."""
-    def build(a: dict, ins: list[Shape], inplace: bool):
-        from ...backend import layers
-
-        args = [a[k] for k in keys] if extra is None else [extra(a, ins)]
-        return getattr(layers, name)(*args)
-    return build
-
-
 OPS = (
-    Op("shuffle", "channel shuffle (ShuffleNet): shuffle G", ("groups",), (Attr("groups", int),), shuffle_shape,
-       layer("ChannelShuffle", "groups")),
+    Op("shuffle", "channel shuffle (ShuffleNet): shuffle G", ("groups",), (Attr("groups", int),), shuffle_shape),
     Op("softmax", "softmax across G channel groups at each position (SK-Net, ResNeSt); G = 1: over channels",
-       (), (Attr("groups", int, 1, short="g"),), softmax_shape, layer("GroupSoftmax", "groups"),
+       (), (Attr("groups", int, 1, short="g"),), softmax_shape,
        label=lambda a, brief: "softmax" if a["groups"] == 1 else f"softmax across {a['groups']}"),
     Op("slice", "channels [START, STOP) of the input: slice 0 C/2 (one half of ShuffleNetV2's split)",
-       ("start", "stop"), (Attr("start", int), Attr("stop", int)), slice_shape, layer("ChannelSlice", "start", "stop"),
+       ("start", "stop"), (Attr("start", int), Attr("stop", int)), slice_shape,
        label=lambda a, brief: f"channels {a['start']}:{a['stop']}"),
     Op("pad_channels", "append zero channels up to OUT, no subsampling (PyramidNet): pad_channels OUT", ("out",),
-       (Attr("out", int),), pad_channels_shape, layer("ZeroPadChannels", extra=lambda a, ins: a["out"] - ins[0][0])),
+       (Attr("out", int),), pad_channels_shape),
 )

@@ -87,19 +87,6 @@ def conv_macs(a: dict, ins: list[Shape], out: Shape) -> int:
     return math.prod(out) * (ins[0][0] // a["groups"]) * math.prod(sizes(a["kernel"]))
 
 
-def conv_build(a: dict, ins: list[Shape], inplace: bool):
-    from torch import nn
-
-    rank = len(ins[0]) - 1
-    if a["causal"]:
-        from ...backend.layers import CausalConv1d
-
-        return CausalConv1d(ins[0][0], a["out"], a["kernel"][0], a["stride"], a["dilation"], a["groups"], a["bias"])
-    cls = nn.Conv1d if rank == 1 else nn.Conv2d
-    return cls(ins[0][0], a["out"], sizes(a["kernel"], rank), a["stride"], sizes(a["padding"], rank), a["dilation"],
-               a["groups"], a["bias"])
-
-
 def conv_label(a: dict, brief: bool) -> str:
     """"3×3 conv 64, s2" ("1×1 conv, s2" inside a shortcut; "k2 conv 32, d4, causal" on a sequence)."""
     tail = strided(a["stride"]) + "".join(f", {e}" for e in (
@@ -126,17 +113,6 @@ def fc_shape(a: dict, ins: list[Shape]) -> Shape:
     return (a["out"],)
 
 
-def fc_build(a: dict, ins: list[Shape], inplace: bool):
-    from torch import nn
-
-    from ...backend.modules import FlattenLinear
-
-    if is_tokens(ins[0]):
-        return nn.Linear(ins[0][0], a["out"], bias=a["bias"])
-
-    return FlattenLinear(ins[0][0], a["out"], bias=a["bias"])
-
-
 def fc_window(a: dict, ins: list[Shape]):
     if is_tokens(ins[0]):
         return (1, 1, 1)
@@ -151,7 +127,7 @@ CONV = Op(
      Attr("padding", SIZE, None, short="p"), Attr("dilation", int, 1, short="d"),
      Attr("groups", int, 1, short="g"), Attr("bias", bool, False, flag=True),
      Attr("causal", bool, None, flag=True)),
-    conv_shape, conv_build, conv_params, conv_macs, resolve=conv_resolve,
+    conv_shape, conv_params, conv_macs, resolve=conv_resolve,
     window=lambda a, ins: (max(sizes(a["kernel"])), a["stride"], a["dilation"]),   # the larger side of k_h×k_w
     label=conv_label, what=conv_what, weights="trained", fresh_output=True, per_channel=True,
     aten=("convolution", "_convolution", "conv2d"))
@@ -159,7 +135,7 @@ CONV = Op(
 FC = Op(
     "fc", "fully connected layer on a vector or C×1×1 map, or on each token (N×D tokens, a grid): fc OUT [bias false]", ("out",),
     (Attr("out", int), Attr("bias", bool, True, flag=True)),
-    fc_shape, fc_build, lambda a, i, o: i[0][0] * o[0] + (o[0] if a["bias"] else 0), lambda a, i, o: math.prod(o) * i[0][0],
+    fc_shape, lambda a, i, o: i[0][0] * o[0] + (o[0] if a["bias"] else 0), lambda a, i, o: math.prod(o) * i[0][0],
     window=fc_window, label=lambda a, brief: f"fc {a['out']}", weights="trained", aten=("mm", "addmm", "linear"))
 
 OPS = (CONV, FC)

@@ -32,17 +32,10 @@ def eca_shape(a: dict, ins: list[Shape]) -> Shape:
     return ins[0]
 
 
-def eca_build(a: dict, ins: list[Shape], inplace: bool):
-    from ...backend.layers_cnn import ECA
-    from . import OPS
-
-    return ECA(a["kernel"], OPS[a["gate"]].build({}, [(1, ins[0][0])], False))
-
-
 OPS = (Op("eca", "efficient channel attention (Wang et al. 2020): x·σ(conv1d_k across the channels of avgpool(x)); "
           "eca [k K] (default: ψ(C) = |(log₂ C + β)/γ| made odd, ≥ 3) [gamma 2] [beta 1] [gate sigmoid]",
           (), (Attr("kernel", int, None, short="k", check=positive), Attr("gamma", NUM, 2, check=positive),
                Attr("beta", NUM, 1), Attr("gate", object, GATE)),
-          eca_shape, eca_build, lambda a, i, o: a["kernel"], lambda a, i, o: i[0][0] * a["kernel"],
+          eca_shape, lambda a, i, o: a["kernel"], lambda a, i, o: i[0][0] * a["kernel"],
           resolve=eca_resolve, window=lambda a, ins: None, label=lambda a, brief: f"ECA k{a['kernel']}",
           weights="trained"),)

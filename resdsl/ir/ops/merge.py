@@ -1,6 +1,6 @@
 """Ops produced by lowering, never written as layers: the merges of residual units, branches and
 dataflow bodies (`add a b`, `concat a b`, `mul a g`, `sub a b`), and the zero-padding shortcut. Merges build
-no module: ResidualBlock, Branches and Dataflow (backend/modules.py) run them."""
+no module: ResidualBlock, Branches and Dataflow (backend/modules.py) run them (`Op.builds_module`)."""
 from __future__ import annotations
 
 from .base import NUM, Attr, Op, OpError, Shape, fmt, is_tokens, strided, windowed
@@ -50,25 +50,19 @@ def zeropad_shape(a: dict, ins: list[Shape]) -> Shape:
     return (a["out"], *(-(-x // a["stride"]) for x in dims))
 
 
-def zeropad_build(a: dict, ins: list[Shape], inplace: bool):
-    from ...backend.modules import ZeroPadShortcut
-
-    return ZeroPadShortcut(a["stride"], a["out"] - ins[0][0])
-
-
 OPS = (
     Op("add", "sum of residual branches (times scale) and a shortcut; drop_prob: stochastic depth", (),
        (Attr("scale", NUM, 1.0), Attr("drop_prob", NUM, 0.0), Attr("drop_mode", str, "batch")),
-       add_shape, None, n_inputs=-1, user=False, merge="+",
+       add_shape, n_inputs=-1, user=False, merge="+",
        label=lambda a, brief: "+" if a["scale"] == 1.0 else f"+ (×{a['scale']:g})"),
-    Op("highway", "gated merge: h·t + x·(1 − t) of (h, x, t)", (), (), add_shape, None, n_inputs=3, user=False),
-    Op("concat", "channel concatenation", (), (), concat_shape, None, n_inputs=-1, user=False, merge="‖"),
-    Op("sub", "difference of two named tensors of one shape: sub a b = a − b", (), (), sub_shape, None,
+    Op("highway", "gated merge: h·t + x·(1 − t) of (h, x, t)", (), (), add_shape, n_inputs=3, user=False),
+    Op("concat", "channel concatenation", (), (), concat_shape, n_inputs=-1, user=False, merge="‖"),
+    Op("sub", "difference of two named tensors of one shape: sub a b = a − b", (), (), sub_shape,
        n_inputs=2, user=False, merge="−"),
-    Op("mul", "elementwise product of named tensors (gating); an axis of size 1 broadcasts (C×1×1, 1×H×W)", (), (), mul_shape, None,
+    Op("mul", "elementwise product of named tensors (gating); an axis of size 1 broadcasts (C×1×1, 1×H×W)", (), (), mul_shape,
        n_inputs=-1, user=False, merge="×"),
     Op("zeropad", "option-A shortcut: subsample by stride, pad channels with zeros", (),
-       (Attr("out", int), Attr("stride", int, 1)), zeropad_shape, zeropad_build, user=False,
+       (Attr("out", int), Attr("stride", int, 1)), zeropad_shape, user=False,
        window=lambda a, ins: (1, a["stride"], 1),
        label=lambda a, brief: f"zero-pad to {a['out']} ch{strided(a['stride'])}"),
 )

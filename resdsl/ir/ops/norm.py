@@ -9,37 +9,9 @@ def bn_shape(a: dict, ins: list[Shape]) -> Shape:
     return ins[0]
 
 
-def bn_build(a: dict, ins: list[Shape], inplace: bool):
-    from torch import nn
-
-    cls = nn.BatchNorm2d if len(ins[0]) == 3 else nn.BatchNorm1d      # 1d: a vector or a C×L sequence
-    return cls(ins[0][0], eps=a["eps"], momentum=a["momentum"])
-
-
-def layernorm_build(a: dict, ins: list[Shape], inplace: bool):
-    from torch import nn
-
-    from ...backend.layers import LayerNorm2d
-
-    channels_last = len(ins[0]) == 1 or is_tokens(ins[0])       # tokens: (B, N, D), a grid (B, H, W, D)
-    return (nn.LayerNorm if channels_last else LayerNorm2d)(ins[0][0], eps=a["eps"])
-
-
 def groupnorm_shape(a: dict, ins: list[Shape]) -> Shape:
     divides("groupnorm", a["groups"], channels_of(ins[0], "groupnorm"))
     return ins[0]
-
-
-def groupnorm_build(a: dict, ins: list[Shape], inplace: bool):
-    from torch import nn
-
-    return nn.GroupNorm(a["groups"], ins[0][0], eps=a["eps"])
-
-
-def layer_scale_build(a: dict, ins: list[Shape], inplace: bool):
-    from ...backend.layers import LayerScale
-
-    return LayerScale(ins[0][0], a["init"], spatial=0 if is_tokens(ins[0]) else len(ins[0]) - 1)
 
 
 def same_channels(what: str):
@@ -48,15 +20,15 @@ def same_channels(what: str):
 
 OPS = (Op("bn", "batch normalisation (affine, running statistics): bn [eps E] [momentum M]", (),
           (Attr("eps", float, 1e-5, check=positive), Attr("momentum", float, 0.1, check=fraction)),
-          bn_shape, bn_build, lambda a, i, o: 2 * o[0], label=lambda a, brief: "BN", weights="norm",
+          bn_shape, lambda a, i, o: 2 * o[0], label=lambda a, brief: "BN", weights="norm",
           fold=True, fresh_output=True, per_channel=True),
        Op("layernorm", "layer norm over the channels of each position (C×H×W, ConvNeXt; C×L; each token's D) or of a vector: "
           "layernorm [eps 1e-6]", (), (Attr("eps", float, 1e-5, check=positive),), same_channels("layernorm"),
-          layernorm_build, lambda a, i, o: 2 * o[0], weights="norm"),
+          lambda a, i, o: 2 * o[0], weights="norm"),
        Op("groupnorm", "group norm (Wu & He 2018): groupnorm G [eps 1e-5]", ("groups",),
-          (Attr("groups", int), Attr("eps", float, 1e-5, check=positive)), groupnorm_shape, groupnorm_build,
+          (Attr("groups", int), Attr("eps", float, 1e-5, check=positive)), groupnorm_shape,
           lambda a, i, o: 2 * o[0], weights="norm"),
        Op("layer_scale", "learnable per-channel scale γ ⊙ x, γ initialised to INIT (CaiT, ConvNeXt): layer_scale 1e-6",
-          ("init",), (Attr("init", NUM),), same_channels("layer_scale"), layer_scale_build, lambda a, i, o: o[0],
+          ("init",), (Attr("init", NUM),), same_channels("layer_scale"), lambda a, i, o: o[0],
           weights="trained"),
        )

@@ -64,29 +64,6 @@ def pool_shape(kind: str) -> Callable[[dict, list[Shape]], Shape]:
     return shape
 
 
-def _maxpool(a: dict, ins: list[Shape], inplace: bool):
-    from torch import nn
-
-    cls = nn.MaxPool1d if len(ins[0]) == 2 else nn.MaxPool2d
-    return cls(a["kernel"], a["stride"], a["padding"], ceil_mode=a["ceil"])
-
-
-def _avgpool(a: dict, ins: list[Shape], inplace: bool):
-    from torch import nn
-
-    one = len(ins[0]) == 2
-    if is_tokens(ins[0]):
-        from ...backend.tokens import TokenMean
-
-        return TokenMean(prefix=ins[0].prefix)
-    if a.get("size") is not None:             # lowering's own pools (avgdown) leave it out
-        return (nn.AdaptiveAvgPool1d if one else nn.AdaptiveAvgPool2d)(a["size"][0] if one else a["size"])
-    if a["kernel"] is None:
-        return (nn.AdaptiveAvgPool1d if one else nn.AdaptiveAvgPool2d)(1)
-    return (nn.AvgPool1d if one else nn.AvgPool2d)(a["kernel"], a["stride"], a["padding"], ceil_mode=a["ceil"],
-                                                   count_include_pad=a["count_pad"])
-
-
 def pool_facets(kind: str) -> dict:
     """Window, label and row text shared by both pools."""
     def label(a: dict, brief: bool) -> str:
@@ -120,10 +97,10 @@ OPS = (
     Op("maxpool", "max pooling: maxpool k K s S [p P] [ceil]", (),
        (Attr("kernel", SIZE, 3, short="k"), Attr("stride", int, None, short="s"),
         Attr("padding", int, None, short="p"), Attr("ceil", bool, False, flag=True)),
-       pool_shape("maxpool"), _maxpool, **pool_facets("maxpool")),
+       pool_shape("maxpool"), **pool_facets("maxpool")),
     Op("avgpool", "average pooling: global without a kernel (on tokens: their mean, learned tokens left out), else avgpool k K s S; avgpool size 7: adaptive to 7×7", (),
        (Attr("kernel", SIZE, None, short="k"), Attr("stride", int, None, short="s"),
         Attr("padding", int, None, short="p"), Attr("ceil", bool, False, flag=True),
         Attr("count_pad", bool, True), Attr("size", SIZE, None)),
-       pool_shape("avgpool"), _avgpool, **pool_facets("avgpool")),
+       pool_shape("avgpool"), **pool_facets("avgpool")),
 )

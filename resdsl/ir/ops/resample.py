@@ -27,12 +27,6 @@ def blurpool_shape(a: dict, ins: list[Shape]) -> Shape:
     return (c, *((x + 2 * p - a["kernel"]) // a["stride"] + 1 for x in (h, w)))
 
 
-def blurpool_build(a: dict, ins: list[Shape], inplace: bool):
-    from ...backend.layers_cnn import BlurPool2d
-
-    return BlurPool2d(ins[0][0], a["kernel"], a["stride"], blur_padding(a["kernel"], a["stride"]))
-
-
 def s2d_shape(a: dict, ins: list[Shape]) -> Shape:
     c, h, w = spatial(ins[0], "space_to_depth")
     b = a["block"]
@@ -75,30 +69,18 @@ def pad_shape(a: dict, ins: list[Shape]) -> Shape:
     return (c, *grown)
 
 
-def pad_build(a: dict, ins: list[Shape], inplace: bool):
-    from ...backend.layers_cnn import Pad
-
-    return Pad(a["sides"])
-
-
-def s2d_build(a: dict, ins: list[Shape], inplace: bool):
-    from ...backend.layers_cnn import SpaceToDepth
-
-    return SpaceToDepth(a["block"])
-
-
 OPS = (Op("blurpool", "anti-aliased downsampling (Zhang 2019): reflect padding, a fixed binomial k×k blur per channel, "
           "stride s (timm's BlurPool2d): blurpool [k 3] [s 2]", (),
           (Attr("kernel", int, 3, short="k"), Attr("stride", int, 2, short="s", check=positive)),
-          blurpool_shape, blurpool_build,
+          blurpool_shape,
           macs=lambda a, i, o: math.prod(o) * a["kernel"] ** 2,
           window=lambda a, ins: (a["kernel"], a["stride"], 1), label=lambda a, brief: f"blurpool k{a['kernel']}, s{a['stride']}",
           per_channel=True),
        Op("space_to_depth", "each b×b block of pixels becomes b² channels (TResNet's stem): space_to_depth B",
-          ("block",), (Attr("block", int, check=positive),), s2d_shape, s2d_build,
+          ("block",), (Attr("block", int, check=positive),), s2d_shape,
           window=lambda a, ins: (a["block"], a["block"], 1), label=lambda a, brief: f"space_to_depth {a['block']}"),
        Op("pad", "zero padding: pad [left, right, top, bottom] (F.pad order; [left, right] on a sequence), or TF's "
           "'same' for a kernel and stride: pad same k K s S [d D]", ("sides",),
           (Attr("sides", object), Attr("kernel", int, None, short="k", check=positive),
            Attr("stride", int, 1, short="s", check=positive), Attr("dilation", int, 1, short="d", check=positive)),
-          pad_shape, pad_build, resolve=pad_resolve, label=lambda a, brief: f"pad {list(a['sides'])}"),)
+          pad_shape, resolve=pad_resolve, label=lambda a, brief: f"pad {list(a['sides'])}"),)

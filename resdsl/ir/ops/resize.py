@@ -47,16 +47,6 @@ def upsample_shape(a: dict, ins: list[Shape]) -> Shape:
     return (c, *out)
 
 
-def upsample_build(a: dict, ins: list[Shape], inplace: bool):
-    from torch import nn
-
-    size = a["size"] if a["size"] is None or len(a["size"]) == 2 else a["size"][0]
-    return nn.Upsample(size=tuple(size) if isinstance(size, tuple) else size,
-                       scale_factor=None if a["scale"] is None else float(a["scale"]),
-                       mode="bilinear" if a["bilinear"] else "nearest",
-                       align_corners=True if a["align_corners"] else (False if a["bilinear"] else None))
-
-
 def upsample_label(a: dict, brief: bool) -> str:
     how = "bilinear" + (", corners" if a["align_corners"] else "") if a["bilinear"] else "nearest"
     to = f"×{a['scale']:g}" if a["scale"] is not None else f"to {fmt(a['size'])}"
@@ -67,22 +57,16 @@ def flatten_shape(a: dict, ins: list[Shape]) -> Shape:
     return (math.prod(ins[0]),)
 
 
-def flatten_build(a: dict, ins: list[Shape], inplace: bool):
-    from torch import nn
-
-    return nn.Flatten(1)
-
-
 OPS = (
     Op("upsample", "upsampling of a map (or sequence): upsample SCALE [bilinear [align_corners]] | upsample size HxW",
        ("scale",),
        (Attr("scale", NUM, 0, check=non_negative), Attr("size", SIZE, None), Attr("bilinear", bool, False, flag=True),
         Attr("align_corners", bool, False, flag=True)),
-       upsample_shape, upsample_build, resolve=upsample_resolve,
+       upsample_shape, resolve=upsample_resolve,
        # each output reads 1 (nearest) or 2×2 (bilinear) input pixels; the field's jump is kept (an
        # upper bound: upsampling divides it by the scale, which the integer jump cannot say)
        window=lambda a, ins: (2 if a["bilinear"] else 1, 1, 1), label=upsample_label,
        what=lambda a: "upsample " + ("bilinear" if a["bilinear"] else "nearest")),
     Op("flatten", "a C×H×W map (or C×L sequence) as one vector of C·H·W values (before AlexNet's and VGG's fc)",
-       (), (), flatten_shape, flatten_build, window=lambda a, ins: None if len(ins[0]) > 1 else (1, 1, 1)),
+       (), (), flatten_shape, window=lambda a, ins: None if len(ins[0]) > 1 else (1, 1, 1)),
 )

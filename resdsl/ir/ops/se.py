@@ -30,19 +30,10 @@ def se_params(a: dict, ins: list[Shape], out: Shape) -> int:
     return 2 * c * r + ((r + c) if a["bias"] else 0)
 
 
-def se_build(a: dict, ins: list[Shape], inplace: bool):
-    """torchvision's SqueezeExcitation with the activation and gate built from their own entries."""
-    from ...backend.layers import SqueezeExcitation
-    from . import OPS
-
-    act, gate = (OPS[a[k]].build({}, [(a["channels"], 1, 1)], False) for k in ("act", "gate"))
-    return SqueezeExcitation(ins[0][0], a["channels"], act, gate, a["bias"])
-
-
 OPS = (Op("se", "squeeze-and-excitation (Hu et al.): x·σ(W2 relu(W1 avgpool(x))), "
           "se r 16 [divisor 8] [channels N] [act silu] [gate hardsigmoid]",
           (), (Attr("reduction", NUM, 16, short="r", check=positive), Attr("divisor", int, 1, check=positive),
                Attr("channels", int, None, check=positive), Attr("bias", bool, True, flag=True),
                Attr("act", object, ACT), Attr("gate", object, GATE)),
-          se_shape, se_build, se_params, lambda a, i, o: 2 * i[0][0] * a["channels"], resolve=se_resolve,
+          se_shape, se_params, lambda a, i, o: 2 * i[0][0] * a["channels"], resolve=se_resolve,
           weights="trained"),)

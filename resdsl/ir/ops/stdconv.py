@@ -17,13 +17,6 @@ def std_shape(a: dict, ins: list[Shape]) -> Shape:
     return conv_shape(a, ins)
 
 
-def std_build(a: dict, ins: list[Shape], inplace: bool):
-    from ...backend.layers_cnn import StdConv2d
-
-    return StdConv2d(ins[0][0], a["out"], sizes(a["kernel"], 2), a["stride"], sizes(a["padding"], 2), a["dilation"],
-                     a["groups"], a["bias"], a["gain"], a["gamma"], a["eps"])
-
-
 def std_label(a: dict, brief: bool) -> str:
     from .base import strided, window_text
 
@@ -38,6 +31,6 @@ OPS = (Op("std_conv", "weight-standardised conv (each output channel's weights t
           tuple(x for x in CONV.attrs if x.name != "causal") + (
               Attr("gain", bool, False, flag=True), Attr("gamma", NUM, 1.0, check=positive),
               Attr("eps", float, 1e-6, check=positive)),
-          std_shape, std_build, lambda a, i, o: conv_params(a, i, o) + (o[0] if a["gain"] else 0), conv_macs,
+          std_shape, lambda a, i, o: conv_params(a, i, o) + (o[0] if a["gain"] else 0), conv_macs,
           resolve=std_resolve, window=CONV.window, label=std_label,
           what=lambda a: "std_" + conv_what(a), weights="trained", fresh_output=True),)

@@ -74,12 +74,6 @@ def learned_shape(kind: str):
     return shape
 
 
-def learned_build(a: dict, ins: list[Shape], inplace: bool):
-    from ...backend.tokens import LearnedTokens
-
-    return LearnedTokens(ins[0][0], a.get("count", 1), ins[0].prefix, a["std"])
-
-
 def pos_embed_shape(a: dict, ins: list[Shape]) -> Shape:
     t = need_tokens(ins[0], "pos_embed")
     if a["length"] and a["length"] != t[1]:
@@ -87,12 +81,6 @@ def pos_embed_shape(a: dict, ins: list[Shape]) -> Shape:
                       f"{t[1]} tokens" + (f" ({t.prefix} learned + {t[1] - t.prefix} patches)" if t.prefix else "")
                       ).note("leave the length out to take the tokens' number")
     return t
-
-
-def pos_embed_build(a: dict, ins: list[Shape], inplace: bool):
-    from ...backend.tokens import PositionEmbedding
-
-    return PositionEmbedding(ins[0][1], ins[0][0], a["std"])
 
 
 def token_shape(a: dict, ins: list[Shape]) -> Shape:
@@ -110,46 +98,36 @@ def patch_merge_shape(a: dict, ins: list[Shape]) -> Shape:
     return Tokens((4 * t[0], -(-t[1] // 2), -(-t[2] // 2)))
 
 
-def module(name: str, *args):
-    def build(a: dict, ins: list[Shape], inplace: bool):
-        from ...backend import tokens
-
-        return getattr(tokens, name)(*[x(a, ins) if callable(x) else x for x in args])
-    return build
-
-
 def learned(kind: str, doc: str, count: bool = False) -> Op:
     attrs = ((Attr("count", int, check=positive),) if count else ()) + (Attr("std", NUM, 0.0, check=non_negative),)
-    return Op(kind, doc, ("count",) if count else (), attrs, learned_shape(kind), learned_build,
+    return Op(kind, doc, ("count",) if count else (), attrs, learned_shape(kind),
               lambda a, i, o: a.get("count", 1) * i[0][0], label=lambda a, brief, k=kind: k.replace("_", " "),
               weights="trained")
 
 
 OPS = (
     Op("tokens", "flatten a C×H×W map into H·W tokens of width C, row by row (ViT's patches; also a grid or "
-       "a C×L sequence): conv 768 k16 s16 p0 bias; tokens", (), (), tokens_shape,
-       lambda a, ins, inplace: module("ToTokens", is_tokens(ins[0]))(a, ins, inplace), label=lambda a, b: "→ tokens"),
+       "a C×L sequence): conv 768 k16 s16 p0 bias; tokens", (), (), tokens_shape, label=lambda a, b: "→ tokens"),
     Op("to_map", "N = H·W tokens back to a D×H×W map: to_map 14x14", ("size",), (Attr("size", SIZE),),
-       to_map_shape, module("ToMap", lambda a, i: sizes(a["size"], 2)[0], lambda a, i: sizes(a["size"], 2)[1]),
+       to_map_shape,
        label=lambda a, b: f"→ map {fmt(sizes(a['size'], 2))}"),
     Op("transpose", "N×D tokens → D×N, so that an fc mixes tokens (MLP-Mixer): transpose", (), (),
-       transpose_shape, module("Transpose"), label=lambda a, b: "transpose"),
+       transpose_shape, label=lambda a, b: "transpose"),
     Op("channels_last", "a C×H×W map as an H×W×C grid (Swin's layout: norms and fc act on C)", (), (),
-       channels_last_shape, module("Permute", (0, 2, 3, 1)), label=lambda a, b: "→ H×W×C"),
-    Op("channels_first", "an H×W×C grid back to a C×H×W map", (), (), channels_first_shape,
-       module("Permute", (0, 3, 1, 2)), label=lambda a, b: "→ C×H×W"),
+       channels_last_shape, label=lambda a, b: "→ H×W×C"),
+    Op("channels_first", "an H×W×C grid back to a C×H×W map", (), (), channels_first_shape, label=lambda a, b: "→ C×H×W"),
     learned("class_token", "prepend a learned class token (ViT; torchvision: zeros; std S: truncated normal)"),
     learned("dist_token", "a learned distillation token after the class token (DeiT)"),
     learned("register_tokens", "COUNT learned register tokens after the class token (Darcet et al. 2024)",
             count=True),
     Op("pos_embed", "add a learned position embedding, one D-vector per token (ViT: normal, std 0.02): "
        "pos_embed [LENGTH] (0, the default: the tokens' number)", ("length",), (Attr("length", int, 0, check=non_negative), Attr("std", NUM, 0.02, check=non_negative)),
-       pos_embed_shape, pos_embed_build, lambda a, i, o: o[0] * o[1], label=lambda a, b: "+ position embedding",
+       pos_embed_shape, lambda a, i, o: o[0] * o[1], label=lambda a, b: "+ position embedding",
        weights="trained"),
     Op("token", "read learned token I (the class token: token 0) as a D-vector: token 0", ("index",),
-       (Attr("index", int),), token_shape, module("TakeToken", lambda a, i: a["index"]),
+       (Attr("index", int),), token_shape,
        label=lambda a, b: f"token {a['index']}", window=lambda a, ins: None),
     Op("patch_merge", "Swin's patch merging: each 2×2 patch of an H×W×D grid → one 4D position", (), (),
-       patch_merge_shape, module("PatchMerge"), label=lambda a, b: "patch merge 2×2",
+       patch_merge_shape, label=lambda a, b: "patch merge 2×2",
        window=lambda a, ins: (2, 2, 1)),
 )
