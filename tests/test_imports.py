@@ -8,18 +8,22 @@ import networkx as nx
 from conftest import ROOT
 
 PKG = ROOT / "resdsl"
-# Layers, lowest first; a module may import its own layer or lower ones. The first pattern that
-# matches a module's dotted name gives its layer.
+# Layers, lowest first (docs/architecture.md, "Layers"); a module may import its own layer or lower
+# ones, at the top or inside a function alike. The first pattern that matches a module's dotted
+# name gives its layer.
 LAYERS = [
-    ("foundation", r"resdsl\.(errors|atomic|limits|progress)$|resdsl\.backend\.(modules|layers|layers_cnn|tokens|unit)$"),   # plain torch modules
-    ("registry", r"resdsl\.ir\.(kinds|ops)(\.|$)"),
-    ("ir", r"resdsl\.ir(\.|$)"),
-    ("frontend", r"resdsl\.frontend(\.|$)"),
-    ("consumers", r"resdsl\.(backend|cost|render)\.(?!cli$)|resdsl\.(backend|cost|render|budget)$"),
-    ("api", r"resdsl\.(api|zoo\.names)$|resdsl\.zoo$"),
-    ("library", r"resdsl\.(models|export|show|format|highlight|zoo\.catalog)$|resdsl\.(train|analyze)(\.(?!cli$|sweep_cli$|runs_cli$)|$)"),
-    ("commands", r"resdsl(\.|$)"),        # the cli modules, cli_common, completion, the package, __main__
+    ("base", r"resdsl\.(errors|atomic|limits|progress)$"),
+    ("registry", r"resdsl\.ir\.(kinds|ops)(\.|$)"),            # the op registry and the unit vocabulary: data
+    ("ir", r"resdsl\.ir(\.|$)"),                               # Net, the graph, shapes
+    ("frontend", r"resdsl\.frontend(\.|$)"),                   # text -> AST -> Net
+    ("passes", r"resdsl\.(backend|cost|render|source)\.(?!cli$|completion$)|resdsl\.(backend|cost|render|source|budget)$"),
+    ("api", r"resdsl\.(api|zoo\.names)$|resdsl\.zoo$"),        # the passes in order; zoo names
+    ("train", r"resdsl\.train(\.(?!cli$|runs_cli$)|$)"),        # a compiled model + data -> a run directory
+    ("analyze", r"resdsl\.(exporters|zoo\.catalog)$|resdsl\.analyze(\.(?!cli$|sweep_cli$)|$)"),   # runs and specs -> measurements, files
+    ("commands", r"resdsl(\.|$)"),        # the cli modules, cli_common, completion, serve, the package, __main__
 ]
+
+
 def module_name(path) -> str:
     parts = path.relative_to(ROOT).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -63,18 +67,24 @@ def import_graph() -> nx.DiGraph:
     return g
 
 
-def test_no_import_circles():
-    g = import_graph()
+def circles(g: nx.DiGraph) -> list[str]:
     # a package importing its own submodules (ir/ops/__init__ -> ir/ops/conv) is not a circle
     h = nx.DiGraph((u, v) for u, v in g.edges if not (v.startswith(u + ".")))
-    cycles = list(nx.simple_cycles(h))
-    assert not cycles, "import circles: " + "; ".join(" -> ".join(c + [c[0]]) for c in cycles)
+    return [" -> ".join(c + [c[0]]) for c in nx.simple_cycles(h)]
+
+
+def upward(g: nx.DiGraph) -> list[str]:
+    return [f"{u} ({LAYERS[layer(u)][0]}) imports {v} ({LAYERS[layer(v)][0]})"
+            for u, v in g.edges if layer(v) > layer(u)]
+
+
+def test_no_import_circles():
+    cycles = circles(import_graph())
+    assert not cycles, "import circles: " + "; ".join(cycles)
 
 
 def test_no_import_goes_up_a_layer():
-    g = import_graph()
-    up = [f"{u} ({LAYERS[layer(u)][0]}) imports {v} ({LAYERS[layer(v)][0]})"
-          for u, v in g.edges if layer(v) > layer(u)]
+    up = upward(import_graph())
     assert not up, "\n".join(up)
 
 
@@ -85,3 +95,10 @@ def test_checking_a_spec_does_not_import_torch():
     code = "import sys, resdsl; resdsl.graph('specs/resnet.res'); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+if __name__ == "__main__":          # python tests/test_imports.py: the layers, and what breaks them
+    graph = import_graph()
+    for i, (layer_name, _) in enumerate(LAYERS):
+        print(f"{i} {layer_name}: " + " ".join(sorted(m[len("resdsl."):] or "resdsl" for m in graph if layer(m) == i)))
+    print("\n".join(upward(graph) + circles(graph)) or "no import goes up a layer; no circles")

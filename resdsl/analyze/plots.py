@@ -106,3 +106,25 @@ def hessian_figure(results: list[dict], path: str) -> None:
             ax.plot(flat, [1] * len(flat), "x", color=f"C{i}", label=f"{label}: Hessian = 0 (flat)")
     ax.set(xlabel="depth (layers)", ylabel="condition number of the Hessian", title="loss Hessian at the start")
     finish(fig, [ax], path, legend=7)
+
+
+def runs_figure(doc: dict, path: str, metric: str = "acc") -> None:
+    """`resdsl runs --figure`: validation (dashed) and test (solid) accuracy, or loss, per epoch of every run
+    (the document of train/runs.py `compare`)."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for i, r in enumerate(doc["runs"]):
+        ep = [c["epoch"] for c in r["curve"]]
+        color = f"C{i % 10}"
+        label = r["name"] if len(doc["runs"]) < 12 else None
+        for split, style in (("val", "--"), ("test", "-")):
+            key = f"{split}_{metric}"
+            if r["curve"] and all(key in c for c in r["curve"]):
+                ax.plot(ep, [c[key] for c in r["curve"]], style, marker=".", color=color,
+                        label=f"{label} ({split})" if label else None)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy" if metric == "acc" else "cross-entropy")
+    if len(doc["runs"]) < 12:
+        ax.legend(fontsize=7)
+    ax.set_title(f"{len(doc['runs'])} runs: validation dashed, test solid")
+    finish(fig, [ax], path)

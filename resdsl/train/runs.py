@@ -59,27 +59,3 @@ def differing(runs: list[dict]) -> list[str]:
 def compare(paths) -> dict:
     runs = [describe(r) for r in find_runs(paths)]
     return {"runs": runs, "differing": differing(runs)}
-
-
-def plot(doc: dict, path: str, metric: str = "acc") -> None:
-    """Validation (dashed) and test (solid) accuracy, or loss, per epoch of every run."""
-    from resdsl.analyze.common import pyplot
-    from resdsl.analyze.plots import finish
-
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for i, r in enumerate(doc["runs"]):
-        ep = [c["epoch"] for c in r["curve"]]
-        color = f"C{i % 10}"
-        label = r["name"] if len(doc["runs"]) < 12 else None
-        for split, style in (("val", "--"), ("test", "-")):
-            key = f"{split}_{metric}"
-            if r["curve"] and all(key in c for c in r["curve"]):
-                ax.plot(ep, [c[key] for c in r["curve"]], style, marker=".", color=color,
-                        label=f"{label} ({split})" if label else None)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("accuracy" if metric == "acc" else "cross-entropy")
-    if len(doc["runs"]) < 12:
-        ax.legend(fontsize=7)
-    ax.set_title(f"{len(doc['runs'])} runs: validation dashed, test solid")
-    finish(fig, [ax], path)

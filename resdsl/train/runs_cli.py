@@ -19,7 +19,8 @@ from resdsl.cli_common import reports_errors
 def runs(dirs, figure, metric, sort_key, as_json):
     """Tabulate (and plot) run directories: the options that differ between them, validation and test accuracy."""
     from resdsl.analyze.common import check_figure_path
-    from resdsl.train.runs import compare, plot
+    from resdsl.analyze.plots import runs_figure
+    from resdsl.train.runs import compare
 
     check_figure_path(figure)
     doc = compare(dirs)
@@ -27,7 +28,7 @@ def runs(dirs, figure, metric, sort_key, as_json):
         key = "best_val_acc" if sort_key == "val" else "best_test_acc"
         doc["runs"].sort(key=lambda r: -(r[key] if r[key] is not None else -1))
     if figure:
-        plot(doc, figure, metric)
+        runs_figure(doc, figure, metric)
     if as_json:
         click.echo(json.dumps(doc, indent=2, default=str))
         return
