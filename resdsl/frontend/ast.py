@@ -1,7 +1,7 @@
 """The syntax tree of a `.res` file: frozen pydantic models, one per grammar rule (same names)."""
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import Union
 
 from pydantic import BaseModel, ConfigDict
 
@@ -264,5 +264,3 @@ class module(Node):
 for _cls in list(globals().values()):
     if isinstance(_cls, type) and issubclass(_cls, Node):
         _cls.model_rebuild()
-
-Kind = Literal["network", "block"]

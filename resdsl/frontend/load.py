@@ -66,7 +66,7 @@ def is_path(spec: str | Path) -> bool:
 def load(spec: str | Path, allow_imports: Iterable[str | Path] = ()) -> Program:
     """The program of a spec file or spec text, with its imports and the prelude."""
     prog = Program()
-    _add(prog, parse(prelude_text(), PRELUDE), None, prelude=True)
+    _add(prog, parse(prelude_text(), PRELUDE), None)
     if is_path(spec):
         path = Path(spec)
         if not path.is_file():
@@ -96,7 +96,7 @@ def load_as(text: str, path: str | Path, allow_imports: Iterable[str | Path] = (
     limits.SOURCE_BYTES.check(len(text.encode("utf-8", "surrogatepass")), None,
                               f"'{shown_as or path}' has {len(text.encode('utf-8', 'surrogatepass')):,} bytes")
     prog = Program()
-    _add(prog, _prelude_module(), None, prelude=True)
+    _add(prog, _prelude_module(), None)
     files = Files([path.resolve().parent, *allow_imports])
     prog.file, prog.text, key = shown_as or str(path), text, path.name
     prog.files[key], prog.names[key] = prog.text, prog.file
@@ -109,7 +109,7 @@ def load_bundle(files: Mapping[str, str], main: str) -> Program:
     if main not in files:
         raise SpecError(f"bundle has no spec '{main}' (files: {', '.join(sorted(files))[:200]})")
     prog = Program(file=main, text=files[main])
-    _add(prog, parse(prelude_text(), PRELUDE), None, prelude=True)
+    _add(prog, parse(prelude_text(), PRELUDE), None)
     prog.files[main] = prog.text
     _add(prog, _parse(prog.text, main), _Where(Bundle(files), None, main), main=True)
     return prog
@@ -197,8 +197,7 @@ class Bundle:
         return self.files[key]
 
 
-def _add(prog: Program, mod: ast.module, where: _Where | None, prelude: bool = False, main: bool = False,
-         chain: tuple[str, ...] = ()) -> None:
+def _add(prog: Program, mod: ast.module, where: _Where | None, main: bool = False, chain: tuple[str, ...] = ()) -> None:
     for item in mod.items:
         if isinstance(item, ast.import_stmt):
             _import(prog, item, where, chain + (where.key,))

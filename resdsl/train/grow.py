@@ -171,11 +171,6 @@ def grown_model(program, network: str | None, params: Mapping[str, str], grow: M
     return Grower(program, network, {k: str(v) for k, v in params.items()}, param).model(level)
 
 
-def level_at(grow: tuple[int, ...], epochs_done: int) -> int:
-    """The level after `epochs_done` epochs: how many grow epochs have passed."""
-    return sum(e <= epochs_done for e in grow)
-
-
 def parse_grow(text: str) -> tuple[int, ...]:
     """`10,20` -> (10, 20); a clear error for anything else."""
     try:
