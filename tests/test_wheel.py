@@ -63,3 +63,10 @@ def test_wheel_trains(installed):
     _run([bin_dir / "resdsl", "train", "digits_resnet", "--set", "width=8", "--set", "n=1", "--epochs", "1",
           "--output", work / "runs"], cwd=work, env=env, timeout=600)
     assert any((work / "runs").glob("*/metrics.jsonl")) or any((work / "runs").iterdir())
+
+
+def test_wheel_registers_the_pygments_lexer(installed):
+    """pyproject's entry point names the lexer where it lives (resdsl/source/highlight.py)."""
+    bin_dir, env, work = installed
+    code = "from pygments.lexers import get_lexer_by_name as g; print(type(g('resdsl')).__module__)"
+    assert _run([bin_dir / "python", "-c", code], cwd=work, env=env).strip() == "resdsl.source.highlight"

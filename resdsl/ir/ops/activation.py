@@ -2,7 +2,7 @@
 (`activation=True` also makes it a value of `se act ...` / `gate ...`)."""
 from __future__ import annotations
 
-from .base import NUM, Attr, Op, Shape, probability, same_shape
+from .base import NUM, Attr, Op, probability, same_shape
 
 # The nonlinearities of gated units unless a spec says otherwise: squeeze-and-excitation's inner
 # activation and gate (`se act ... gate ...`), and a highway unit's transform gate T(x) = σ(conv x).

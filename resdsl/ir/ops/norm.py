@@ -1,7 +1,7 @@
 """Normalisation and per-channel scaling: bn, layernorm, groupnorm, layer_scale."""
 from __future__ import annotations
 
-from .base import NUM, Attr, Op, Shape, channels_of, divides, fraction, is_tokens, positive
+from .base import NUM, Attr, Op, Shape, channels_of, divides, fraction, positive
 
 
 def bn_shape(a: dict, ins: list[Shape]) -> Shape:

@@ -1,7 +1,7 @@
 """Scalar scalings: a constant factor (NF-ResNet's β) and a learnable a·x + b (HGNetV2)."""
 from __future__ import annotations
 
-from .base import NUM, Attr, Op, Shape, channels_of
+from .base import NUM, Attr, Op, channels_of
 
 
 def _same(what: str):

@@ -1,7 +1,7 @@
 """Weight-standardised convolution (Qiao et al. 2019; Brock et al. 2021's normaliser-free nets)."""
 from __future__ import annotations
 
-from .base import NUM, Attr, AttrError, Op, Shape, positive, sizes, spatial
+from .base import NUM, Attr, AttrError, Op, Shape, positive, spatial
 from .conv import CONV, conv_macs, conv_params, conv_resolve, conv_shape, conv_what
 
 
