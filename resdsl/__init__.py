@@ -1,8 +1,30 @@
 """resdsl: a declarative language for residual networks, and its compiler to PyTorch."""
-from .api import compile, graph, graph_of, load_program, load_spec, parse_value
-from .errors import SpecError
+TYPE_CHECKING = False              # typing.TYPE_CHECKING without importing typing (checkers know the idiom)
+if TYPE_CHECKING:
+    from .api import compile, graph, graph_of, load_program, load_spec, parse_value
+    from .errors import SpecError
 
 __version__ = "0.1.0"
+
+# The API's names, imported on first use: `import resdsl` runs no heavy import (pydantic, networkx,
+# lark), so the `resdsl` command's entry (resdsl/__main__.py) holds every one of them inside its
+# Ctrl-C guard, and `python -m resdsl`, the Pygments lexer and `resdsl.cli` load only what they use.
+_LAZY = {"compile": ".api", "graph": ".api", "graph_of": ".api", "load_program": ".api", "load_spec": ".api",
+         "parse_value": ".api", "SpecError": ".errors"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *_LAZY})
 
 
 def transfer_weights(src, dst, **kwargs):

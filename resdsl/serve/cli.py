@@ -59,10 +59,11 @@ def serve(target, port, time_limit, allow_imports):
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}/?token={token}"
-    click.echo(f"serving {server.folder.root} at\n    {url}\n(Ctrl-C stops)", err=False)
     config = uvicorn.Config(create_app(server), log_level="warning", lifespan="off",
                             h11_max_incomplete_event_size=64 << 10, timeout_graceful_shutdown=2)
+    sock.listen(config.backlog)         # connections queue from here on: the URL printed next works at once
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}/?token={token}"
+    click.echo(f"serving {server.folder.root} at\n    {url}\n(Ctrl-C stops)", err=False)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:

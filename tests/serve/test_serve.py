@@ -24,14 +24,8 @@ from resdsl.serve.app import MAX_BODY, Server, create_app, new_token  # noqa: E4
 from resdsl.serve.worker import Worker  # noqa: E402
 
 from conftest import ROOT  # noqa: E402
-SPEC = """network tiny(width = 16, classes = 10) {
-  input 3x32x32
-  stem { conv width k3; bn; relu }
-  stage x 2 basic(width)
-  stage x 2 basic(width * 2) stride 2
-  head { avgpool; fc classes }
-}
-"""
+from serving import SPEC, serve_process  # noqa: E402
+
 BASE = "http://127.0.0.1:8765"
 
 
@@ -457,3 +451,20 @@ def test_unsaved_text_imports_from_its_files_folder_and_no_further(served):
     out = check(client, 'import "../secret.res"\n' + SPEC, seq=2)
     assert not out["ok"] and "outside the project folder" in out["error"]["message"]
     assert (out["error"]["file"], out["error"]["line"]) == ("tiny.res", 1)
+
+
+def test_the_printed_url_accepts_at_once(tmp_path):
+    """The URL is printed only once the socket listens: a browser opened on it at once (no retry)
+    gets the page, never ERR_CONNECTION_REFUSED."""
+    import socket
+    import urllib.parse
+
+    (tmp_path / "tiny.res").write_text(SPEC)
+    with serve_process(tmp_path) as (proc, url):
+        parts = urllib.parse.urlsplit(url)
+        with socket.create_connection((parts.hostname, parts.port), timeout=30) as s:    # no retry
+            s.sendall(f"GET /api/info?{parts.query} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+                      "Connection: close\r\n\r\n".encode())
+            s.settimeout(60)
+            head = s.recv(64).decode()
+        assert head.startswith("HTTP/1.1 200"), head

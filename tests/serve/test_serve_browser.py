@@ -25,19 +25,13 @@ pytest.importorskip("starlette", reason="resdsl serve needs the `serve` extra (s
 sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need the `playwright` package")
 
 from conftest import ROOT  # noqa: E402
+from serving import SPEC, serve_process  # noqa: E402
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (apt-get install chromium; "
                                                          "scripts/setup.sh does it where it can)")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SPEC = """network tiny(width = 16, classes = 10) {
-  input 3x32x32
-  stem { conv width k3; bn; relu }
-  stage x 2 basic(width)
-  stage x 2 basic(width * 2) stride 2
-  head { avgpool; fc classes }
-}
-"""
 T = 30_000           # ms a step may wait (a loaded CI machine); a step usually takes well under a second
 
 
@@ -45,35 +39,8 @@ T = 30_000           # ms a step may wait (a loaded CI machine); a step usually 
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("served")
     (root / "tiny.res").write_text(SPEC)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "resdsl", "serve", str(root), "--port", "0"], cwd=root, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = None
-    for line in proc.stdout:
-        m = re.search(r"http://127\.0\.0\.1:\d+/\?token=\S+", line)
-        if m:
-            url = m.group(0)
-            break
-    if url is None:
-        proc.kill()
-        pytest.fail("resdsl serve printed no URL: " + proc.stdout.read()[-2000:])
-    port = int(re.search(r":(\d+)/", url).group(1))
-    deadline = time.monotonic() + 30         # the URL can be printed a moment before the socket accepts
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail(f"resdsl serve does not accept connections on {port}")
-            time.sleep(0.1)
-    yield url, root
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with serve_process(root) as (proc, url):      # printed once the socket listens: the page loads at once
+        yield url, root
 
 
 @pytest.fixture(scope="module")
