@@ -119,10 +119,10 @@ def fill(model: nn.Module, rec, g) -> None:
             for t, f in ((weight, rec.weight), (bias, rec.bias)):
                 if t is None or f is None:
                     continue
-                try:
-                    FILLS[f[0]](t, weight, *f[1])
-                except ValueError as e:         # a fan of a vector (layer_scale's γ): the spec asked for it
-                    raise SpecError(f"init {' '.join(map(str, rec.words()))}: {node}: {e}", rec.span) from None
+                if INIT_FILLS[f[0]].fan and weight.dim() < 2:      # affine's scalars: no fan-in to scale by
+                    raise SpecError(f"init: {f[0]} is scaled by a fan-in, but {node} holds a tensor of shape "
+                                    f"{tuple(weight.shape)}, not a weight matrix or kernel", rec.span)
+                FILLS[f[0]](t, weight, *f[1])
 
 
 def apply_init(model: nn.Module, directives, g=None) -> None:

@@ -63,7 +63,7 @@ def tensor_init(ctx, st: ast.init_stmt, env) -> TensorInit:
         lacking = [k for k in kinds if part.id not in ops.OPS[k].parts]
         if lacking:
             raise SpecError(f"init: {lacking[0]} has no part '{part.id}'", part.span).with_note(
-                f"'{part.id}' is a part of {', '.join(k for k in kinds if k not in lacking)}: name it alone")
+                f"give {', '.join(k for k in kinds if k not in lacking)} {part.id} an init of its own")
         part = part.id
     weight = fill(ctx, w, env, kinds) if w.word() in INIT_FILLS else None
     bias = None
@@ -91,7 +91,7 @@ def no_fill(w: Words, after: str) -> SpecError:
 
 
 def show_arg(a) -> str:
-    return f"'{a.id}'" if isinstance(a, ast.name) else "a value"
+    return f"'{a.id}'" if isinstance(a, ast.name) else show(a.value) if hasattr(a, "value") else "an expression"
 
 
 def layer_kind(a: ast.name) -> str:

@@ -15,7 +15,7 @@ import torchvision
 
 import resdsl
 from resdsl.backend.transfer import transfer_weights
-from resdsl.errors import SpecError
+from resdsl.show import show_net
 
 
 def reference(name: str):
@@ -119,3 +119,59 @@ def test_the_statistics_see_a_different_start():
             if isinstance(m, torch.nn.Linear):
                 m.reset_parameters()
     assert any(same_start(*pair) for pair in paired(ref, mine))
+
+
+TINY = """
+block mlp_unit(hidden) { residual { layernorm eps 1e-6; fc hidden; gelu; fc in } }
+network tiny() {
+  input 3x16x16
+  stem { conv 32 k4 s4 p0 bias; tokens; class_token; pos_embed }
+  stage x 2 mlp_unit(64)
+  head { layernorm; token 0; fc 10 }
+  INIT
+}"""
+
+
+def test_sections_kinds_order_and_bias_left_alone():
+    """`init stage fc` reaches the units' fc layers, not the head's; a later init overwrites an
+    earlier one; without `bias` the biases keep their default; the CNN default stays for convs."""
+    torch.manual_seed(0)
+    plain = resdsl.compile(TINY.replace("INIT", ""))
+    torch.manual_seed(0)
+    m = resdsl.compile(TINY.replace("INIT", "init fc constant 0.5 bias constant 0.25\n  init stage fc zeros"))
+    units = m.get_submodule("stages.0.blocks.0.residual.fc1")
+    assert torch.all(units.weight == 0) and torch.all(units.bias == 0.25)
+    assert torch.all(m.head.fc1.weight == 0.5) and torch.all(m.head.fc1.bias == 0.25)
+    assert torch.equal(m.stem.conv1.weight, plain.stem.conv1.weight)        # He-normal, as before
+    torch.manual_seed(0)
+    only_weight = resdsl.compile(TINY.replace("INIT", "init head fc zeros"))
+    assert torch.all(only_weight.head.fc1.weight == 0) and not torch.all(only_weight.head.fc1.bias == 0)
+
+
+def test_fills_draw_what_torch_nn_init_draws():
+    """default = torch's own Linear init (its bound 1/√fan_in, measured on a fresh nn.Linear);
+    lecun_normal: std √(1/fan_in), nothing beyond 2.3σ; xavier_uniform: the Glorot bound."""
+    torch.manual_seed(0)
+    m = resdsl.compile(TINY.replace("INIT", "init stage fc default bias default\n  init head fc lecun_normal"
+                                            "\n  init conv xavier_uniform"))
+    w = m.get_submodule("stages.0.blocks.0.residual.fc1").weight        # 64×32
+    fresh = torch.nn.Linear(32, 64)
+    assert abs(w.abs().max() / fresh.weight.abs().max() - 1) < 0.05
+    assert abs(w.std() / fresh.weight.std() - 1) < 0.1
+    h = m.head.fc1.weight                                                 # 10×32
+    assert h.abs().max() <= 2.3 * (1 / 32) ** 0.5
+    c = m.stem.conv1.weight                                               # 32×3×4×4
+    bound = (6 / (3 * 16 + 32 * 16)) ** 0.5
+    assert c.abs().max() <= bound and c.abs().max() > 0.95 * bound
+
+
+def test_show_writes_the_init_back():
+    text = TINY.replace("INIT", "init head fc trunc_normal 0.5 ** 2 bias zeros\n  init fc normal 0.01")
+    shown = show_net(resdsl.api.load_spec(text))
+    assert "init head fc trunc_normal 0.25 bias zeros" in shown and "init fc normal 0.01" in shown
+    torch.manual_seed(0)
+    a = resdsl.compile(text)
+    torch.manual_seed(0)
+    b = resdsl.compile(shown)
+    for (n, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
+        assert torch.equal(p, q), n
