@@ -57,6 +57,19 @@ def shared_data(name: str) -> Path:
     return path
 
 
+def randomise_zero_weights(model, seed: int = 1):
+    """Weights that start at zero (the head of torchvision's ViT, timm's Mixer) drawn N(0, 0.02²):
+    a zero head computes zeros, and a comparison of two models' outputs would say nothing."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() >= 2 and not p.any():
+                p.copy_(0.02 * torch.randn(p.shape, generator=g))
+    return model
+
+
 def randomise_bn(model, seed: int = 0, spread: float = 0.1):
     """Every BN's running statistics and affine parameters drawn far from (0, 1) — a default BN is
     the identity in eval mode, which would hide a wrong fold or a swapped activation. Eval mode."""

@@ -42,11 +42,15 @@ def test_lesion_reports_progress_on_stderr(monkeypatch, capsys):
     from tests.conftest import SPECS
 
     seen = []
-    real = lesion.accuracy
+    real, real_with_loss = lesion.accuracy, lesion.accuracy_and_loss
 
     def counting(*a, **k):
         seen.append(1)
         return real(*a, **k)
+
+    def counting_with_loss(*a, **k):         # intact and single deletions: accuracy and loss in one pass
+        seen.append(1)
+        return real_with_loss(*a, **k)
 
     import resdsl.progress as P
 
@@ -59,6 +63,7 @@ def test_lesion_reports_progress_on_stderr(monkeypatch, capsys):
 
     monkeypatch.setattr(P.Progress, "__init__", init)
     monkeypatch.setattr(lesion, "accuracy", counting)
+    monkeypatch.setattr(lesion, "accuracy_and_loss", counting_with_loss)
     import torch
 
     model = resdsl.compile(SPECS / "digits_resnet.res", width=4, n=2).eval()

@@ -147,7 +147,8 @@ def _paths_table(doc: dict) -> None:
 
 
 @analyze.command()
-@click.option("--checkpoint", type=click.Path(exists=True), required=True, help="A trained run (directory or .pt).")
+@click.argument("run", required=False, type=click.Path(exists=True))
+@click.option("--checkpoint", type=click.Path(exists=True), help="A trained run (directory or .pt); or give it as RUN.")
 @click.option("--vs", "vs", type=click.Path(exists=True), help="A second run, side by side (e.g. the plain net).")
 @click.option("--max-k", type=click.IntRange(1, 1000), default=5, show_default=True, help="Most blocks deleted at once.")
 @click.option("--draws", type=click.IntRange(1, 1000), default=10, show_default=True, help="Random draws per k.")
@@ -156,12 +157,18 @@ def _paths_table(doc: dict) -> None:
 @JSON
 @FIGURE
 @reports_errors
-def lesion(checkpoint, vs, max_k, draws, limit, data, as_json, figure):
-    """Test accuracy after deleting blocks and swapping adjacent ones (Veit et al. 2016)."""
+def lesion(run, checkpoint, vs, max_k, draws, limit, data, as_json, figure):
+    """Test accuracy after deleting blocks and swapping adjacent ones (Veit et al. 2016): RUN, a
+    run directory or checkpoint (or --checkpoint); a ViT's attention and MLP units alike."""
     from .common import check_figure_path, load_run
     from .lesion import lesion_study
     from .plots import lesion_figure
 
+    if run and checkpoint:
+        raise SpecError(f"lesion: give the run once, as RUN or --checkpoint, not both ({run}, {checkpoint})")
+    checkpoint = run or checkpoint
+    if not checkpoint:
+        raise SpecError("lesion needs a trained run: resdsl analyze lesion RUN (a run directory or its best.pt)")
     check_figure_path(figure)
     docs = []
     for run in filter(None, (checkpoint, vs)):
@@ -177,12 +184,15 @@ def lesion(checkpoint, vs, max_k, draws, limit, data, as_json, figure):
 def _lesion_table(d: dict) -> None:
     base = d["baseline_acc"]
     rows = [["intact", f"{base:.2%}", ""]]
-    rows += [[f"delete {b}", f"{a:.2%}", f"{a - base:+.2%}"] for b, a in d["single_deletion_acc"].items()]
-    rows += [[f"delete {k} random (±std)", f"{v['mean']:.2%} ± {v['std']:.2%}", f"{v['mean'] - base:+.2%}"]
+    units, losses = d.get("units", {}), d.get("single_deletion_loss", {})
+    rows[0] += [f"{d['baseline_loss']:.4f}"] if "baseline_loss" in d else [""]
+    rows += [[f"delete {b}" + (f" ({units[b]})" if b in units else ""), f"{a:.2%}", f"{a - base:+.2%}",
+              f"{losses[b]:.4f}" if b in losses else ""] for b, a in d["single_deletion_acc"].items()]
+    rows += [[f"delete {k} random (±std)", f"{v['mean']:.2%} ± {v['std']:.2%}", f"{v['mean'] - base:+.2%}", ""]
              for k, v in d["random_deletion_acc"].items()]
-    rows += [[f"swap {p}", f"{a:.2%}", f"{a - base:+.2%}"] for p, a in d["adjacent_swap_acc"].items()]
-    rows += [[f"kept {b}", "", why] for b, why in d["not_lesioned"].items()]
-    print_table(f"lesion: {d['source']}", ["change", "test accuracy", "vs intact"], rows)
+    rows += [[f"swap {p}", f"{a:.2%}", f"{a - base:+.2%}", ""] for p, a in d["adjacent_swap_acc"].items()]
+    rows += [[f"kept {b}", "", why, ""] for b, why in d["not_lesioned"].items()]
+    print_table(f"lesion: {d['source']}", ["change", "test accuracy", "vs intact", "test loss"], rows)
 
 
 @analyze.command()

@@ -69,6 +69,17 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 50
     return correct / max(1, len(x))
 
 
+@torch.no_grad()
+def accuracy_and_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> tuple[float, float]:
+    """Top-1 accuracy and mean cross-entropy of `model` (in eval mode) on the tensors x, y."""
+    correct, total_loss = 0, 0.0
+    for i in range(0, len(x), batch):
+        out = model(x[i:i + batch])
+        correct += (out.argmax(1) == y[i:i + batch]).sum().item()
+        total_loss += torch.nn.functional.cross_entropy(out, y[i:i + batch], reduction="sum").item()
+    return correct / max(1, len(x)), total_loss / max(1, len(x))
+
+
 def check_figure_path(path: str | None) -> None:
     """`-o` must name a .png or .svg file in an existing folder (checked before any work is done)."""
     if path is None:

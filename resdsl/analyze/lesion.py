@@ -19,7 +19,7 @@ from torch import nn
 
 from ..errors import SpecError
 from ..ir.kinds import MERGE_MODES, SHORTCUTS
-from .common import accuracy, block_module, branch_modules
+from .common import accuracy, accuracy_and_loss, block_module, branch_modules
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,9 @@ def adjacent_pairs(g: nx.DiGraph, ok: list[str]) -> list[tuple[str, str]]:
 
 @dataclass
 class LesionResult:
-    """Test accuracies: intact, each single deletion, k random deletions, each adjacent swap."""
+    """Test accuracies: intact, each single deletion, k random deletions, each adjacent swap; the
+    test loss (mean cross-entropy) intact and after each single deletion; each unit's definition
+    (a ViT's `attention_unit` or `mlp_unit`)."""
 
     source: str
     baseline: float
@@ -116,12 +118,17 @@ class LesionResult:
     random_k: dict[int, list[float]] = field(default_factory=dict)
     swaps: dict[str, float] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)
+    baseline_loss: float = 0.0
+    single_loss: dict[str, float] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         rk = {str(k): {"mean": statistics.fmean(v), "std": statistics.pstdev(v), "draws": v}
               for k, v in self.random_k.items()}
         return {"source": self.source, "baseline_acc": self.baseline, "single_deletion_acc": self.single,
-                "random_deletion_acc": rk, "adjacent_swap_acc": self.swaps, "not_lesioned": self.refused}
+                "random_deletion_acc": rk, "adjacent_swap_acc": self.swaps, "not_lesioned": self.refused,
+                "baseline_loss": self.baseline_loss, "single_deletion_loss": self.single_loss,
+                "units": self.units}
 
 
 def lesion_study(model, g, x, y, max_k: int, draws: int, seed: int = 0, source: str = "") -> LesionResult:
@@ -132,12 +139,14 @@ def lesion_study(model, g, x, y, max_k: int, draws: int, seed: int = 0, source: 
     pairs = adjacent_pairs(g, ok)
     total = 1 + len(ok) + draws * min(max_k, len(ok)) + len(pairs)     # evaluations, each over (x, y)
     with Progress(f"lesion {source}".strip(), total, "evaluations") as prog:
-        res = LesionResult(source, accuracy(model, x, y))
+        acc, loss = accuracy_and_loss(model, x, y)
+        res = LesionResult(source, acc, baseline_loss=loss,
+                           units={n: info["block"] for n, info in g.graph["blocks"].items()})
         prog.step()
         res.refused = {c.name: c.refusal for c in candidates(g) if c.refusal}
         for name in ok:
             with deleted(model, g, [name]):
-                res.single[name] = accuracy(model, x, y)
+                res.single[name], res.single_loss[name] = accuracy_and_loss(model, x, y)
             prog.step()
         rng = random.Random(seed)
         for k in range(1, min(max_k, len(ok)) + 1):

@@ -182,5 +182,5 @@ def compile_graph(g: nx.DiGraph, force: bool = False) -> Network:
     model = network(g)
     init_weights(model)
     gate_biases(model, g)
-    apply_init(model, g.graph["init"])
+    apply_init(model, g.graph["init"], g)
     return model

@@ -20,6 +20,7 @@ from ..ir.kinds import DROP_SCHEDULES, INIT_DIRECTIVES
 from .blocks import block, check_droppable, drop_path_values
 from .clauses import bind
 from .context import Context
+from .init_stmt import check_targets, tensor_init
 from .load import Program
 from .sequences import seq
 from .stages import count_blocks, stage
@@ -55,8 +56,10 @@ def lower_network(ctx: Context, net: ast.network, overrides: Mapping[str, Any]) 
     if b.shape is None:
         raise SpecError(f"network '{net.name}' has no 'input'", net.span).with_note("e.g. 'input 3x224x224'")
     parts = drop_path(ctx, b.drop, env, b.parts) if b.drop is not None else b.parts
-    return Net(name=net.name, args=args, input_shape=b.input_shape, body=tuple(parts), span=net.span,
-               init=tuple(b.init), source=ctx.program.text)
+    out = Net(name=net.name, args=args, input_shape=b.input_shape, body=tuple(parts), span=net.span,
+              init=tuple(b.init), source=ctx.program.text)
+    check_targets(out)
+    return out
 
 
 def statement(ctx: Context, st, env: dict, b: Body) -> None:
@@ -120,6 +123,8 @@ def aux(ctx: Context, st: ast.aux, env: dict, b: Body) -> None:
 
 def init_directive(ctx: Context, st: ast.init_stmt, env) -> tuple[str, Any]:
     first = st.args[0] if st.args else None
+    if isinstance(first, ast.name) and first.id not in INIT_DIRECTIVES:
+        return ("fill", tensor_init(ctx, st, env))          # init fc xavier_uniform bias zeros (init_stmt.py)
     if not isinstance(first, ast.name) or first.id not in INIT_DIRECTIVES:
         where = first.span if first is not None else st.span
         raise unknown("init directive", first.id if isinstance(first, ast.name) else "", INIT_DIRECTIVES, where)

@@ -111,6 +111,39 @@ INIT_DIRECTIVES: dict[str, InitDirective] = {d.name: d for d in (
     InitDirective("looks_linear", 0, "orthogonal weights, [W, −W] after a CReLU: linear at init (Balduzzi et al.)"),
 )}
 
+
+
+@dataclass(frozen=True)
+class InitFill:
+    """A distribution `init KIND FILL [VALUE]` writes into the weights (or `bias FILL`) of layers;
+    its effect is the function of the same name in `FILLS` of backend/init.py."""
+    name: str
+    values: int                  # how many numbers it takes
+    doc: str
+    fan: bool = False            # scaled by the tensor's fan-in/fan-out: needs a weight matrix or kernel
+    sign: str = "non_negative"   # what its number must be ("any": a constant)
+
+
+INIT_FILLS: dict[str, InitFill] = {f.name: f for f in (
+    InitFill("zeros", 0, "0"),
+    InitFill("ones", 0, "1"),
+    InitFill("constant", 1, "the value V", sign="any"),
+    InitFill("normal", 1, "N(0, S²)"),
+    InitFill("trunc_normal", 1, "N(0, S²) cut to [−2, 2], torch's trunc_normal_ as torchvision and timm call it "
+             "(the bounds are absolute: for S ≪ 1 a plain normal)"),
+    InitFill("uniform", 1, "U(−A, A)"),
+    InitFill("xavier_uniform", 0, "U(±√(6/(fan_in + fan_out))) (Glorot & Bengio)", fan=True),
+    InitFill("xavier_normal", 0, "N(0, 2/(fan_in + fan_out)) (Glorot & Bengio)", fan=True),
+    InitFill("kaiming_normal", 0, "N(0, 2/fan_out), the default of convs here (torchvision's ResNet; He et al.)",
+             fan=True),
+    InitFill("lecun_normal", 0, "variance 1/fan_in, a normal cut at ±2σ (timm's lecun_normal_)", fan=True),
+    InitFill("default", 0, "torch's own default of Linear and Conv: U(±1/√fan_in), weight and bias alike",
+             fan=True),
+)}
+
+# `init head fc ...`: the part of the network an `init` reaches (a section word → the graph's section name).
+INIT_SECTIONS = {"stem": "stem", "stage": "stages", "transition": "transitions", "head": "head", "aux": "aux"}
+
 # The part of a unit (or of the network) a node belongs to: `scope["role"]` in the graph.
 UNIT_ROLES = ("pre", "residual", "shortcut", "gate", "merge", "post")
 BRANCH_ROLES = ("residual", "gate")          # the branches a path through a unit can take

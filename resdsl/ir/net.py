@@ -122,6 +122,26 @@ class Section(IR):
     weight: float = 0.0              # an aux head's loss weight
 
 
+class TensorInit(IR):
+    """`init [SECTION ...] KIND ... [PART] [FILL [VALUE]] [bias FILL [VALUE]]`: the weights (and
+    biases) of every layer of these kinds, in these sections (all, when none is named), drawn from
+    a distribution of `INIT_FILLS` (ir/kinds.py); later directives overwrite earlier ones."""
+    sections: tuple[str, ...]         # words of INIT_SECTIONS
+    kinds: tuple[str, ...]
+    part: str | None = None           # a sublayer of the kind (Op.parts), e.g. attention's qkv
+    weight: tuple[str, tuple[float, ...]] | None = None     # (fill, its numbers)
+    bias: tuple[str, tuple[float, ...]] | None = None
+    span: Span
+
+    def words(self) -> list:
+        """The directive as written, numbers evaluated (for `resdsl show`)."""
+        out = [*self.sections, *self.kinds, *([self.part] if self.part else [])]
+        for pre, f in (([], self.weight), (["bias"], self.bias)):
+            if f is not None:
+                out += [*pre, f[0], *f[1]]
+        return out
+
+
 class Net(IR):
     name: str
     args: dict[str, Any]             # the network's arguments (defaults, or set with --set)

@@ -47,7 +47,8 @@ def show_net(net: Net, spec: str = "") -> str:
             word = f"aux weight {value(part.weight)}" if part.role == "aux" else part.role
             body.append(f"{word} {items(part.items, inner)}")
     head = [f"input {'x'.join(map(str, net.input_shape))}"]
-    head += [f"init {name}" + (f" {value(v)}" if v is not None else "") for name, v in net.init]
+    head += [f"init {' '.join(w if isinstance(w, str) else value(w) for w in v.words())}" if name == "fill"
+             else f"init {name}" + (f" {value(v)}" if v is not None else "") for name, v in net.init]
     params = ", ".join(f"{k} = {value(v)}" for k, v in net.args.items() if value(v) is not None)
     out.append(f"network {net.name}({params}) {{\n" + "\n".join(head + body) + "\n}")
     return format_text("\n".join(out) + "\n", "<show>")

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from conftest import ROOT, SPECS
+from conftest import ROOT, SPECS, randomise_zero_weights
 import resdsl
 from resdsl.frontend.load import load
 
@@ -47,7 +47,7 @@ def test_every_zoo_spec_runs_standalone_bit_equal(tmp_path, part):
     names = []
     for spec, name in ZOO[part::3]:
         net = resdsl.load_spec(spec, name, **SMALL.get(name, {}))
-        model = resdsl.compile(spec, name, **SMALL.get(name, {})).eval()
+        model = randomise_zero_weights(resdsl.compile(spec, name, **SMALL.get(name, {}))).eval()
         (tmp_path / f"{name}.py").write_text(resdsl.emit_source(model, net))
         c, *spatial = model.input_shape           # C×H×W, or C×L for a sequence
         x = torch.randn(2, c, *(min(n, 75) for n in spatial))

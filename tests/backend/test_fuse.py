@@ -6,6 +6,7 @@ from torch import nn
 import resdsl
 from conftest import SPECS, run_cli
 from conftest import randomise_bn as conftest_randomise_bn
+from conftest import randomise_zero_weights
 from resdsl.backend import fold
 from resdsl.zoo.catalog import zoo
 
@@ -41,7 +42,7 @@ def _small_input(entry):
                                    for e in ENTRIES], ids=[e.name for e in ENTRIES])
 def test_fused_zoo_equals_unfused(entry):
     torch.manual_seed(0)
-    model = randomise_bn(resdsl.compile(entry.spec, entry.name))
+    model = randomise_bn(randomise_zero_weights(resdsl.compile(entry.spec, entry.name)))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     fused, report = resdsl.fuse(model, report=True)
     x = _small_input(entry)

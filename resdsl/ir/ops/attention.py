@@ -117,7 +117,7 @@ OPS = (
         Attr("grid", bool, False, flag=True), Attr("scale", NUM, None, check=positive)),
        attention_shape, attention_params, attention_macs, resolve=attention_resolve,
        window=lambda a, ins: None, label=attention_label, what=attention_what, weights="trained",
-       fresh_output=True,
+       fresh_output=True, parts=("qkv", "proj"),
        aten=("_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_efficient_attention",
              "_scaled_dot_product_flash_attention")),
 )

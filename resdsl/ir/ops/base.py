@@ -103,6 +103,7 @@ class Op:
     per_channel: bool = False       # may sit in an `aggregate` path (C paths stack into one grouped op)
     aten: tuple[str, ...] = ()      # torch.utils.flop_counter ops whose FLOPs this kind's MACs are
     activation: bool = False        # an activation: a value of `se act ...` / `gate ...`
+    parts: tuple[str, ...] = ()     # sublayers `init KIND PART ...` may address (attention: qkv, proj)
 
     @property
     def builds_module(self) -> bool:
