@@ -113,7 +113,7 @@ def fresh(ctx: Context, path: str) -> bool:
 
 
 def stage(ctx: Context, path: str) -> Stage:
-    return Stage([block(ctx, b) for b in ctx.container(path)["children"]])
+    return Stage([module(ctx, b) for b in ctx.container(path)["children"]])   # a block (fused: a sequence)
 
 
 BUILDERS = {"sequence": sequence, "section": sequence, "branches": branches, "block": block, "stage": stage,
@@ -152,7 +152,24 @@ def network(g: nx.DiGraph) -> Network:
     model.output_shape = tuple(out)                                # C, or C×1×1: one score per class
     model.output_span = g.nodes[g.graph["output"]].get("span")     # where the output is made (train's check)
     tie_shared(model, g)
+    model.source_graph = SourceGraph(g)
     return model
+
+
+class SourceGraph:
+    """The annotated graph a Network was compiled from (`fuse` rewrites it): shared, not copied, by
+    copy.deepcopy (graphs are not changed in place after shape inference)."""
+
+    __slots__ = ("g",)
+
+    def __init__(self, g: nx.DiGraph):
+        self.g = g
+
+    def __deepcopy__(self, memo) -> "SourceGraph":
+        return self
+
+    def __repr__(self) -> str:
+        return f"SourceGraph({self.g.graph.get('name')!r}, {self.g.number_of_nodes()} nodes)"
 
 
 def init_weights(model: nn.Module) -> None:
