@@ -18,7 +18,7 @@ from ..budget import check_memory
 from ..ir import ops
 from ..ir.kinds import MERGE_MODES, SHORTCUTS
 from .init import apply_init
-from .modules import Branches, Dataflow, Network, ResidualBlock, Stage
+from .modules import Branches, Dataflow, Network, ResidualBlock, SourceGraph, Stage
 from .unit import Unit
 
 
@@ -155,21 +155,6 @@ def network(g: nx.DiGraph) -> Network:
     model.source_graph = SourceGraph(g)
     return model
 
-
-class SourceGraph:
-    """The annotated graph a Network was compiled from (`fuse` rewrites it): shared, not copied, by
-    copy.deepcopy (graphs are not changed in place after shape inference)."""
-
-    __slots__ = ("g",)
-
-    def __init__(self, g: nx.DiGraph):
-        self.g = g
-
-    def __deepcopy__(self, memo) -> "SourceGraph":
-        return self
-
-    def __repr__(self) -> str:
-        return f"SourceGraph({self.g.graph.get('name')!r}, {self.g.number_of_nodes()} nodes)"
 
 
 def init_weights(model: nn.Module) -> None:

@@ -132,6 +132,7 @@ def fuse_pass(g: nx.DiGraph, zero_shift: Callable[[str], bool] | None = None,
                                  **({"steps": list(c["steps"])} if "steps" in c else {})}
                              for p, c in g.graph["containers"].items()}
     h.graph["blocks"] = {b: dict(info) for b, info in g.graph["blocks"].items()}
+    h.graph["aux"] = [dict(a) for a in g.graph.get("aux", ())]
     roots = {n: _root(g, n) for n in g}
     p = _Pass(h, roots, zero_shift or (lambda bn: False), module_type or (lambda path: h.nodes[path]["kind"]))
     p.run()
@@ -496,6 +497,11 @@ def _contract(h: nx.DiGraph, gone: list[str], into: str, data: dict) -> None:
             h.add_edge(u, into, **{**d, "kind": "main"})
     for v, d in outs:
         h.add_edge(into, v, **d)
+    if h.graph.get("output") in members:                 # the network's (or an aux head's) output folded
+        h.graph["output"] = into
+    for a in h.graph.get("aux", ()):
+        if a["output"] in members:
+            a["output"] = into
 
 
 def _conv_node(h: nx.DiGraph, gone: list[str], conv: dict, into: str) -> dict:

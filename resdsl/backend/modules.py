@@ -177,6 +177,22 @@ class Stage(nn.Module):
         return self.blocks(x)
 
 
+class SourceGraph:
+    """The annotated graph a Network was compiled from (`model.source_graph`; `fuse` rewrites it):
+    shared, not copied, by copy.deepcopy (a graph is not changed in place after shape inference)."""
+
+    __slots__ = ("g",)
+
+    def __init__(self, g):
+        self.g = g
+
+    def __deepcopy__(self, memo) -> "SourceGraph":
+        return self
+
+    def __repr__(self) -> str:
+        return f"SourceGraph({self.g.graph.get('name')!r}, {self.g.number_of_nodes()} nodes)"
+
+
 class Network(nn.Module):
     """A compiled resdsl network: stem, stages (and transitions between them), head."""
 
@@ -249,6 +265,20 @@ class Network(nn.Module):
         new = type(old)(old.in_features, num_classes, bias=old.bias is not None).to(old.weight.device, old.weight.dtype)
         setattr(self.head.get_submodule(parent) if parent else self.head, leaf, new)
         self.num_classes = num_classes
+        source = getattr(self, "source_graph", None)
+        if source is not None:                     # the graph says the new classifier too (`fuse` reads it)
+            self.source_graph = _with_outputs(source.g, f"head.{name}", num_classes)
+
+
+def _with_outputs(g, node: str, out: int) -> SourceGraph | None:
+    """A copy of g whose node `node` has `out` outputs, shapes and costs inferred again."""
+    from ..ir.shapes import infer_shapes
+
+    if node not in g or "out" not in g.nodes[node]["attrs"]:
+        return None
+    h = g.copy()
+    h.nodes[node]["attrs"] = {**h.nodes[node]["attrs"], "out": out}
+    return SourceGraph(infer_shapes(h))
 
     def freeze(self, names) -> None:
         """No gradient for the named parts (stem, stages.i, ...) and their batch norms kept in eval mode."""
