@@ -71,9 +71,12 @@ def _load(out: nn.Module, model: nn.Module, recipes: dict) -> None:
     done: dict = {}
     for name, m in out.named_modules():            # a shared module once
         own = [*m.named_parameters(recurse=False), *m.named_buffers(recurse=False)]
-        if not own:
+        if name in recipes:
+            src = fold.evaluate(recipes[name], model, done)
+        elif own or not next(m.children(), None):  # a leaf says what runs: the model's must be the same
+            src = _source(model, name, m)
+        else:
             continue
-        src = fold.evaluate(recipes[name], model, done) if name in recipes else _source(model, name, m)
         for k, t in own:
             s = getattr(src, k)
             if s is None or s.shape != t.shape:

@@ -299,7 +299,7 @@ class _Pass:
         self.replace(path, path, [path], parts, geom)
 
     def linear(self, path: str | None) -> str | None:
-        """The one conv or BN a branch is, or None where it is not one such map (fuse.linear_part)."""
+        """The one conv or BN a branch is, or None where it is not one such map (the module tree's Sequential of one Conv2d or BatchNorm2d)."""
         if path is None:
             return None
         if not self.is_node(path):
