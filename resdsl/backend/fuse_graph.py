@@ -134,10 +134,12 @@ def fuse_pass(g: nx.DiGraph, zero_shift: Callable[[str], bool] | None = None,
     h.graph["blocks"] = {b: dict(info) for b, info in g.graph["blocks"].items()}
     h.graph["aux"] = [dict(a) for a in g.graph.get("aux", ())]
     roots = {n: _root(g, n) for n in g}
+    h.graph["_position"] = {n: i for i, n in enumerate(g)}
     p = _Pass(h, roots, zero_shift or (lambda bn: False), module_type or (lambda path: h.nodes[path]["kind"]))
     p.run()
     gone = [q for _, prefixes, _ in p.plan.units for q in prefixes]
     p.plan.left = [(n, why) for n, why in p.plan.left if not _under(n, gone)]     # folded later on: not left
+    _in_order(h)
     _reshare(h, p.plan.recipes, roots)
     return p.plan
 
@@ -474,22 +476,17 @@ def _local(path: str) -> str:
 
 
 def _contract(h: nx.DiGraph, gone: list[str], into: str, data: dict) -> None:
-    """Replace the nodes `gone` (and `into`, if present) by one node `into`, keeping node order."""
-    members = set(gone) | {into}
-    ins = [(u, d) for n in members if n in h for u, _, d in h.in_edges(n, data=True) if u not in members]
-    outs = [(v, d) for n in members if n in h for _, v, d in h.out_edges(n, data=True) if v not in members]
-    order = list(h.nodes)
-    first = min(order.index(n) for n in members if n in h)
-    keep = {n: dict(h.nodes[n]) for n in order if n not in members}
-    edges = [(u, v, d) for u, v, d in h.edges(data=True) if u not in members and v not in members]
-    h.clear_edges()
-    h.remove_nodes_from(list(h.nodes))
-    for i, n in enumerate(order):
-        if i == first:
-            h.add_node(into, **data)
-        if n in keep:
-            h.add_node(n, **keep[n])
-    h.add_edges_from(edges)
+    """Replace the nodes `gone` (and `into`, if present) by one node `into` holding `data`, edges
+    rewired (its inputs become main edges). In place and local: node order is restored once, at
+    the end of the pass (`_in_order`), every contracted node where its first member stood."""
+    members = [into, *gone] if into in h else list(gone)
+    inside = set(members)
+    ins = [(u, d) for n in members for u, _, d in h.in_edges(n, data=True) if u not in inside]
+    outs = [(v, d) for n in members for _, v, d in h.out_edges(n, data=True) if v not in inside]
+    first = min(h.graph["_position"][n] for n in members)
+    h.remove_nodes_from(members)
+    h.add_node(into, **data)
+    h.graph["_position"][into] = first
     seen = set()
     for u, d in ins:
         if u not in seen:
@@ -497,11 +494,23 @@ def _contract(h: nx.DiGraph, gone: list[str], into: str, data: dict) -> None:
             h.add_edge(u, into, **{**d, "kind": "main"})
     for v, d in outs:
         h.add_edge(into, v, **d)
-    if h.graph.get("output") in members:                 # the network's (or an aux head's) output folded
+    if h.graph.get("output") in inside:                 # the network's (or an aux head's) output folded
         h.graph["output"] = into
     for a in h.graph.get("aux", ()):
-        if a["output"] in members:
+        if a["output"] in inside:
             a["output"] = into
+
+
+def _in_order(h: nx.DiGraph) -> None:
+    """Nodes in their first member's place of the unfused graph; edges in node order."""
+    pos = h.graph.pop("_position")
+    order = sorted(h.nodes, key=pos.__getitem__)
+    nodes = [(n, h.nodes[n]) for n in order]
+    edges = [(u, v, d) for u in order for v, d in h.succ[u].items()]
+    h.clear_edges()
+    h.remove_nodes_from(order)
+    h.add_nodes_from(nodes)
+    h.add_edges_from(edges)
 
 
 def _conv_node(h: nx.DiGraph, gone: list[str], conv: dict, into: str) -> dict:
