@@ -298,7 +298,7 @@ class _Pass:
             self.plan.left.append((path, f"summed branches not merged: {why}"))
             return
         self.plan.folded.append((path, f"{len(parts)} summed branches merged into one {_k(geom)} conv"))
-        self.replace(path, path, [path], parts, geom)
+        self.replace(path, [path], [self.recipe(q) for q in parts], geom)
 
     def linear(self, path: str | None) -> str | None:
         """The one conv or BN a branch is, or None where it is not one such map (the module tree's Sequential of one Conv2d or BatchNorm2d)."""
@@ -318,21 +318,17 @@ class _Pass:
             return None, "no conv gives the input channels"
         return merge_geometry(convs, sum(1 for q in parts if not self.conv2d(q)) + len(extra), c_in)
 
-    def replace(self, container: str, into: str, prefixes: list[str], parts: list[str], geom: Geom,
-                scale: float = 1.0, identity: bool = False) -> None:
-        """The nodes under `prefixes` become one conv node `into` (a new conv's recipe: their merge)."""
-        rs = [self.recipe(q) for q in parts]
-        rs = [("scale", r, scale) for r in rs] if scale != 1.0 else rs
-        rs += [("identity", geom.c_in)] if identity else []
+    def replace(self, into: str, prefixes: list[str], rs: list[Recipe], geom: Geom) -> None:
+        """The nodes under `prefixes` become one new conv node `into`, whose weights are the merge of
+        the recipes `rs`; the containers under them go (a merged `parallel`'s path is now the conv's)."""
         self.plan.recipes[into] = ("merge", rs, geom.c_in)
         attrs = attrs_of(geom)
         self.plan.units.append((into, prefixes, attrs))
-        gone = [n for n in self.h.nodes if _under(n, prefixes) and n != into]
-        for p in [p for p in self.containers if _under(p, prefixes) and p != container]:
+        pos = self.h.graph["_position"]
+        gone = sorted((n for n in self.h.nodes if _under(n, prefixes) and n != into), key=pos.__getitem__)
+        _contract(self.h, gone, into, _conv_node(self.h, gone, attrs, into))
+        for p in [p for p in self.containers if _under(p, prefixes)]:
             del self.containers[p]
-        if gone:
-            _contract(self.h, gone, into, _conv_node(self.h, gone, attrs, into))
-        self.containers.pop(into, None)              # a merged `parallel`: its path is now the conv's
         for n in gone:
             self.plan.recipes.pop(n, None)
 
@@ -384,16 +380,7 @@ class _Pass:
         rs = [("scale", r, scale) for r in rs] if scale != 1.0 else rs
         if sc is not None:
             rs.append(("identity", geom.c_in) if sc == "identity" else self.recipe(sc))
-        self.plan.recipes[into] = ("merge", rs, geom.c_in)
-        attrs = attrs_of(geom)
-        prefixes = [f"{path}.{p}" for p in ("residual", "residuals", "shortcut", "add")]
-        self.plan.units.append((into, prefixes, attrs))
-        gone = [q for q in self.h.nodes if _under(q, prefixes)]
-        for q in [q for q in self.containers if _under(q, prefixes)]:
-            del self.containers[q]
-        _contract(self.h, gone, into, _conv_node(self.h, gone, attrs, into))
-        for q in gone:
-            self.plan.recipes.pop(q, None)
+        self.replace(into, [f"{path}.{p}" for p in ("residual", "residuals", "shortcut", "add")], rs, geom)
         c = self.containers[path]          # the unit is now a sequence: pre, conv, post
         c["type"] = "sequence"
         c["role"] = "block"
