@@ -15,6 +15,7 @@ import networkx as nx
 import torch
 from torch import nn
 
+from ..ir.shapes import infer_shapes
 from . import fold
 from .fuse_graph import FuseReport, fuse_pass
 
@@ -25,11 +26,18 @@ def _params(model: nn.Module) -> int:
 
 def graph_of(model: nn.Module) -> nx.DiGraph:
     """The annotated graph a model was compiled from (compile.network records it), or a clear error."""
-    g = getattr(model, "source_graph", None)
-    if g is None:
+    source = getattr(model, "source_graph", None)
+    if source is None:
         raise ValueError(f"fuse needs a network compiled by resdsl (resdsl.compile), whose graph it rewrites; "
                          f"this {type(model).__name__} has none")
-    return g.g
+    if not source.outputs:
+        return source.g
+    h = source.g.copy()                            # a classifier replaced since: its new size, shapes again
+    for node, out in source.outputs.items():
+        if node not in h or "out" not in h.nodes[node]["attrs"]:
+            raise ValueError(f"fuse: the graph has no layer {node} with outputs to change")
+        h.nodes[node]["attrs"] = {**h.nodes[node]["attrs"], "out": out}
+    return infer_shapes(h)
 
 
 def fuse(model: nn.Module, report: bool = False, memory_format: torch.memory_format | None = torch.channels_last):

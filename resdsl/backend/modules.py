@@ -179,12 +179,13 @@ class Stage(nn.Module):
 
 class SourceGraph:
     """The annotated graph a Network was compiled from (`model.source_graph`; `fuse` rewrites it):
-    shared, not copied, by copy.deepcopy (a graph is not changed in place after shape inference)."""
+    shared, not copied, by copy.deepcopy (a graph is not changed in place after shape inference).
+    `outputs`: nodes given another output count since (reset_classifier), applied by `fuse`."""
 
-    __slots__ = ("g",)
+    __slots__ = ("g", "outputs")
 
-    def __init__(self, g):
-        self.g = g
+    def __init__(self, g, outputs: dict[str, int] | None = None):
+        self.g, self.outputs = g, dict(outputs or {})
 
     def __deepcopy__(self, memo) -> "SourceGraph":
         return self
@@ -266,19 +267,9 @@ class Network(nn.Module):
         setattr(self.head.get_submodule(parent) if parent else self.head, leaf, new)
         self.num_classes = num_classes
         source = getattr(self, "source_graph", None)
-        if source is not None:                     # the graph says the new classifier too (`fuse` reads it)
-            self.source_graph = _with_outputs(source.g, f"head.{name}", num_classes)
+        if source is not None:                     # the graph's classifier has new outputs too (`fuse` reads it)
+            self.source_graph = SourceGraph(source.g, {**source.outputs, f"head.{name}": num_classes})
 
-
-def _with_outputs(g, node: str, out: int) -> SourceGraph | None:
-    """A copy of g whose node `node` has `out` outputs, shapes and costs inferred again."""
-    from ..ir.shapes import infer_shapes
-
-    if node not in g or "out" not in g.nodes[node]["attrs"]:
-        return None
-    h = g.copy()
-    h.nodes[node]["attrs"] = {**h.nodes[node]["attrs"], "out": out}
-    return SourceGraph(infer_shapes(h))
 
     def freeze(self, names) -> None:
         """No gradient for the named parts (stem, stages.i, ...) and their batch norms kept in eval mode."""
