@@ -1,6 +1,6 @@
 """The budgets checked on the annotated graph before anything is built: its size in ops, and the
 memory budget, the one rule for every path that allocates a network (compile, export, profile
---run, train and --grow, render --fuse). The limits themselves: resdsl/limits.py."""
+--run, train and --grow; render --fuse allocates none). The limits themselves: resdsl/limits.py."""
 from __future__ import annotations
 
 import networkx as nx

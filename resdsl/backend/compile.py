@@ -19,7 +19,7 @@ from ..ir import ops
 from ..ir.kinds import MERGE_MODES, SHORTCUTS
 from .builders import build_op
 from .init import apply_init
-from .modules import Branches, Dataflow, Network, ResidualBlock, Stage
+from .modules import Branches, Dataflow, Network, ResidualBlock, SourceGraph, Stage
 from .unit import Unit
 
 
@@ -114,7 +114,7 @@ def fresh(ctx: Context, path: str) -> bool:
 
 
 def stage(ctx: Context, path: str) -> Stage:
-    return Stage([block(ctx, b) for b in ctx.container(path)["children"]])
+    return Stage([module(ctx, b) for b in ctx.container(path)["children"]])   # a block (fused: a sequence)
 
 
 BUILDERS = {"sequence": sequence, "section": sequence, "branches": branches, "block": block, "stage": stage,
@@ -153,7 +153,9 @@ def network(g: nx.DiGraph) -> Network:
     model.output_shape = tuple(out)                                # C, or C×1×1: one score per class
     model.output_span = g.nodes[g.graph["output"]].get("span")     # where the output is made (train's check)
     tie_shared(model, g)
+    model.source_graph = SourceGraph(g)
     return model
+
 
 
 def init_weights(model: nn.Module) -> None:

@@ -8,10 +8,10 @@ kernel per group. Every function returns new modules and leaves its arguments un
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import gcd
-
 import torch
 from torch import nn
+
+from .fuse_graph import Geom, merge_geometry
 
 _BN = nn.modules.batchnorm._BatchNorm
 
@@ -103,11 +103,6 @@ def scaled(conv: nn.Conv2d, s: float) -> nn.Conv2d:
     return new_conv(conv, conv.weight.double() * s, _bias(conv) * s)
 
 
-def _centred(conv: nn.Conv2d) -> bool:
-    k, p, d = conv.kernel_size, conv.padding, conv.dilation
-    return isinstance(p, tuple) and all(2 * p[i] == (k[i] - 1) * d[i] for i in range(2))
-
-
 def _regroup(w: torch.Tensor, g_from: int, g_to: int, c_in: int) -> torch.Tensor:
     """The same grouped kernel written with fewer groups (g_to divides g_from): block-diagonal."""
     if g_from == g_to:
@@ -130,25 +125,27 @@ def _diag_kernel(d: Diag, groups: int, kh: int, kw: int) -> torch.Tensor:
     return w
 
 
+def geom(conv: nn.Conv2d) -> Geom:
+    return Geom(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
+                conv.groups, conv.padding_mode)
+
+
 def merge(parts: list[nn.Conv2d | Diag], c_in: int) -> tuple[nn.Conv2d | None, str]:
-    """Σ_k part_k(x) as one conv; (None, why) where that is not exact."""
+    """Σ_k part_k(x) as one conv; (None, why) where that is not exact. The geometry and the
+    decision are fuse_graph.merge_geometry's (the fusion pass reads the same function)."""
     convs = [p for p in parts if isinstance(p, nn.Conv2d)]
     diags = [p for p in parts if isinstance(p, Diag)]
     if not convs:
         c = diags[0].scale.numel()
         return _from_diags(diags, c), ""
-    why = _mergeable(convs, diags, c_in)
-    if why:
+    if any(not isinstance(c.padding, tuple) for c in convs):
+        return None, f"conv with padding {next(c.padding for c in convs if not isinstance(c.padding, tuple))!r} is not centred on its kernel"
+    target, why = merge_geometry([geom(c) for c in convs], len(diags), c_in)
+    if target is None:
         return None, why
-    kh = max(c.kernel_size[0] for c in convs)
-    kw = max(c.kernel_size[1] for c in convs)
-    dil = next((c.dilation for c in convs if c.kernel_size != (1, 1)), (1, 1))
-    groups = 0
-    for c in convs:
-        groups = gcd(groups, c.groups)
-    if diags:
-        groups = gcd(groups, c_in)
-    out = convs[0].out_channels
+    kh, kw = target.kernel
+    groups = target.groups
+    out = target.out
     w = torch.zeros(out, c_in // groups, kh, kw, dtype=torch.float64, device=convs[0].weight.device)
     bias = torch.zeros(out, dtype=torch.float64, device=w.device)
     for c in convs:
@@ -158,26 +155,7 @@ def merge(parts: list[nn.Conv2d | Diag], c_in: int) -> tuple[nn.Conv2d | None, s
     for d in diags:
         w += _diag_kernel(d, groups, kh, kw)
         bias += d.shift
-    pad = ((kh - 1) * dil[0] // 2, (kw - 1) * dil[1] // 2)
-    return new_conv(convs[0], w, bias, padding=pad, groups=groups, dilation=dil), ""
-
-
-def _mergeable(convs: list[nn.Conv2d], diags: list[Diag], c_in: int) -> str:
-    first = convs[0]
-    for c in convs:
-        if c.stride != first.stride or c.out_channels != first.out_channels or c.in_channels != c_in:
-            return "branches differ in stride or channels"
-        if c.padding_mode != "zeros" or not _centred(c):
-            return f"conv with padding {c.padding} is not centred on its kernel {c.kernel_size}"
-    big = [c for c in convs if c.kernel_size != (1, 1)]
-    if any(c.dilation != big[0].dilation for c in big):
-        return "branches differ in dilation"
-    for i in range(2):
-        if any((max(c.kernel_size[i] for c in convs) - c.kernel_size[i]) % 2 for c in convs):
-            return "kernels of different parity cannot share a centre"
-    if diags and (first.stride != (1, 1) or first.out_channels != c_in):
-        return "an identity branch beside a conv that changes the shape"
-    return ""
+    return new_conv(convs[0], w, bias, padding=target.padding, groups=groups, dilation=target.dilation), ""
 
 
 def _from_diags(diags: list[Diag], c: int) -> nn.Conv2d:
@@ -189,3 +167,32 @@ def _from_diags(diags: list[Diag], c: int) -> nn.Conv2d:
         conv.weight.copy_(scale.view(c, 1, 1, 1))
         conv.bias.copy_(shift)
     return conv
+
+
+def evaluate(recipe: tuple, model: nn.Module, done: dict | None = None):
+    """A fusion recipe (backend/fuse_graph.py) computed from a trained model's modules: an nn.Conv2d
+    (or a Diag). Modules are looked up by path; `done` caches what was computed."""
+    done = {} if done is None else done
+    key = id(recipe)
+    if key in done:
+        return done[key][1]
+    how = recipe[0]
+    if how == "conv":
+        out = model.get_submodule(recipe[1])
+    elif how == "bn":
+        out = Diag(*bn_affine(model.get_submodule(recipe[1])))
+    elif how == "identity":
+        out = identity(recipe[1], next(iter(model.parameters()), torch.empty(0)))
+    elif how == "conv_bn":
+        out = conv_then_bn(evaluate(recipe[1], model, done), model.get_submodule(recipe[2]))
+    elif how == "bn_conv":
+        out = bn_then_conv(model.get_submodule(recipe[1]), evaluate(recipe[2], model, done))[0]
+    elif how == "scale":
+        p, s = evaluate(recipe[1], model, done), recipe[2]
+        out = Diag(p.scale * s, p.shift * s) if isinstance(p, Diag) else scaled(p, s)
+    else:
+        out = merge([evaluate(r, model, done) for r in recipe[1]], recipe[2])[0]
+    if out is None:
+        raise ValueError(f"fuse: the recipe {how} cannot be computed from this model's weights")
+    done[key] = (recipe, out)
+    return out

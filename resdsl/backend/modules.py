@@ -177,6 +177,23 @@ class Stage(nn.Module):
         return self.blocks(x)
 
 
+class SourceGraph:
+    """The annotated graph a Network was compiled from (`model.source_graph`; `fuse` rewrites it):
+    shared, not copied, by copy.deepcopy (a graph is not changed in place after shape inference).
+    `outputs`: nodes given another output count since (reset_classifier), applied by `fuse`."""
+
+    __slots__ = ("g", "outputs")
+
+    def __init__(self, g, outputs: dict[str, int] | None = None):
+        self.g, self.outputs = g, dict(outputs or {})
+
+    def __deepcopy__(self, memo) -> "SourceGraph":
+        return self
+
+    def __repr__(self) -> str:
+        return f"SourceGraph({self.g.graph.get('name')!r}, {self.g.number_of_nodes()} nodes)"
+
+
 class Network(nn.Module):
     """A compiled resdsl network: stem, stages (and transitions between them), head."""
 
@@ -249,6 +266,10 @@ class Network(nn.Module):
         new = type(old)(old.in_features, num_classes, bias=old.bias is not None).to(old.weight.device, old.weight.dtype)
         setattr(self.head.get_submodule(parent) if parent else self.head, leaf, new)
         self.num_classes = num_classes
+        source = getattr(self, "source_graph", None)
+        if source is not None:                     # the graph's classifier has new outputs too (`fuse` reads it)
+            self.source_graph = SourceGraph(source.g, {**source.outputs, f"head.{name}": num_classes})
+
 
     def freeze(self, names) -> None:
         """No gradient for the named parts (stem, stages.i, ...) and their batch norms kept in eval mode."""

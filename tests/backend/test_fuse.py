@@ -247,3 +247,54 @@ def test_report_lists_no_folded_module_as_left():
     assert len(report.folded) == len(bns) == 10          # every BN here follows a conv
     assert not any(".bn" in n or n.rsplit(".", 1)[-1].startswith("bn") for n, _ in report.left), report.left
     assert {n for n, _ in report.left} == {f"stages.{i}.blocks.{j}" for i in (0, 1) for j in (0, 1)}
+
+
+@pytest.mark.parametrize("spec,name", [(SPECS / "recurrent_resnet.res", None), (SPECS / "multi_resnet.res", None),
+                                       (SPECS / "repvgg.res", "repvgg_a0")])
+def test_fused_model_is_compiled_from_the_fused_graph(spec, name):
+    """fuse rewrites the graph and compiles it: the fused model's graph passes lint, counts the fused
+    model's parameters (weight-shared blocks included), and names its modules."""
+    from resdsl.ir.shapes import lint, totals
+
+    model = randomise_bn(resdsl.compile(spec, name, classes=10) if name else resdsl.compile(spec))
+    fused, report = resdsl.fuse(model, report=True)
+    g = fused.source_graph.g
+    lint(g)
+    assert totals(g)[0] == report.params_after == _params(fused) < report.params_before
+    weighted = {n.rsplit(".", 1)[0] for n, _ in fused.named_parameters(remove_duplicate=False)}
+    assert weighted <= set(g.nodes)
+    x = torch.randn(2, *model.input_shape[:1], 32, 32)
+    with torch.no_grad():
+        assert_close_rel(fused(x), model.eval()(x))
+
+
+def test_render_fuse_compiles_nothing():
+    """The drawing's fusion is the graph pass alone: no torch, no weights (render --fuse lowers once)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, resdsl; from resdsl.backend.fuse_graph import inference_graph; "
+            "g, r = inference_graph(resdsl.graph('repvgg_a0')); "
+            "assert 'torch' not in sys.modules, 'torch imported'; print(r.params_after)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["8309384"]          # timm's reparameterised repvgg_a0
+
+
+def test_fuse_needs_the_graph_a_model_was_compiled_from(tmp_path):
+    with pytest.raises(ValueError, match="compiled by resdsl"):
+        resdsl.fuse(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)))
+    model = randomise_bn(_spec(tmp_path, "  stem { conv 8 k3; bn; relu }"))
+    model.stem.relu1 = nn.GELU()                         # changed after compiling: the graph no longer says it
+    with pytest.raises(ValueError, match="changed after compiling"):
+        resdsl.fuse(model)
+
+
+def test_fuse_after_reset_classifier(tmp_path):
+    model = randomise_bn(_spec(tmp_path, "  stem { conv 8 k3; bn; relu }"))
+    model.reset_classifier(3)
+    fused = resdsl.fuse(model)
+    x = torch.randn(2, 8, 12, 12)
+    with torch.no_grad():
+        assert fused(x).shape == (2, 3)
+        assert_close_rel(fused(x), model.eval()(x))
