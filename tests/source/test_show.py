@@ -57,3 +57,55 @@ def test_show_round_trips_blocks_used_as_layers_in_a_dataflow_body(args):
     text = show_net(net, "dilated_mixed.res")
     assert "block wavenet(i) {" in text
     assert signature(api.graph_of(api.load_spec(text))) == signature(api.graph_of(net))
+
+
+# Zoo networks that between them use every form show writes: per-block (mobilenet_v3_small, nf_resnet50),
+# first block apart (shufflenet_v2_x1_0, pyramidnet), dataflow bodies and blocks used as layers
+# (dilated_mixed), stages of steps (mixer), shared weights (recurrent_resnet), an aux head (googlenet).
+FORMS = ["mobilenet_v3_small", "nf_resnet50", "shufflenet_v2_x1_0", "pyramidnet", "dilated_mixed", "mixer",
+         "recurrent_resnet", "googlenet"]
+
+
+@pytest.mark.parametrize("name", FORMS)
+def test_show_prints_the_tree_it_builds_through_the_generator(name):
+    """One writer of .res text: show builds AST nodes and unparse's Generator prints them. The text parses
+    back to exactly the tree show built, and fmt leaves it as it is (it is already canonical)."""
+    from resdsl.format import format_text, tree_key
+    from resdsl.show import show_tree
+
+    net = api.load_spec(name)
+    text = show_net(net, name)
+    assert tree_key(parse(text, "<show>")) == tree_key(show_tree(net, name).module)
+    assert format_text(text, "<show>") == text
+
+
+def test_show_writes_a_table_driven_stage_once_per_run_of_alike_blocks():
+    """MobileNetV3-Small's one table-driven stage (Howard et al. 2019, table 2: expansion 16, 72, 88, 96, 240,
+    240, 120, 144, 288, 576, 576; strides 2, 2, 1, 2, 1, 1, 1, 1, 2, 1, 1) has three runs of blocks with the
+    same layers — no expansion; expansion and ReLU; expansion, h-swish and SE — each written once, the values
+    that differ indexed by the block's place in its run, instead of eleven nested bodies."""
+    text = show_net(api.load_spec("mobilenet_v3_small"), "mobilenet_v3_small")
+    assert [ln.strip() for ln in text.splitlines() if ln.strip().startswith("if ")] == \
+        ["if i == 0 {", "if i == 1 or i == 2 {", "if i >= 3 {"]
+    assert "conv [72, 88][i - 1] k1 s1" in text and "k3 s [2, 1][i - 1]" in text
+    assert "conv [96, 240, 240, 120, 144, 288, 576, 576][i - 3] k1 s1" in text
+    assert "k5 s [2, 1, 1, 1, 1, 2, 1, 1][i - 3]" in text
+    assert "else" not in text
+
+
+@pytest.mark.parametrize("idx, n", [([0], 5), ([1, 2], 5), ([0, 3], 4), ([3, 4, 5, 6], 7), ([0, 1, 2], 6),
+                                    ([2, 3, 4], 8), ([1, 2, 3, 5], 6), ([0, 1, 2, 3], 4)])
+def test_block_by_block_tests_hold_for_exactly_their_blocks(idx, n):
+    """The `if` show writes for a case of a block-by-block stage, evaluated by the language for i = 0 .. n-1,
+    selects exactly the case's blocks (no test where the case is every block)."""
+    from resdsl.frontend.parse import parse_expr
+    from resdsl.frontend.unparse import Generator
+    from resdsl.frontend.values import Evaluator
+    from resdsl.show import _condition
+
+    test = _condition(idx, n)
+    if test is None:
+        assert idx == list(range(n))
+        return
+    expr = parse_expr(Generator().expr(test), "<show>")
+    assert [i for i in range(n) if Evaluator({})(expr, {"i": i})] == idx
