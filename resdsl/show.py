@@ -539,8 +539,8 @@ class Writer:
     def cases(self, cases: list[tuple[list[int], ast.seq]], n: int) -> ast.seq:
         """`{ if i == 0 { a } else { b } }`, or one `if` per case (an empty case needs none); no test
         where a case is every block."""
-        covered = sorted(i for idx, _ in cases for i in idx) == list(range(n))
         cases = [(idx, seq) for idx, seq in cases if seq.stmts]
+        covered = sorted(i for idx, _ in cases for i in idx) == list(range(n))
         if len(cases) == 1 and _condition(cases[0][0], n) is None:
             return cases[0][1]
         if len(cases) == 2 and covered:

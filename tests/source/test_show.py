@@ -1,5 +1,7 @@
 """`resdsl show`: the resolved spec parses back to the same network (graph and parameter count)."""
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from conftest import SPECS
 from resdsl import api
@@ -109,3 +111,51 @@ def test_block_by_block_tests_hold_for_exactly_their_blocks(idx, n):
         return
     expr = parse_expr(Generator().expr(test), "<show>")
     assert [i for i in range(n) if Evaluator({})(expr, {"i": i})] == idx
+
+
+ROW = """block row(kernel, expanded, out, se, hs, sc, stride = 1) {
+  residual {
+    if expanded != in { conv expanded k1; bn; if hs { hardswish } else { relu } }
+    conv expanded k kernel s stride groups expanded; bn
+    if hs { hardswish } else { relu }
+    if se { se channels 4 }
+    conv out k1; bn
+  }
+  SHORTCUT
+}
+network table() {
+  input 3x16x16
+  stem { conv 8 k3; bn; relu }
+  let rows = ROWS
+  stage x len(rows) row(rows[block_index][0], rows[block_index][1], rows[block_index][2], rows[block_index][3],
+                        rows[block_index][4], rows[block_index][5], stride = rows[block_index][6])
+  head { avgpool; fc 10 }
+}
+"""
+SHORTCUTS = {"kinds": "shortcut sc == 1 ? projection : stride == 1 and in == out ? identity : none",
+             "custom": "shortcut { if sc == 1 or stride != 1 or in != out { conv out k1 s stride; bn } }"}
+
+
+@settings(max_examples=12, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.lists(st.tuples(st.sampled_from([1, 3, 5]), st.sampled_from([4, 8, 12]), st.sampled_from([4, 8]),
+                          st.booleans(), st.booleans(), st.integers(0, 1), st.sampled_from([1, 2])),
+                min_size=2, max_size=7),
+       st.sampled_from(sorted(SHORTCUTS)))
+def test_show_round_trips_random_table_driven_stages(rows, shortcut):
+    """Stages driven by a random table as MobileNetV3's (blocks that differ in which layers they have, in
+    their values and in their shortcuts): the shown text computes the same network, weights loaded by name."""
+    import torch
+
+    rows = [[*r[:6], r[6] if sum(q[6] == 2 for q in rows[:k]) < 3 else 1] for k, r in enumerate(rows)]
+    text = ROW.replace("SHORTCUT", SHORTCUTS[shortcut]).replace("ROWS", str(rows).replace("True", "true")
+                                                                 .replace("False", "false"))
+    net = api.load_spec(text)
+    shown = api.load_spec(show_net(net, "table.res"))
+    g, g2 = api.graph_of(net), api.graph_of(shown)
+    assert signature(g2) == signature(g) and sorted(g2.edges) == sorted(g.edges)
+    a, b = api.model_of(net, g).eval(), api.model_of(shown, g2).eval()
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(b(x), a(x))
