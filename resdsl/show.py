@@ -18,7 +18,7 @@ from .frontend import ast
 from .frontend.unparse import GENERATED, DefaultLayout, Generator, literal, weave
 from .ir import ops
 from .ir.kinds import MERGE_MODES
-from .ir.net import Block, Dataflow, Layer, Net, Parallel, Stage
+from .ir.net import Block, Dataflow, Layer, Net, Parallel, Section, Stage
 
 WIDTH = 64              # a `{ ... }` of layers stays on one line up to this many characters
 ANY_WIDTH = 10 ** 6     # a `{ if ... }` around one-line bodies stays on one line
@@ -214,31 +214,34 @@ class Writer:
         body += [ast.init_stmt(args=(_name(name), *(() if v is None else (literal(v),))), span=GENERATED)
                  for name, v in net.init]
         used: dict[str, tuple] = {}          # block definitions written for blocks used as layers: name -> body
-        written: set[str] = set()
         for part in net.body:
             if isinstance(part, Stage):
                 form = self.stage(part, calls)
                 items += form.defs
                 body.append(form.statement())
-                continue
-            inner = dict(calls)
-            for blk in (b for b in part.items if isinstance(b, Block)):
-                parts = tuple(self.block_parts(blk, calls))
-                # the block keeps its definition's name: it names the module (`stem.repvgg_down1`)
-                name = next(f"{blk.block}{'_' * k}{k or ''}" for k in range(len(used) + 1)
-                            if used.setdefault(f"{blk.block}{'_' * k}{k or ''}", parts) == parts)
-                if name not in written:
-                    written.add(name)
-                    items.append((f"{blk.name}: {blk.block}", self.block_def(name, (), parts)))
-                inner[(blk.name, None)] = ast.clause(keyword=name, keyword_span=GENERATED, args=(), span=GENERATED)
-            seq = self.items(part.items, inner)
-            if part.role == "aux":
-                body.append(ast.aux(weight=literal(part.weight), body=seq, span=GENERATED))
             else:
-                body.append(getattr(ast, part.role)(body=seq, span=GENERATED))
+                body.append(self.section(part, calls, used, items))
         network = ast.network(name=net.name, params=_params(net.args), body=tuple(body), span=GENERATED)
         header = f"{_call_text(net.name, net.args)} from {spec}, resolved by `resdsl show`"
         return Shown(header, [*items, (None, network)], self.layout)
+
+    def section(self, part: Section, calls: dict, used: dict, items: list):
+        """`stem { ... }`, `aux weight 0.3 { ... }`: a block used as a layer in it gets a definition of
+        its own (added to `items`, once per name and body in `used`) and is called by that name."""
+        inner = dict(calls)
+        for blk in (b for b in part.items if isinstance(b, Block)):
+            parts = tuple(self.block_parts(blk, calls))
+            # the block keeps its definition's name: it names the module (`stem.repvgg_down1`)
+            names = (f"{blk.block}{'_' * k}{k or ''}" for k in range(len(used) + 1))
+            name = next(n for n in names if used.get(n, parts) == parts)
+            if name not in used:
+                used[name] = parts
+                items.append((f"{blk.name}: {blk.block}", self.block_def(name, (), parts)))
+            inner[(blk.name, None)] = ast.clause(keyword=name, keyword_span=GENERATED, args=(), span=GENERATED)
+        seq = self.items(part.items, inner)
+        if part.role == "aux":
+            return ast.aux(weight=literal(part.weight), body=seq, span=GENERATED)
+        return getattr(ast, part.role)(body=seq, span=GENERATED)
 
     @staticmethod
     def block_def(name: str, params, body) -> ast.block_def:
