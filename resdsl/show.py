@@ -444,7 +444,7 @@ class Writer:
             defs += form.defs
             tail = form.tail or tail
             refs.append(form.ref if isinstance(form.ref, ast.call) else _call(form.ref.id, []))
-        return StageForm(defs, len(st.blocks) // k, ast.list_lit(items=tuple(refs), span=GENERATED), tail)
+        return StageForm(defs, len(st.blocks) // k, ast.list_lit(items=tuple(refs), span=GENERATED), tail, _share(st))
 
     def stage_first_differs(self, st: Stage, calls: dict) -> StageForm:
         """A stage whose first block has other layers than the rest (ShuffleNetV2's strided unit,

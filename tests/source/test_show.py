@@ -159,3 +159,27 @@ def test_show_round_trips_random_table_driven_stages(rows, shortcut):
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(b(x), a(x))
+
+
+def test_show_keeps_share_on_a_stage_of_steps():
+    """`stage x 3 [a(8), b(8)] share`: each unit of a step takes the weights of the first of its kind; the
+    shown text says `share` (and `per_step_bn`) on the list of calls, so the same blocks share."""
+    spec = """block a(w, stride = 1) { residual { conv w k3 s stride; bn; relu }; shortcut projection }
+block b(w) { residual { conv w k1; bn } }
+network t() {
+  input 3x8x8
+  stem { conv 8 k3 }
+  stage x 3 [a(8), b(8)] share
+  stage x 2 [a(16), b(16)] stride 2 share per_step_bn
+  head { avgpool; fc 10 }
+}
+"""
+    net = api.load_spec(spec)
+    text = show_net(net, "steps.res")
+    assert "stage x 3 [a_stages00(), b_stages01()] share\n" in text
+    assert "stage x 2 [a_stages10(), b_stages11()] stride 2 share per_step_bn\n" in text
+    g, g2 = api.graph_of(net), api.graph_of(api.load_spec(text))
+    assert signature(g2) == signature(g)
+    shares = {k: (v["shares"], v["share_bn"]) for k, v in g.graph["blocks"].items()}
+    assert {k: (v["shares"], v["share_bn"]) for k, v in g2.graph["blocks"].items()} == shares
+    assert shares["stages.0.blocks.2"][0] == "stages.0.blocks.0" and shares["stages.0.blocks.3"][0] == "stages.0.blocks.1"
