@@ -4,7 +4,9 @@ Expressions come back with the fewest parentheses that keep their tree; statemen
 `Line`s, which `weave` turns into text (with the source's comments and blank lines, for `fmt`).
 Where the text came from a file, a `Layout` (resdsl/source/layout.py) keeps the writer's choices that the tree does not hold:
 which statements share a line, which `{ ... }` stay on one line, where a bracketed list breaks,
-and how a number was spelled (`0.10`). Without one, the layout is a default (used by `show`).
+and how a number was spelled (`0.10`). Without one, the layout is a default; `show` passes its own
+(`ShowLayout`: the lines it chose as it built the tree). This is the one writer of .res text: fmt and
+show both build a tree and print it here.
 
 A new AST class needs one method here, named as the class: expressions return a string,
 statements a string (one line) or a list of Lines (a `{ ... }` written over several lines).
