@@ -284,14 +284,18 @@ class Attention(nn.Module):
         return self.windowed(x)
 
     def window_mask(self, h: int, w: int, shift: tuple[int, int], like: torch.Tensor) -> torch.Tensor:
-        """shift_mask as (nW, 1, N, N) in x's dtype and device, made once per map size (torchvision
-        builds it on every call); made afresh, not kept, while torch.compile/export or jit traces."""
-        if torch.compiler.is_compiling() or torch.jit.is_tracing() or type(like) is not torch.Tensor:
+        """shift_mask as (nW, 1, N, N) in x's dtype and device, made once per map size and kept
+        (torchvision builds it on every call); made afresh while torch.compile/export or jit traces."""
+        def make() -> torch.Tensor:
             return shift_mask(h, w, self.window, shift).to(like.dtype).to(like.device).unsqueeze(1)
-        key = (h, w, shift, like.dtype, like.device)
+
+        if torch.compiler.is_compiling() or torch.jit.is_tracing() or type(like) is not torch.Tensor:
+            return make()
         masks = self.__dict__.setdefault("_shift_masks", {})
+        key = (h, w, shift, like.dtype, like.device)
         if key not in masks:
-            masks[key] = shift_mask(h, w, self.window, shift).to(like.dtype).to(like.device).unsqueeze(1)
+            with torch.inference_mode(False):       # kept for later training steps: not an inference tensor
+                masks[key] = make()
         return masks[key]
 
     def windowed(self, x: torch.Tensor) -> torch.Tensor:
