@@ -190,7 +190,7 @@ class Attention(nn.Module):
     `scaled_dot_product_attention`, then `proj`. Windowed (Swin): the grid is padded to a multiple
     of the window, cyclically shifted, cut into windows; the relative position bias (a learned
     table, Swin V1; or 16·σ(MLP(log coordinates)), Swin V2's continuous bias) and the shift mask
-    enter the softmax as an additive mask. Grid (MaxViT): each window gathers positions spread over
+    are added to q·kᵀ before the softmax, as torchvision does (the shift mask made once per map size). Grid (MaxViT): each window gathers positions spread over
     the whole map, one in every H/w rows and W/w columns. Cosine attention (Swin V2): cos(q, k)·τ with a learned
     per-head τ = exp(min(logit_scale, log 100)), the key bias held at zero as torchvision does.
     """
@@ -239,7 +239,7 @@ class Attention(nn.Module):
         n = self.window[0] * self.window[1]
         table = (self.relative_position_bias_table if self.position == "table"
                  else self.cpb_mlp(self.relative_coords_table).view(-1, self.heads))
-        bias = table[self.relative_position_index].view(n, n, -1).permute(2, 0, 1)
+        bias = table[self.relative_position_index].view(n, n, -1).permute(2, 0, 1).contiguous()
         return 16 * torch.sigmoid(bias) if self.position == "cpb" else bias
 
     def attend(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -252,19 +252,29 @@ class Attention(nn.Module):
         if self.cosine and bias is not None:          # Swin V2 holds the key bias at zero
             bias = torch.cat([bias[:d], torch.zeros_like(bias[d:2 * d]), bias[2 * d:]])
         qkv = F.linear(x, self.qkv.weight, bias)
-        qkv = qkv.reshape(qkv.shape[:-1] + (3, self.heads, d // self.heads))     # (..., N, 3, heads, d/heads)
-        r = qkv.dim()
-        qkv = qkv.permute(r - 3, *range(r - 4), r - 2, r - 4, r - 1)              # (3, ..., heads, N, d/heads)
-        q, k, v = qkv[0], qkv[1], qkv[2]
+        qkv = qkv.unflatten(-1, (3, self.heads, d // self.heads))                  # (..., N, 3, heads, d/heads)
+        # q, k, v: (..., heads, N, d/heads) views; in backward their gradients are stacked straight into
+        # qkv's layout (one copy), not three zero-filled selects summed and permuted back
+        q, k, v = (t.transpose(-3, -2) for t in qkv.unbind(-3))
         bias = self.position_bias()                                   # (heads, N, N), after q, k, v as torchvision
-        if bias is not None:
-            mask = bias.to(x.dtype) if mask is None else bias.to(x.dtype) + mask   # mask: (nW, 1, N, N)
-        scale = self.scale
-        if self.cosine:
-            tau = torch.clamp(self.logit_scale, max=self.LOG_100).exp()
-            q, k, scale = F.normalize(q, dim=-1) * tau, F.normalize(k, dim=-1), 1.0
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale,
-                                           dropout_p=self.attn_drop if self.training else 0.0)
+        if bias is None and mask is None and not self.cosine:        # ViT: one fused kernel
+            y = F.scaled_dot_product_attention(q, k, v, scale=self.scale,
+                                               dropout_p=self.attn_drop if self.training else 0.0)
+        else:
+            # With an additive bias, torchvision's sequence (scale q, q·kᵀ, + bias, + mask, softmax,
+            # ·v): scaled_dot_product_attention takes the bias as a mask but runs its unfused path
+            # on a CPU, which scales both q and k and checks the softmax for all −inf rows.
+            if self.cosine:
+                tau = torch.clamp(self.logit_scale, max=self.LOG_100).exp()
+                a = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1) * tau
+            else:
+                a = (q * (self.scale or (d // self.heads) ** -0.5)) @ k.transpose(-2, -1)
+            if bias is not None:
+                a = a + bias.to(a.dtype)
+            if mask is not None:
+                a = a + mask                                          # (nW, 1, N, N) against (B, nW, heads, N, N)
+            a = F.dropout(F.softmax(a, dim=-1), self.attn_drop, self.training)
+            y = a @ v
         y = y.transpose(-3, -2).reshape(x.shape)
         return F.dropout(F.linear(y, self.proj.weight, self.proj.bias), self.proj_drop, self.training)
 
@@ -272,6 +282,21 @@ class Attention(nn.Module):
         if self.window is None:
             return self.attend(x, None)
         return self.windowed(x)
+
+    def window_mask(self, h: int, w: int, shift: tuple[int, int], like: torch.Tensor) -> torch.Tensor:
+        """shift_mask as (nW, 1, N, N) in x's dtype and device, made once per map size and kept
+        (torchvision builds it on every call); made afresh while torch.compile/export or jit traces."""
+        def make() -> torch.Tensor:
+            return shift_mask(h, w, self.window, shift).to(like.dtype).to(like.device).unsqueeze(1)
+
+        if torch.compiler.is_compiling() or torch.jit.is_tracing() or type(like) is not torch.Tensor:
+            return make()
+        masks = self.__dict__.setdefault("_shift_masks", {})
+        key = (h, w, shift, like.dtype, like.device)
+        if key not in masks:
+            with torch.inference_mode(False):       # kept for later training steps: not an inference tensor
+                masks[key] = make()
+        return masks[key]
 
     def windowed(self, x: torch.Tensor) -> torch.Tensor:
         b, h, w, c = x.shape
@@ -286,8 +311,7 @@ class Attention(nn.Module):
             x = x.view(b, wh, nh, ww, nw, c).permute(0, 2, 4, 1, 3, 5).reshape(b, nh * nw, wh * ww, c)
         else:
             x = x.view(b, nh, wh, nw, ww, c).permute(0, 1, 3, 2, 4, 5).reshape(b, nh * nw, wh * ww, c)
-        mask = shift_mask(ph, pw, self.window, shift).to(x.dtype).to(x.device).unsqueeze(1) if any(shift) else None
-        x = self.attend(x, mask)                                     # (B, nW, N, C)
+        x = self.attend(x, self.window_mask(ph, pw, shift, x) if any(shift) else None)     # (B, nW, N, C)
         if self.grid:
             x = x.view(b, nh, nw, wh, ww, c).permute(0, 3, 1, 4, 2, 5).reshape(b, ph, pw, c)
         else:

@@ -95,6 +95,56 @@ def test_swin_v2_t_equals_torchvision_on_a_small_input():
     same_outputs(ref, resdsl.compile("swin_v2_t", size=64, classes=10), (3, 64, 64))
 
 
+def same_gradients(ref, mine, shape, pairs):
+    """Backward through both models (eval: no stochastic depth) gives the same input gradient and the
+    same gradients on the named (torchvision, resdsl) parameters."""
+    ref.eval(), mine.eval()
+    randomise(ref)
+    transfer_weights(ref, mine, shape)
+    x = torch.randn(2, *shape)
+    grads = []
+    for m in (ref, mine):
+        xi = x.clone().requires_grad_()
+        (m(xi) * torch.linspace(-1, 1, 10)).sum().backward()
+        grads.append(xi.grad)
+    torch.testing.assert_close(grads[1], grads[0], atol=1e-5, rtol=1e-4)
+    for a, b in pairs:
+        torch.testing.assert_close(mine.get_parameter(b).grad, ref.get_parameter(a).grad, atol=1e-5, rtol=1e-4)
+
+
+def test_swin_and_vit_gradients_equal_torchvision():
+    """The attention's backward (q, k, v unbound from the packed qkv, the relative-position table, the
+    kept shift mask) against torchvision's: Swin at 64×64 (shifted, padded windows), a small ViT."""
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    same_gradients(torchvision.models.swin_t(num_classes=10), resdsl.compile("swin_t", size=64, classes=10),
+                   (3, 64, 64), [("features.1.1.attn.qkv.weight", "stages.0.blocks.2.residual.attention1.qkv.weight"),
+                                 ("features.1.1.attn.relative_position_bias_table",
+                                  "stages.0.blocks.2.residual.attention1.relative_position_bias_table")])
+    ref = VisionTransformer(image_size=32, patch_size=16, num_layers=2, num_heads=4, hidden_dim=64, mlp_dim=128,
+                            num_classes=10)
+    same_gradients(ref, resdsl.compile(VIT_TINY.format(root=ROOT)), (3, 32, 32),
+                   [("encoder.layers.encoder_layer_0.self_attention.in_proj_weight",
+                     "stages.0.blocks.0.residual.attention1.qkv.weight")])
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::torch.jit.TracerWarning")
+def test_shift_mask_is_made_once_and_not_while_tracing():
+    """A shifted window attention keeps its mask per map size (torchvision builds it on every call);
+    a jit trace makes its own, so nothing traced is kept."""
+    from resdsl.backend.tokens import Attention, shift_mask
+
+    att = Attention(32, 2, window=(4, 4), shift=(2, 2), position="table")
+    x = torch.randn(1, 8, 8, 32)
+    traced = torch.jit.trace(att, x, check_trace=False)       # (the check would run it eagerly)
+    assert not att.__dict__.get("_shift_masks")
+    first = att.window_mask(8, 8, (2, 2), x)
+    assert att.window_mask(8, 8, (2, 2), x) is first
+    assert torch.equal(first, shift_mask(8, 8, (4, 4), (2, 2)).unsqueeze(1))
+    assert att.window_mask(12, 12, (2, 2), x).shape == (9, 1, 16, 16)
+    torch.testing.assert_close(traced(x), att(x))
+
+
 @pytest.mark.slow   # MaxViT needs 224×224 (a 7×7 grid after stride 32); about 5 s on one core
 def test_maxvit_t_equals_torchvision():
     ref = torchvision.models.maxvit_t()

@@ -1,6 +1,7 @@
 """Multi-head self-attention: global over N×D tokens (ViT, DeiT), or in windows of an H×W×D grid,
 shifted, with a relative position bias (Swin V1's table; Swin V2's continuous bias with cosine
-attention). One kind, its variants attributes, run by `scaled_dot_product_attention`."""
+attention). One kind, its variants attributes, run by `scaled_dot_product_attention` (global) or
+torchvision's matmul-softmax-matmul (with a position bias: backend/tokens.py)."""
 from __future__ import annotations
 
 
