@@ -15,7 +15,7 @@ import torchvision
 
 import resdsl
 from resdsl.backend.transfer import transfer_weights
-from resdsl.show import show_net
+from resdsl.source.show import show_net
 
 
 def reference(name: str):

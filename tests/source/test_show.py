@@ -72,8 +72,8 @@ FORMS = ["mobilenet_v3_small", "nf_resnet50", "shufflenet_v2_x1_0", "pyramidnet"
 def test_show_prints_the_tree_it_builds_through_the_generator(name):
     """One writer of .res text: show builds AST nodes and unparse's Generator prints them. The text parses
     back to exactly the tree show built, and fmt leaves it as it is (it is already canonical)."""
-    from resdsl.format import format_text, tree_key
-    from resdsl.show import show_tree
+    from resdsl.source.fmt import format_text, tree_key
+    from resdsl.source.show import show_tree
 
     net = api.load_spec(name)
     text = show_net(net, name)
@@ -103,7 +103,7 @@ def test_block_by_block_tests_hold_for_exactly_their_blocks(idx, n):
     from resdsl.frontend.parse import parse_expr
     from resdsl.frontend.unparse import Generator
     from resdsl.frontend.values import Evaluator
-    from resdsl.show import _condition
+    from resdsl.source.show import _condition
 
     test = _condition(idx, n)
     if test is None:
