@@ -13,7 +13,7 @@ demo: setup
 	.venv/bin/resdsl train specs/digits_resnet.res
 
 test: setup-test
-	.venv/bin/python -m pytest -q -n 2 tests
+	.venv/bin/python -m pytest -q -n 2 --durations=15 tests
 
 bench: setup
 	.venv/bin/python benchmarks/bench_frontend.py
