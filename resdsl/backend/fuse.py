@@ -59,7 +59,8 @@ def fuse(model: nn.Module, report: bool = False, memory_format: torch.memory_for
     like = next(iter(model.parameters()), None)
     if like is not None and (like.device.type != "cpu" or like.dtype != torch.float32):
         out = out.to(device=like.device, dtype=like.dtype)
-    out.frozen = tuple(getattr(model, "frozen", ()))
+    if getattr(model, "frozen", ()):            # the same parts without gradient, as the trained model
+        out.freeze(model.frozen)
     if memory_format is not None:
         out = out.to(memory_format=memory_format)
     out.eval()

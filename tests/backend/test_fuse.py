@@ -298,3 +298,13 @@ def test_fuse_after_reset_classifier(tmp_path):
     with torch.no_grad():
         assert fused(x).shape == (2, 3)
         assert_close_rel(fused(x), model.eval()(x))
+
+
+def test_fused_model_keeps_the_frozen_parts_frozen(tmp_path):
+    model = randomise_bn(_spec(tmp_path, "  stem { conv 8 k3; bn; relu }"))
+    model.freeze(["stem"])
+    fused = resdsl.fuse(model)
+    assert fused.frozen == ("stem",)
+    assert [p.requires_grad for p in fused.stem.parameters()] and not any(
+        p.requires_grad for p in fused.stem.parameters())
+    assert all(p.requires_grad for n, p in fused.named_parameters() if not n.startswith("stem."))
