@@ -57,6 +57,18 @@ def shared_data(name: str) -> Path:
     return path
 
 
+def emitted_twin(model, source: str | None = None):
+    """`compile -o model.py` run: the emitted standalone source of `model` (or `source`, emitted
+    with the spec) executed, its build() loaded with the model's weights (strict). Train mode."""
+    import resdsl
+
+    scope: dict = {"__name__": "emitted"}
+    exec(compile(resdsl.emit_source(model) if source is None else source, "model.py", "exec"), scope)
+    twin = scope["build"]()
+    twin.load_state_dict(model.state_dict())
+    return twin
+
+
 def randomise_zero_weights(model, seed: int = 1):
     """Weights that start at zero (the head of torchvision's ViT, timm's Mixer) drawn N(0, 0.02²):
     a zero head computes zeros, and a comparison of two models' outputs would say nothing."""

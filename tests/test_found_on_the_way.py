@@ -8,7 +8,7 @@ import click
 import pytest
 
 from resdsl.cli import LAZY_COMMANDS, LAZY_HELP, main
-from tests.conftest import ROOT, SPECS
+from tests.conftest import ROOT, SPECS, emitted_twin
 
 
 def test_help_lists_every_command_without_importing_torch():
@@ -152,9 +152,6 @@ def test_emitted_source_of_trained_layer_scales_keeps_one_class_per_block_defini
             p.fill_(0.1 * (i + 1))
     src = resdsl.emit_source(model, net)
     assert src.count("LayerScale(8, 1e-06") == 1 and "LayerScale(8, 0.1" not in src
-    ns = {}
-    exec(compile(src, "model.py", "exec"), ns)
-    twin = ns["build"]()
-    twin.load_state_dict(model.state_dict())
+    twin = emitted_twin(model, src)
     x = torch.randn(2, 3, 8, 8)
     torch.testing.assert_close(twin.eval()(x), model.eval()(x))

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from resdsl import api
 from resdsl.cli import main
+from conftest import emitted_twin
 
 NET = "network n() {\n  input 1x8x8\n  stem { conv 4 k3; bn; relu }\n  head { avgpool; fc 10 }\n}\n"
 SECRET = "hunter2-token-do-not-print"
@@ -213,15 +214,10 @@ BODIES = [
 
 @pytest.mark.parametrize("body", BODIES, ids=["renamed", "python-names", "suffixed"])
 def test_emitted_python_computes_the_same_network(body):
-    import resdsl
-
     spec = FLOW.format(body=body)
     torch.manual_seed(0)
     model = api.compile(spec).eval()
-    ns: dict = {}
-    exec(compile(resdsl.emit_source(model), "model.py", "exec"), ns)
-    twin = ns["build"]().eval()
-    twin.load_state_dict(model.state_dict())
+    twin = emitted_twin(model).eval()
     x = torch.randn(2, 4, 6, 6)
     with torch.no_grad():
         assert torch.allclose(model(x), twin(x), atol=1e-6, rtol=0)

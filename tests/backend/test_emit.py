@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from conftest import ROOT, SPECS, randomise_zero_weights
+from conftest import ROOT, SPECS, emitted_twin, randomise_zero_weights
 import resdsl
 from resdsl.frontend.load import load
 
@@ -75,10 +75,7 @@ def test_block_forward_reads_like_a_resnet_block():
 def test_train_mode_stochastic_depth_is_the_same_computation(tmp_path):
     """In training the emitted block draws the same random numbers in the same order."""
     model = resdsl.compile(SPECS / "stochastic_depth.res", n=2).train()
-    ns = {}
-    exec(compile(resdsl.emit_source(model), "sd.py", "exec"), ns)
-    twin = ns["build"]().train()
-    twin.load_state_dict(model.state_dict())
+    twin = emitted_twin(model).train()
     x = torch.randn(2, 3, 32, 32)
     torch.manual_seed(0)
     y = model(x)

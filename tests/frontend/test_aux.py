@@ -8,6 +8,7 @@ import torchvision
 import resdsl
 from resdsl.ir.shapes import lint, totals
 from resdsl.train.loop import training_loss
+from conftest import emitted_twin
 
 TINY = """
 network tiny(classes = 10) {
@@ -80,10 +81,7 @@ def test_googlenet_aux_outputs_equal_torchvisions_in_training():
 
 def test_aux_standalone_source_is_bit_equal_in_training():
     model = resdsl.compile(TINY)
-    ns: dict = {}
-    exec(compile(resdsl.emit_source(model), "m.py", "exec"), ns)
-    other = ns["build"]()
-    other.load_state_dict(model.state_dict())
+    other = emitted_twin(model)
     x = torch.randn(2, 3, 32, 32)
     model.train(), other.train()
     torch.manual_seed(0)

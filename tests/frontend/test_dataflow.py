@@ -5,7 +5,7 @@ import timm
 import torch
 
 import resdsl
-from conftest import randomise_bn, tiny_spec as spec
+from conftest import emitted_twin, randomise_bn, tiny_spec as spec
 from resdsl.ir.shapes import totals
 
 FLOW = "stages.0.blocks.0.residual.flow"
@@ -210,10 +210,7 @@ def test_emitted_source_of_a_dataflow_body_is_bit_equal():
     model = randomise_bn(resdsl.compile(REBOUND))
     src = resdsl.emit_source(model, net)
     assert "acc_5 = acc_2 + h_4" in src and "torch.cat([t_6, a], 1)" in src     # `concat a`: current first
-    scope: dict = {}
-    exec(compile(src, "<emitted>", "exec"), scope)
-    other = scope["build"]().eval()
-    other.load_state_dict(model.state_dict())
+    other = emitted_twin(model, src).eval()
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
         assert torch.equal(other(x), model(x))

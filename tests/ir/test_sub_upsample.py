@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 import resdsl
 from resdsl.ir.shapes import totals
+from conftest import emitted_twin
 
 
 def net(body: str, inp: str = "8x15x15", block: str = "") -> str:
@@ -82,10 +83,7 @@ def test_standalone_source_is_bit_equal():
     spec = net("stage x 1 b()\n  head { avgpool size 4; neg; flatten; fc 3 }",
                block="block b() {\n  residual { upsample 2 bilinear; avgpool k2 s2; sub x }\n}", inp="8x14x14")
     model = resdsl.compile(spec).eval()
-    ns: dict = {}
-    exec(compile(resdsl.emit_source(model), "m.py", "exec"), ns)
-    other = ns["build"]().eval()
-    other.load_state_dict(model.state_dict())
+    other = emitted_twin(model).eval()
     x = torch.randn(2, 8, 14, 14)
     with torch.no_grad():
         assert torch.equal(model(x), other(x))

@@ -250,23 +250,30 @@ def test_a_spec_that_would_hang_is_killed_and_reported(served):
 EAT = HANG.replace("[[i * j for j in range(n)] for i in range(n)]", "[range(n) for i in range(n)]")
 
 
-def test_a_spec_that_eats_memory_stops_at_the_value_budget(tmp_path):
-    """10^10 integers (each list under the list budget): the value budget counts the comprehension's
-    elements as it grows and stops it, a located error at the comprehension, long before memory
-    runs short; the same worker answers the next check."""
+def _eat_then_check(tmp_path) -> dict:
+    """EAT checked by a worker capped at 300 MiB: its answer, after asserting that the same worker
+    (no restart) then answers a small check."""
     w = Worker(time_limit=60, memory=300 << 20)
     w.start()
     try:
         pid = w.pid
         req = {"op": "check", "seq": 1, "text": EAT, "path": str(tmp_path / "e.res"), "shown": "e.res"}
         out = w.call(req)
-        assert not out["ok"] and out["error"]["message"].startswith("value too large")
-        assert (out["error"]["line"], out["error"]["column"]) == (3, 14)
-        assert "RESDSL_LIMIT_VALUE_SIZE" in out["error"]["text"]
-        out = w.call({**req, "text": EAT.replace("99999", "3"), "seq": 2})
-        assert out["ok"] and w.pid == pid and w.restarts == 0
+        again = w.call({**req, "text": EAT.replace("99999", "3"), "seq": 2})
+        assert again["ok"] and w.pid == pid and w.restarts == 0
+        return out
     finally:
         w.close()
+
+
+def test_a_spec_that_eats_memory_stops_at_the_value_budget(tmp_path):
+    """10^10 integers (each list under the list budget): the value budget counts the comprehension's
+    elements as it grows and stops it, a located error at the comprehension, long before memory
+    runs short; the same worker answers the next check."""
+    out = _eat_then_check(tmp_path)
+    assert not out["ok"] and out["error"]["message"].startswith("value too large")
+    assert (out["error"]["line"], out["error"]["column"]) == (3, 14)
+    assert "RESDSL_LIMIT_VALUE_SIZE" in out["error"]["text"]
 
 
 def test_a_spec_that_eats_memory_stops_at_the_workers_cap(tmp_path, monkeypatch):
@@ -274,17 +281,8 @@ def test_a_spec_that_eats_memory_stops_at_the_workers_cap(tmp_path, monkeypatch)
     is capped (here at 300 MiB; by default the memory budget), allocation fails in about a second,
     the check answers check's out-of-memory message, and the same worker answers the next check."""
     monkeypatch.setenv("RESDSL_LIMIT_VALUE_SIZE", str(10 ** 12))    # the worker inherits it
-    w = Worker(time_limit=60, memory=300 << 20)
-    w.start()
-    try:
-        pid = w.pid
-        req = {"op": "check", "seq": 1, "text": EAT, "path": str(tmp_path / "e.res"), "shown": "e.res"}
-        out = w.call(req)
-        assert not out["ok"] and out["error"]["message"].startswith("out of memory")
-        out = w.call({**req, "text": EAT.replace("99999", "3"), "seq": 2})
-        assert out["ok"] and w.pid == pid and w.restarts == 0
-    finally:
-        w.close()
+    out = _eat_then_check(tmp_path)
+    assert not out["ok"] and out["error"]["message"].startswith("out of memory")
 
 
 def test_a_check_overtaken_by_a_newer_edit_is_superseded(served):

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 import resdsl
-from conftest import assert_equal_after_transfer, randomise_bn
+from conftest import assert_equal_after_transfer, emitted_twin, randomise_bn
 
 
 def net(tmp_path, body: str, inp: str = "16x8x8", blocks: str = ""):
@@ -152,10 +152,7 @@ def test_new_layers_emit_standalone_source(tmp_path):
     model = resdsl.compile(tmp_path / "n.res").eval()
     src = resdsl.emit_source(model, resdsl.load_spec(tmp_path / "n.res"))
     assert "resdsl" not in src.split('"""', 2)[2]
-    scope: dict = {"__name__": "emitted"}
-    exec(compile(src, "model.py", "exec"), scope)
-    other = scope["build"]().eval()
-    other.load_state_dict(model.state_dict())
+    other = emitted_twin(model, src).eval()
     x = torch.randn(2, 16, 8, 8)
     with torch.no_grad():
         assert torch.equal(other(x), model(x))
