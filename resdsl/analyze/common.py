@@ -60,13 +60,9 @@ def test_data(spec: str, model: nn.Module, limit: int, mean=None, std=None) -> t
     return (x - m) / s, data.test_y[:limit]
 
 
-@torch.no_grad()
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> float:
     """Top-1 accuracy of `model` (in eval mode) on the tensors x, y."""
-    correct = 0
-    for i in range(0, len(x), batch):
-        correct += (model(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum().item()
-    return correct / max(1, len(x))
+    return accuracy_and_loss(model, x, y, batch)[0]
 
 
 @torch.no_grad()

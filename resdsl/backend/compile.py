@@ -157,7 +157,6 @@ def network(g: nx.DiGraph) -> Network:
     return model
 
 
-
 def init_weights(model: nn.Module) -> None:
     """torchvision's ResNet initialisation: He-normal (fan_out) convs, BN γ=1 β=0, default Linear."""
     for m in model.modules():

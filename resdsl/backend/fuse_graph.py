@@ -17,7 +17,7 @@ is taken to have a nonzero shift, as BN statistics in general position do).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from math import gcd
 from typing import Callable, NamedTuple
 
@@ -113,14 +113,11 @@ class FuseReport:
 @dataclass
 class Plan:
     graph: nx.DiGraph                                               # the fused graph
-    folded: list[tuple[str, str]] = field(default_factory=list)     # (module, what was done)
-    left: list[tuple[str, str]] = field(default_factory=list)       # (module, why not)
-    # (node that replaces them, module paths folded away, attributes of a new conv or None)
-    units: list[tuple[str, list[str], dict | None]] = field(default_factory=list)
+    found: FuseReport = field(default_factory=FuseReport)          # folded, left, units (no counts yet)
     recipes: dict[str, Recipe] = field(default_factory=dict)       # node -> how its weights are made
 
     def report(self, params_before: int, params_after: int) -> FuseReport:
-        return FuseReport(self.folded, self.left, self.units, params_before, params_after)
+        return replace(self.found, params_before=params_before, params_after=params_after)
 
 
 def fuse_pass(g: nx.DiGraph, zero_shift: Callable[[str], bool] | None = None,
@@ -137,8 +134,8 @@ def fuse_pass(g: nx.DiGraph, zero_shift: Callable[[str], bool] | None = None,
     h.graph["_position"] = {n: i for i, n in enumerate(g)}
     p = _Pass(h, roots, zero_shift or (lambda bn: False), module_type or (lambda path: h.nodes[path]["kind"]))
     p.run()
-    gone = [q for _, prefixes, _ in p.plan.units for q in prefixes]
-    p.plan.left = [(n, why) for n, why in p.plan.left if not _under(n, gone)]     # folded later on: not left
+    gone = [q for _, prefixes, _ in p.plan.found.units for q in prefixes]
+    p.plan.found.left = [(n, why) for n, why in p.plan.found.left if not _under(n, gone)]  # folded later: not left
     _in_order(h)
     _reshare(h, p.plan.recipes, roots)
     return p.plan
@@ -199,7 +196,7 @@ class _Pass:
     def visit(self, path: str) -> None:
         if self.is_node(path):
             if self.h.nodes[path]["kind"] == "bn":
-                self.plan.left.append((path, "bn with no conv beside it to fold into"))
+                self.plan.found.left.append((path, "bn with no conv beside it to fold into"))
             return
         kind = self.containers[path]["type"]
         {"sequence": self.seq, "section": self.seq, "branches": self.branches, "dataflow": self.flow,
@@ -224,7 +221,7 @@ class _Pass:
                         continue
                 else:
                     why = f"bn followed by {self.module_kind(nxt) if nxt else 'nothing'} in this sequence, not a conv"
-                self.plan.left.append((m, why))
+                self.plan.found.left.append((m, why))
             i += 1
 
     def bn_conv(self, bn: str, conv: str) -> tuple[bool, str]:
@@ -243,12 +240,12 @@ class _Pass:
         """The BN's node contracted into the conv's, which gains a bias; the container loses the BN."""
         r = ("conv_bn", self.recipe(conv), bn) if how == "conv_bn" else ("bn_conv", bn, self.recipe(conv))
         self.plan.recipes[conv] = r
-        self.plan.folded.append((conv, what))
-        self.plan.units.append((conv, [bn], None))
+        self.plan.found.folded.append((conv, what))
+        self.plan.found.units.append((conv, [bn], None))
         node = self.h.nodes[conv]
         node["attrs"] = {**node["attrs"], "bias": True}
         if not node.get("shared_from"):
-            node["params"], node["macs"] = ops.cost("conv", node["attrs"], node["in_shapes"], node["out_shape"])
+            _recost(node)
         self._remove_child(bn)
         _contract(self.h, [bn], conv, dict(node))
         self.h.nodes[conv].setdefault("folded", []).append(bn)
@@ -275,7 +272,7 @@ class _Pass:
                 continue
             src = made.get(ins[0])
             if src is None or not self.conv2d(src[0]) or reads[ins[0]] != 1 or ins[0] == c["output"]:
-                self.plan.left.append((child, "bn not alone after a conv in this dataflow body"))
+                self.plan.found.left.append((child, "bn not alone after a conv in this dataflow body"))
                 continue
             self.fold_bn(src[0], child, "conv_bn", f"{_local(child)} folded into the conv")
             src[2] = out                           # the conv now makes the BN's tensor
@@ -291,13 +288,13 @@ class _Pass:
             return
         parts = [self.linear(b) for b in c["children"]]
         if any(q is None for q in parts):
-            self.plan.left.append((path, "summed branches not merged: a branch is not linear"))
+            self.plan.found.left.append((path, "summed branches not merged: a branch is not linear"))
             return
         geom, why = self.merge(parts, [])
         if geom is None:
-            self.plan.left.append((path, f"summed branches not merged: {why}"))
+            self.plan.found.left.append((path, f"summed branches not merged: {why}"))
             return
-        self.plan.folded.append((path, f"{len(parts)} summed branches merged into one {_k(geom)} conv"))
+        self.plan.found.folded.append((path, f"{len(parts)} summed branches merged into one {_k(geom)} conv"))
         self.replace(path, [path], [self.recipe(q) for q in parts], geom)
 
     def linear(self, path: str | None) -> str | None:
@@ -323,7 +320,7 @@ class _Pass:
         the recipes `rs`; the containers under them go (a merged `parallel`'s path is now the conv's)."""
         self.plan.recipes[into] = ("merge", rs, geom.c_in)
         attrs = attrs_of(geom)
-        self.plan.units.append((into, prefixes, attrs))
+        self.plan.found.units.append((into, prefixes, attrs))
         pos = self.h.graph["_position"]
         gone = sorted((n for n in self.h.nodes if _under(n, prefixes) and n != into), key=pos.__getitem__)
         _contract(self.h, gone, into, _conv_node(self.h, gone, attrs, into))
@@ -366,15 +363,15 @@ class _Pass:
             if sc is None:
                 why = "the shortcut is not linear"
         if why:
-            self.plan.left.append((path, f"block not merged: {why}"))
+            self.plan.found.left.append((path, f"block not merged: {why}"))
             return False
         lin = parts + ([sc] if sc not in (None, "identity") else [])
         geom, why = self.merge(lin, [("identity",)] if sc == "identity" else [])
         if geom is None:
-            self.plan.left.append((path, f"block not merged: {why}"))
+            self.plan.found.left.append((path, f"block not merged: {why}"))
             return False
         n = len(parts) + (sc is not None)
-        self.plan.folded.append((path, f"{n} linear paths (residuals and shortcut) merged into one {_k(geom)} conv"))
+        self.plan.found.folded.append((path, f"{n} linear paths (residuals and shortcut) merged into one {_k(geom)} conv"))
         into = f"{path}.conv"
         rs = [self.recipe(q) for q in parts]
         rs = [("scale", r, scale) for r in rs] if scale != 1.0 else rs
@@ -396,19 +393,19 @@ class _Pass:
             children = self.containers[r]["children"]
             lasts.append(children[-1] if children and self.conv2d(children[-1]) else None)
         if not lasts or None in lasts:
-            self.plan.left.append((path, f"scale {scale:g} kept: a residual branch does not end in a conv"))
+            self.plan.found.left.append((path, f"scale {scale:g} kept: a residual branch does not end in a conv"))
             return
         for conv in lasts:
             self.plan.recipes[conv] = ("scale", self.recipe(conv), scale)
             node = self.h.nodes[conv]
             node["attrs"] = {**node["attrs"], "bias": True}
-            node["params"], node["macs"] = ops.cost("conv", node["attrs"], node["in_shapes"], node["out_shape"])
+            _recost(node)
             node.pop("shared_from", None)
         info["scale"], info["drop_prob"] = 1.0, 0.0
         add = f"{path}.add"
         if add in self.h and self.h.nodes[add]["kind"] == "add":
             self.h.nodes[add]["attrs"] = {**self.h.nodes[add]["attrs"], "scale": 1.0, "drop_prob": 0.0}
-        self.plan.folded.append((path, f"scale {scale:g} folded into the last conv of the residual"))
+        self.plan.found.folded.append((path, f"scale {scale:g} folded into the last conv of the residual"))
 
 
 def _reshare(h: nx.DiGraph, recipes: dict[str, Recipe], roots: dict[str, str]) -> None:
@@ -432,7 +429,7 @@ def _reshare(h: nx.DiGraph, recipes: dict[str, Recipe], roots: dict[str, str]) -
             d["params"] = 0
         elif d.get("shared_from"):
             del d["shared_from"]
-            d["params"], d["macs"] = ops.cost(d["kind"], d["attrs"], d["in_shapes"], d["out_shape"])
+            _recost(d)
 
 
 def _recipe_key(roots: dict[str, str], r: Recipe, n: str):
@@ -445,6 +442,11 @@ def _recipe_key(roots: dict[str, str], r: Recipe, n: str):
     if r[0] == "bn_conv":
         return (r[0], roots[r[1]], _recipe_key(roots, r[2], n))
     return (r[0], n)                    # a merge or a scale: a new conv of its own
+
+
+def _recost(d: dict) -> None:
+    """A node's parameters and MACs again from the op registry, after its attributes changed."""
+    d["params"], d["macs"] = ops.cost(d["kind"], d["attrs"], d["in_shapes"], d["out_shape"])
 
 
 def _root(g: nx.DiGraph, n: str) -> str:

@@ -270,7 +270,6 @@ class Network(nn.Module):
         if source is not None:                     # the graph's classifier has new outputs too (`fuse` reads it)
             self.source_graph = SourceGraph(source.g, {**source.outputs, f"head.{name}": num_classes})
 
-
     def freeze(self, names) -> None:
         """No gradient for the named parts (stem, stages.i, ...) and their batch norms kept in eval mode."""
         parts = dict(self.named_parts())

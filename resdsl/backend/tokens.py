@@ -190,9 +190,10 @@ class Attention(nn.Module):
     `scaled_dot_product_attention`, then `proj`. Windowed (Swin): the grid is padded to a multiple
     of the window, cyclically shifted, cut into windows; the relative position bias (a learned
     table, Swin V1; or 16·σ(MLP(log coordinates)), Swin V2's continuous bias) and the shift mask
-    are added to q·kᵀ before the softmax, as torchvision does (the shift mask made once per map size). Grid (MaxViT): each window gathers positions spread over
-    the whole map, one in every H/w rows and W/w columns. Cosine attention (Swin V2): cos(q, k)·τ with a learned
-    per-head τ = exp(min(logit_scale, log 100)), the key bias held at zero as torchvision does.
+    are added to q·kᵀ before the softmax, as torchvision does (the shift mask made once per map
+    size). Grid (MaxViT): each window gathers positions spread over the whole map, one in every
+    H/w rows and W/w columns. Cosine attention (Swin V2): cos(q, k)·τ with a learned per-head
+    τ = exp(min(logit_scale, log 100)), the key bias held at zero as torchvision does.
     """
 
     books_own_macs = True      # applies qkv and proj with F.linear: flop_counter books their MACs here

@@ -112,7 +112,6 @@ INIT_DIRECTIVES: dict[str, InitDirective] = {d.name: d for d in (
 )}
 
 
-
 @dataclass(frozen=True)
 class InitFill:
     """A distribution `init KIND FILL [VALUE]` writes into the weights (or `bias FILL`) of layers;

@@ -21,14 +21,12 @@ def run(spec: str | Path | None, recipe: TrainConfig | Mapping[str, Any] | None 
     fields) into a new run directory under `out_dir` (or continue `resume`); returns the summary.
     `args` are network arguments as written (`{"depth": "20"}`); `data` an ImageData to use
     instead of recipe.data; `init` a weights file to start from (see train/warmstart.py)."""
-    from resdsl.api import load_program
+    from resdsl.api import load_model, load_program
     from resdsl.frontend.load import bundle
-    from resdsl.api import load_model
     from resdsl.train.restore import run_program
     from resdsl.train.data import load_data
     from resdsl.train.fit import fit, resume_dir
     from resdsl.train.loop import seed_everything
-    from resdsl.train.rundir import read_args
 
     cfg = _config(recipe, out_dir, network, args, resume)
     if spec is not None:
